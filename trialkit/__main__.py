@@ -1,0 +1,5 @@
+"""``python -m trialkit`` runs the command line."""
+
+from trialkit.cli import main
+
+main()

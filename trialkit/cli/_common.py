@@ -1,0 +1,268 @@
+"""What every trialkit command shares: lazy command groups, ``--format`` output and error handling.
+
+Command modules import library code inside their functions, so ``trialkit --help`` and the
+randomisation commands start without numpy-heavy or Bayesian imports.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import math
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import click
+
+from trialkit.errors import TrialkitError
+
+FORMATS = ("table", "json", "csv")
+
+
+# -- errors ---------------------------------------------------------------------------------------
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class TrialkitGroup(click.Group):
+    """A click group whose errors are one line on stderr with exit code 2, never a traceback.
+
+    Library errors (:class:`~trialkit.errors.TrialkitError`) and usage errors (bad options) are
+    both reported as ``Error: what is wrong — what to do``.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Run the command line; see :meth:`click.BaseCommand.main`."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"Error: {_one_line(exc.format_message())}{hint}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Invoke the chosen command, turning library errors into exit code 2."""
+        try:
+            return super().invoke(ctx)
+        except TrialkitError as exc:
+            raise UserError(str(exc)) from None
+
+
+class UserError(click.ClickException):
+    """A one-line error with exit code 2."""
+
+    exit_code = 2
+
+
+def _load(spec: str) -> click.Command:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class LazyGroup(TrialkitGroup):
+    """A group whose subcommands are imported only when used (or listed by ``--help``).
+
+    Parameters
+    ----------
+    lazy : dict
+        Subcommand name → ``"module:attribute"``.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Return eager and lazy subcommand names, sorted."""
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Return the subcommand, importing it on first use."""
+        if cmd_name in self.lazy:
+            return _load(self.lazy[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+def peek_kind(path: str) -> str:
+    """Return the ``kind`` of a design file without validating the rest of it."""
+    try:
+        with open(path, "rb") as fh:
+            kind = tomllib.load(fh).get("kind")
+    except OSError as exc:
+        raise TrialkitError(f"{path}: cannot be read ({exc.strerror}) — check the path") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TrialkitError(f"{path}: is not valid TOML ({exc}) — fix the syntax") from None
+    return str(kind)
+
+
+class DesignDispatchGroup(LazyGroup):
+    """A group taking either a subcommand or a design file as its first argument.
+
+    ``trialkit power FILE ...`` runs the command registered for the file's kind (its first
+    argument is the file); ``trialkit power factorial ...`` runs the ``factorial`` subcommand.
+
+    Parameters
+    ----------
+    by_kind : dict
+        Design kind → ``"module:attribute"`` of the command run for a file of that kind.
+    """
+
+    def __init__(self, *args: Any, by_kind: Mapping[str, str] | None = None, **kwargs: Any):
+        kwargs.setdefault("subcommand_metavar", "FILE [OPTIONS] | COMMAND [ARGS]...")
+        super().__init__(*args, **kwargs)
+        self.by_kind = dict(by_kind or {})
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """Resolve a subcommand name, or a design file by its kind."""
+        name = args[0]
+        if name in self.list_commands(ctx) or name.startswith("-"):
+            return super().resolve_command(ctx, args)
+        if not os.path.exists(name):
+            choices = ", ".join(self.list_commands(ctx))
+            raise click.UsageError(
+                f"'{name}' is neither a design file nor a subcommand — give an existing design "
+                f"file or one of: {choices}", ctx)
+        kind = peek_kind(name)
+        if kind not in self.by_kind:
+            kinds = ", ".join(sorted(self.by_kind))
+            raise UserError(f"{name} is a design of kind {kind!r}, which '{ctx.command_path}' "
+                            f"does not handle — use a design of kind: {kinds}")
+        cmd = _load(self.by_kind[kind])
+        return cmd.name, cmd, args
+
+
+# -- output -----------------------------------------------------------------------------------------
+def format_option(func: Callable) -> Callable:
+    """Add the shared ``--format table|json|csv`` option (as ``fmt``)."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+        help="Output format: an aligned table, JSON (the documented contract) or CSV.",
+    )(func)
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays, tuples and non-finite floats to plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value) if value else "-"
+    if isinstance(value, Mapping):
+        return json.dumps(value)
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> tuple[list[tuple[str, Any]], list]:
+    scalars: list[tuple[str, Any]] = []
+    tables: list[tuple[str, list]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if _is_records(value):
+            tables.append((name, value))
+        elif isinstance(value, Mapping) and value:
+            sub_scalars, sub_tables = _flatten(value, f"{name}.")
+            scalars += sub_scalars
+            tables += sub_tables
+        else:
+            scalars.append((name, value))
+    return scalars, tables
+
+
+def _columns(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for rec in records:
+        cols += [c for c in rec if c not in cols]
+    return cols
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def render(data: Mapping[str, Any], fmt: str, primary: str | None = None) -> str:
+    """Render a command's result dictionary.
+
+    Parameters
+    ----------
+    data : dict
+        The result; its JSON form is the command's documented contract.
+    fmt : {"table", "json", "csv"}
+        ``json`` dumps ``data``; ``table`` prints scalar fields as ``key  value`` lines followed by
+        every list of records as an aligned table; ``csv`` writes the list of records named
+        ``primary`` (or the only one) as CSV, or the scalar fields as ``key,value`` rows.
+    primary : str, optional
+        Key of the list of records that is the CSV output.
+    """
+    data = jsonable(data)
+    if fmt == "json":
+        return json.dumps(data, indent=2)
+    scalars, tables = _flatten(data)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        chosen = [t for t in tables if t[0] == primary] or (tables if len(tables) == 1 else [])
+        if chosen:
+            records = chosen[0][1]
+            cols = _columns(records)
+            writer.writerow(cols)
+            for rec in records:
+                writer.writerow([json.dumps(v) if isinstance(v, list | dict) else
+                                 ("" if v is None else v) for v in (rec.get(c) for c in cols)])
+        else:
+            writer.writerow(["key", "value"])
+            for key, value in scalars:
+                writer.writerow([key, _cell(value)])
+        return buf.getvalue().rstrip("\n")
+    parts = []
+    if scalars:
+        width = max(len(k) for k, _ in scalars)
+        parts.append("\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in scalars))
+    for name, records in tables:
+        cols = _columns(records)
+        rows = [[_cell(rec.get(c)) for c in cols] for rec in records]
+        parts.append(f"{name}:\n{_aligned(cols, rows)}")
+    return "\n\n".join(parts)
+
+
+def emit(data: Mapping[str, Any], fmt: str, primary: str | None = None) -> None:
+    """Print :func:`render` of ``data`` to stdout."""
+    click.echo(render(data, fmt, primary))
+

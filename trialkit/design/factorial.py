@@ -1,0 +1,305 @@
+"""Design files of kind ``factorial``: a 2^k or 2^(k−p) screening experiment of app components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trialkit.design._reader import Section, check_unique, identifier
+from trialkit.design.base import DesignHeader, DesignSource, read_header
+from trialkit.design.randomisation import RandomisationSpec, read_randomisation
+from trialkit.errors import TrialkitError
+from trialkit.factorial.fractions import LETTERS, fraction_matrix
+
+ASSIGNMENTS = ("independent", "within", "between")
+PRETESTS = ("none", "covariate", "repeated")
+ADJUSTMENTS = ("none", "holm", "bonferroni")
+OUTCOME_TYPES = ("continuous", "binary")
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One app component switched on (+1) or off (−1)."""
+
+    name: str
+    letter: str
+    label: str
+    cost: float
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Fraction:
+    """How the conditions are chosen: ``generators`` or a requested ``resolution`` (+ ``runs``)."""
+
+    generators: tuple[str, ...] = ()
+    resolution: int | None = None
+    runs: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An outcome and the truth assumed for simulation.
+
+    ``effects`` maps a term (``"a"`` or ``"a:b"``) to its classic factorial effect: the difference
+    between the mean at +1 and at −1 of the term's contrast, i.e. twice the effect-coded regression
+    coefficient. Continuous outcomes are in outcome units; binary ones on the log-odds scale.
+    """
+
+    name: str
+    type: str
+    label: str
+    better: str
+    sd: float | None = None
+    baseline: float | None = None
+    mean: float = 0.0
+    effects: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Sample size and structure."""
+
+    n_total: int | None = None
+    dropout: float = 0.0
+    assignment: str = "independent"
+    clusters: int | None = None
+    cluster_size: float | None = None
+    cluster_size_sd: float = 0.0
+    icc: float = 0.0
+    pretest: str = "none"
+    pre_post_corr: float = 0.0
+    change_score_icc: float | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The planned analysis."""
+
+    model_order: int = 1
+    alpha: float = 0.05
+    power: float = 0.8
+    adjust: str = "none"
+
+
+@dataclass(frozen=True)
+class FactorialDesign:
+    """A factorial screening experiment read from a design file."""
+
+    header: DesignHeader
+    source: DesignSource
+    factors: tuple[Factor, ...]
+    fraction: Fraction
+    outcomes: tuple[Outcome, ...]
+    sample: Sample
+    analysis: Analysis
+    randomisation: RandomisationSpec | None = None
+    kind: str = "factorial"
+
+    @property
+    def name(self) -> str:
+        """The design's name."""
+        return self.header.name
+
+    @property
+    def k(self) -> int:
+        """Number of factors."""
+        return len(self.factors)
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        """Factor names in file order."""
+        return tuple(f.name for f in self.factors)
+
+    @property
+    def primary_outcome(self) -> Outcome:
+        """The first outcome listed."""
+        return self.outcomes[0]
+
+    def conditions(self) -> np.ndarray:
+        """Return the conditions as a (runs × k) matrix of ±1 codes."""
+        if self.fraction.resolution is not None and not self.fraction.generators:
+            from trialkit.factorial.fractions import generators_for_resolution
+
+            gens = generators_for_resolution(self.k, self.fraction.resolution, self.fraction.runs)
+            return fraction_matrix(self.k, gens)
+        return fraction_matrix(self.k, self.fraction.generators)
+
+    def summary(self) -> dict:
+        """Describe the design for ``trialkit design show``: factors, coded conditions, effects."""
+        codes = self.conditions()
+        names = self.factor_names
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "title": self.header.title,
+            "sha256": self.source.sha256,
+            "n_factors": self.k,
+            "n_conditions": int(codes.shape[0]),
+            "fraction": {"generators": list(self.fraction.generators),
+                         "resolution": self.fraction.resolution},
+            "model_order": self.analysis.model_order,
+            "sample": {"n_total": self.sample.n_total, "dropout": self.sample.dropout,
+                       "assignment": self.sample.assignment},
+            "factors": [{"letter": f.letter, "name": f.name, "label": f.label, "cost": f.cost}
+                        for f in self.factors],
+            "conditions": [{"condition": i + 1, **dict(zip(names, map(int, row), strict=True))}
+                           for i, row in enumerate(codes)],
+            "outcomes": [{"name": o.name, "type": o.type, "better": o.better, "sd": o.sd,
+                          "baseline": o.baseline} for o in self.outcomes],
+            "assumed_effects": [{"outcome": o.name, "term": term, "effect": value}
+                                for o in self.outcomes for term, value in o.effects.items()],
+        }
+
+
+def _read_factors(root: Section) -> tuple[Factor, ...]:
+    secs = root.sections("factors", required=True)
+    if len(secs) < 2:
+        raise root.error("factors", [s.data.get("name") for s in secs],
+                         f"lists {len(secs)} factor(s)",
+                         "a factorial needs at least 2 factors: add [[factors]] blocks")
+    if len(secs) > len(LETTERS):
+        raise root.error("factors", len(secs), "lists too many factors",
+                         f"use at most {len(LETTERS)} factors")
+    factors = []
+    for i, sec in enumerate(secs):
+        name = identifier(sec, "name")
+        factors.append(Factor(
+            name=name,
+            letter=LETTERS[i],
+            label=sec.string("label", name.replace("_", " ")),
+            cost=sec.number("cost", 0.0, minimum=0),
+            description=sec.string("description", ""),
+        ))
+        sec.done()
+    check_unique(root, "factors", [f.name for f in factors])
+    return tuple(factors)
+
+
+def _read_fraction(root: Section, k: int) -> Fraction:
+    sec = root.section("fraction")
+    if sec is None:
+        return Fraction()
+    generators = sec.string_list("generators", ())
+    resolution = sec.integer("resolution", None, minimum=3, maximum=k + 1)
+    runs = sec.integer("runs", None, minimum=4, maximum=2**k)
+    if generators and resolution is not None:
+        raise sec.error("resolution", resolution, "is given together with generators",
+                        "give either generators or resolution (with optional runs), not both")
+    if not generators and resolution is None:
+        raise sec.error("generators", None, "is missing and so is resolution",
+                        "give generators such as [\"F = ABCD\"] or a resolution such as 4")
+    if runs is not None and runs & (runs - 1):
+        raise sec.error("runs", runs, "is not a power of two", "use 8, 16, 32, 64, …")
+    if generators:
+        try:
+            fraction_matrix(k, tuple(generators))
+        except TrialkitError as exc:
+            problem, _, fix = str(exc).partition(" — ")
+            raise sec.error("generators", list(generators), problem, fix) from None
+    sec.done()
+    return Fraction(generators=tuple(generators), resolution=resolution, runs=runs)
+
+
+def _read_outcomes(root: Section, factors: tuple[Factor, ...]) -> tuple[Outcome, ...]:
+    named = root.named_sections("outcomes", required=True)
+    if not named:
+        raise root.error("outcomes", {}, "defines no outcome", "add an [outcomes.NAME] table")
+    names = [f.name for f in factors]
+    outcomes = []
+    for name, sec in named.items():
+        if not name.replace("_", "a").isalnum():
+            raise root.error(f"outcomes.{name}", name, "is not a valid outcome name",
+                             "use letters, digits and underscores")
+        kind = sec.string("type", choices=OUTCOME_TYPES)
+        sd = sec.positive("sd") if kind == "continuous" else None
+        baseline = sec.probability("baseline") if kind == "binary" else None
+        effects_sec = sec.section("effects")
+        effects: dict[str, float] = {}
+        if effects_sec is not None:
+            for term in list(effects_sec.data):
+                parts = term.split(":")
+                bad = [p for p in parts if p not in names]
+                if bad or len(set(parts)) != len(parts):
+                    raise effects_sec.error(term, effects_sec.data[term],
+                                            "names an unknown or repeated factor",
+                                            "use factor names joined by ':' from: " + ", ".join(names))
+                key = ":".join(sorted(parts, key=names.index))
+                effects[key] = effects_sec.number(term)
+            effects_sec.done()
+        outcomes.append(Outcome(
+            name=name,
+            type=kind,
+            label=sec.string("label", name.replace("_", " ")),
+            better=sec.string("better", "higher", choices=("higher", "lower")),
+            sd=sd,
+            baseline=baseline,
+            mean=sec.number("mean", 0.0) if kind == "continuous" else 0.0,
+            effects=effects,
+        ))
+        sec.done()
+    return tuple(outcomes)
+
+
+def _read_sample(root: Section) -> Sample:
+    sec = root.section("sample")
+    if sec is None:
+        return Sample()
+    assignment = sec.string("assignment", "independent", choices=ASSIGNMENTS)
+    clustered = assignment != "independent"
+    pretest = sec.string("pretest", "none", choices=PRETESTS)
+    sample = Sample(
+        n_total=sec.integer("n_total", None, minimum=1),
+        dropout=sec.number("dropout", 0.0, 0, 1, exclusive_max=True),
+        assignment=assignment,
+        clusters=sec.integer("clusters", None, minimum=2),
+        cluster_size=sec.number("cluster_size", None, minimum=1),
+        cluster_size_sd=sec.number("cluster_size_sd", 0.0, minimum=0),
+        icc=sec.number("icc", 0.0, 0, 1, exclusive_max=True),
+        pretest=pretest,
+        pre_post_corr=sec.number("pre_post_corr", 0.0, -1, 1, exclusive_min=True,
+                                 exclusive_max=True),
+        change_score_icc=sec.number("change_score_icc", None, 0, 1, exclusive_max=True),
+    )
+    if clustered and sample.cluster_size is None:
+        raise sec.error("cluster_size", None, f"is required with assignment = {assignment!r}",
+                        "give the mean number of participants per cluster")
+    sec.done()
+    return sample
+
+
+def _read_analysis(root: Section, k: int) -> Analysis:
+    sec = root.section("analysis")
+    if sec is None:
+        return Analysis()
+    analysis = Analysis(
+        model_order=sec.integer("model_order", 1, minimum=1, maximum=k),
+        alpha=sec.probability("alpha", 0.05),
+        power=sec.probability("power", 0.8),
+        adjust=sec.string("adjust", "none", choices=ADJUSTMENTS),
+    )
+    sec.done()
+    return analysis
+
+
+def read_factorial(root: Section, source: DesignSource) -> FactorialDesign:
+    """Build a :class:`FactorialDesign` from the top-level section of a design file."""
+    header = read_header(root)
+    factors = _read_factors(root)
+    fraction = _read_fraction(root, len(factors))
+    n_conditions = 2 ** (len(factors) - len(fraction.generators))
+    if fraction.runs is not None:
+        n_conditions = fraction.runs
+    design = FactorialDesign(
+        header=header,
+        source=source,
+        factors=factors,
+        fraction=fraction,
+        outcomes=_read_outcomes(root, factors),
+        sample=_read_sample(root),
+        analysis=_read_analysis(root, len(factors)),
+        randomisation=read_randomisation(root, n_conditions, "conditions"),
+    )
+    root.done(extra_allowed=("kind",))
+    return design

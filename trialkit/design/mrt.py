@@ -1,0 +1,189 @@
+"""Design files of kind ``mrt``: a micro-randomised trial of a prompt at decision points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trialkit.design._reader import Section, identifier
+from trialkit.design.base import DesignHeader, DesignSource, read_header
+from trialkit.design.randomisation import RandomisationSpec, read_randomisation
+
+SHAPES = ("constant", "linear", "quadratic")
+PROBABILITY_BY = ("constant", "decision_point", "day")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A quantity over days 1..D: constant, linear or quadratic.
+
+    ``mean`` is the average over the study days, ``initial`` the value on day 1, and
+    ``extremum_day`` the day of the quadratic's maximum or minimum.
+    """
+
+    shape: str
+    mean: float
+    initial: float | None = None
+    extremum_day: float | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Days and decision points per day."""
+
+    days: int
+    decisions_per_day: int
+
+    @property
+    def n_decision_points(self) -> int:
+        """Total decision points per participant."""
+        return self.days * self.decisions_per_day
+
+
+@dataclass(frozen=True)
+class MrtOutcome:
+    """A proximal outcome and its assumed treatment effect.
+
+    Continuous outcomes take a standardised effect trajectory; binary outcomes a log relative-risk
+    effect trajectory and a baseline success-probability trajectory.
+    """
+
+    name: str
+    type: str
+    label: str
+    effect: Trajectory
+    baseline: Trajectory | None = None
+
+
+@dataclass(frozen=True)
+class MrtDesign:
+    """A micro-randomised trial read from a design file."""
+
+    header: DesignHeader
+    source: DesignSource
+    schedule: Schedule
+    treatment: str
+    probability: tuple[float, ...]
+    probability_by: str
+    availability: Trajectory
+    outcomes: tuple[MrtOutcome, ...]
+    controls: int
+    alpha: float
+    power: float
+    n_participants: int | None
+    randomisation: RandomisationSpec | None = None
+    kind: str = "mrt"
+
+    @property
+    def name(self) -> str:
+        """The design's name."""
+        return self.header.name
+
+    @property
+    def primary_outcome(self) -> MrtOutcome:
+        """The first outcome listed."""
+        return self.outcomes[0]
+
+    def summary(self) -> dict:
+        """Describe the design for ``trialkit design show``."""
+        def traj(t: Trajectory) -> dict:
+            return {"shape": t.shape, "mean": t.mean, "initial": t.initial,
+                    "extremum_day": t.extremum_day}
+
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "title": self.header.title,
+            "sha256": self.source.sha256,
+            "days": self.schedule.days,
+            "decisions_per_day": self.schedule.decisions_per_day,
+            "n_decision_points": self.schedule.n_decision_points,
+            "treatment": self.treatment,
+            "probability": list(self.probability),
+            "probability_by": self.probability_by,
+            "availability": traj(self.availability),
+            "controls": self.controls,
+            "alpha": self.alpha,
+            "power": self.power,
+            "outcomes": [{"name": o.name, "type": o.type, "label": o.label,
+                          "effect": traj(o.effect),
+                          "baseline": traj(o.baseline) if o.baseline else None}
+                         for o in self.outcomes],
+        }
+
+
+def read_trajectory(sec: Section, lo: float | None, hi: float | None, exclusive: bool,
+                    days: int) -> Trajectory:
+    """Read a trajectory table; values are checked against ``(lo, hi)``."""
+    shape = sec.string("shape", "constant", choices=SHAPES)
+    mean = sec.number("mean", minimum=lo, maximum=hi, exclusive_min=exclusive,
+                      exclusive_max=exclusive)
+    initial = extremum = None
+    if shape != "constant":
+        initial = sec.number("initial", minimum=lo, maximum=hi, exclusive_min=exclusive,
+                             exclusive_max=exclusive)
+    if shape == "quadratic":
+        extremum = sec.number("extremum_day", minimum=1, maximum=days)
+    sec.done()
+    return Trajectory(shape=shape, mean=mean, initial=initial, extremum_day=extremum)
+
+
+def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
+    """Build an :class:`MrtDesign` from the top-level section of a design file."""
+    header = read_header(root)
+    sch = root.section("schedule", required=True)
+    schedule = Schedule(days=sch.integer("days", minimum=1),
+                        decisions_per_day=sch.integer("decisions_per_day", minimum=1))
+    sch.done()
+
+    trt = root.section("treatment", required=True)
+    treatment = identifier(trt, "name", "prompt")
+    by = trt.string("probability_by", "constant", choices=PROBABILITY_BY)
+    length = {"constant": None, "decision_point": schedule.decisions_per_day,
+              "day": schedule.days}[by]
+    if by == "constant":
+        probability = (trt.probability("probability"),)
+    else:
+        probability = trt.number_list("probability", minimum=0, maximum=1, exclusive_min=True,
+                                      exclusive_max=True, length=length)
+    trt.done()
+
+    avail = read_trajectory(root.section("availability", required=True), 0, 1, False,
+                            schedule.days)
+    if avail.mean <= 0:
+        raise root.error("availability.mean", avail.mean, "is zero",
+                         "expected availability must be in (0, 1]")
+
+    outcomes = []
+    for name, sec in root.named_sections("outcomes", required=True).items():
+        kind = sec.string("type", choices=("continuous", "binary"))
+        effect = read_trajectory(sec.section("effect", required=True), None, None, False,
+                                 schedule.days)
+        baseline = None
+        if kind == "binary":
+            baseline = read_trajectory(sec.section("baseline", required=True), 0, 1, True,
+                                       schedule.days)
+        outcomes.append(MrtOutcome(name=name, type=kind, label=sec.string("label", name),
+                                   effect=effect, baseline=baseline))
+        sec.done()
+    if not outcomes:
+        raise root.error("outcomes", {}, "defines no outcome", "add an [outcomes.NAME] table")
+
+    ana = root.section("analysis") or Section({}, root.file, "analysis")
+    design = MrtDesign(
+        header=header,
+        source=source,
+        schedule=schedule,
+        treatment=treatment,
+        probability=tuple(probability),
+        probability_by=by,
+        availability=avail,
+        outcomes=tuple(outcomes),
+        controls=ana.integer("controls", 0, minimum=0),
+        alpha=ana.probability("alpha", 0.05),
+        power=ana.probability("power", 0.8),
+        n_participants=ana.integer("n_participants", None, minimum=1),
+        randomisation=read_randomisation(root, 2, "arms"),
+    )
+    ana.done()
+    root.done(extra_allowed=("kind",))
+    return design

@@ -1,0 +1,54 @@
+"""Errors raised by trialkit's library code.
+
+Every error a user can cause is a :class:`TrialkitError`. Its message is one line that says what is
+wrong and how to fix it (``"what is wrong — what to do"``); the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+
+class TrialkitError(Exception):
+    """A problem the user can fix; the message says what is wrong and what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class DesignError(TrialkitError):
+    """A design file (or design argument) is invalid.
+
+    Parameters
+    ----------
+    file : str
+        The design file's path (or ``"<arguments>"``).
+    key : str
+        Dotted key of the offending value, e.g. ``"sample.alpha"``.
+    value : object
+        The offending value (``None`` when the key is missing).
+    problem : str
+        What is wrong with it.
+    allowed : str
+        What would be accepted.
+    """
+
+    def __init__(self, file: str, key: str, value: object, problem: str, allowed: str):
+        self.file, self.key, self.value = file, key, value
+        shown = "missing" if value is _MISSING_VALUE else repr(value)
+        super().__init__(f"{file}: key '{key}' = {shown}: {problem} — {allowed}")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "missing"
+
+
+_MISSING_VALUE = _Missing()
+MISSING = _MISSING_VALUE
+
+
+class DataError(TrialkitError):
+    """An input data table is unusable (wrong column, bad value, bad order)."""
+
+
+class ServiceError(TrialkitError):
+    """The randomisation service refused an action (unknown trial, bad stratum, wrong key...)."""

@@ -1,0 +1,1 @@
+"""Factorial (MOST) screening designs: construction, power, costs and simulation."""

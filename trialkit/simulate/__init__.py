@@ -1,0 +1,5 @@
+"""The simulation engine shared by every kind: seeds per replicate, chunks and worker processes."""
+
+from trialkit.simulate.engine import replicate_rngs, replicate_seeds, run_replicates
+
+__all__ = ["replicate_rngs", "replicate_seeds", "run_replicates"]
