@@ -78,6 +78,17 @@ class MrtDesign:
         """The design's name."""
         return self.header.name
 
+    def probability_at(self, decision_point: int) -> float:
+        """Randomisation probability at ``decision_point`` (numbered 1 .. days × decisions_per_day)."""
+        if not 1 <= decision_point <= self.schedule.n_decision_points:
+            raise ValueError(f"decision point {decision_point} is outside "
+                             f"1..{self.schedule.n_decision_points}")
+        if self.probability_by == "decision_point":
+            return self.probability[(decision_point - 1) % self.schedule.decisions_per_day]
+        if self.probability_by == "day":
+            return self.probability[(decision_point - 1) // self.schedule.decisions_per_day]
+        return self.probability[0]
+
     @property
     def primary_outcome(self) -> MrtOutcome:
         """The first outcome listed."""

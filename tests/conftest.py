@@ -1,0 +1,45 @@
+"""Shared fixtures: example design paths, a CLI runner and a real PostgreSQL URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+DESIGNS = ROOT / "designs"
+
+
+@pytest.fixture
+def designs_dir() -> Path:
+    """The folder of example design files."""
+    return DESIGNS
+
+
+@pytest.fixture
+def run():
+    """Invoke the ``trialkit`` CLI in-process; returns the click Result."""
+    from trialkit.cli import cli
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(cli, [str(a) for a in args], input=input, prog_name="trialkit")
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """URL of a real PostgreSQL server (``scripts/start-postgres.sh`` starts one).
+
+    Under CI (``CI`` set) a missing server is a failure, never a skip.
+    """
+    url = os.environ.get("TRIALKIT_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("TRIALKIT_TEST_PG_URL is not set — run the tests through `make test`")
+        pytest.skip("no PostgreSQL server: run `eval \"$(scripts/start-postgres.sh)\"` first")
+    return url
