@@ -8,6 +8,7 @@ import numpy as np
 
 from trialkit.design._reader import Section, check_unique, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
+from trialkit.design.priors import Priors, read_priors
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
 from trialkit.errors import TrialkitError
 from trialkit.factorial.fractions import LETTERS, fraction_matrix
@@ -95,6 +96,7 @@ class FactorialDesign:
     sample: Sample
     analysis: Analysis
     randomisation: RandomisationSpec | None = None
+    priors: Priors = field(default_factory=Priors)
     kind: str = "factorial"
 
     @property
@@ -300,6 +302,7 @@ def read_factorial(root: Section, source: DesignSource) -> FactorialDesign:
         sample=_read_sample(root),
         analysis=_read_analysis(root, len(factors)),
         randomisation=read_randomisation(root, n_conditions, "conditions"),
+        priors=read_priors(root, tuple(root.data.get("outcomes", {}))),
     )
     root.done(extra_allowed=("kind",))
     return design

@@ -88,3 +88,233 @@ def fraction_matrix(k: int, generators: tuple[str, ...]) -> np.ndarray:
             )
         out[:, target] = sign * np.prod(base[:, list(word)], axis=1)
     return out
+
+
+# -- defining relation, resolution and aliasing ---------------------------------------------------
+# A word (or an effect) is a bit mask over the k factors: bit i set when factor i appears.
+
+def _mask(indices) -> int:
+    out = 0
+    for i in indices:
+        out |= 1 << i
+    return out
+
+
+def word_name(mask: int, names: str | tuple[str, ...] = LETTERS, sep: str = "") -> str:
+    """Return the letters (or ``sep``-joined names) of the factors in ``mask``."""
+    return sep.join(names[i] for i in range(mask.bit_length()) if mask >> i & 1)
+
+
+def generator_words(k: int, generators: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Return each generator as a (sign, word mask) pair: ``F = ABCD`` gives the word ABCDF."""
+    out = []
+    for text, sign in zip(generators, generator_signs(tuple(generators)), strict=True):
+        target, word = parse_generator(text, k)
+        out.append((sign, _mask(word) | 1 << target))
+    return out
+
+
+def defining_relation(k: int, generators: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Return all 2^p − 1 words of the defining relation as (sign, mask), shortest first."""
+    words: dict[int, int] = {}
+    for sign, mask in generator_words(k, generators):
+        new = {mask: sign}
+        for m, s in words.items():
+            new[m ^ mask] = s * sign
+        words.update(new)
+    return sorted(((s, m) for m, s in words.items()), key=lambda sm: (sm[1].bit_count(), sm[1]))
+
+
+def word_length_pattern(k: int, generators: tuple[str, ...]) -> list[int]:
+    """Return (A_1, …, A_k): the number of defining words of each length."""
+    wlp = [0] * k
+    for _, mask in defining_relation(k, generators):
+        wlp[mask.bit_count() - 1] += 1
+    return wlp
+
+
+def resolution(k: int, generators: tuple[str, ...]) -> int | None:
+    """Return the resolution by brute force: the length of the shortest defining word.
+
+    ``None`` for the full factorial (no defining words).
+    """
+    words = defining_relation(k, generators)
+    return min(m.bit_count() for _, m in words) if words else None
+
+
+def alias_structure(
+    k: int, generators: tuple[str, ...], names: tuple[str, ...] | None = None, max_order: int = 2,
+) -> list[dict]:
+    """Return, for every main effect and two-factor interaction, its aliases of order ≤ 2.
+
+    Each entry is ``{"term": "A", "aliases": ["-BC", …]}``; with ``names`` the factor names joined
+    by ':' are used instead of letters. Terms without such aliases are listed with an empty list.
+    """
+    words = defining_relation(k, generators)
+    sep = ":" if names is not None else ""
+    labels = names if names is not None else LETTERS[:k]
+    out = []
+    for order in range(1, max_order + 1):
+        for combo in itertools.combinations(range(k), order):
+            effect = _mask(combo)
+            aliases = []
+            for sign, word in words:
+                other = effect ^ word
+                if 0 < other.bit_count() <= max_order:
+                    aliases.append(("-" if sign < 0 else "") + word_name(other, labels, sep))
+                elif other == 0:
+                    aliases.append(("-" if sign < 0 else "") + "I")
+            out.append({"term": word_name(effect, labels, sep), "aliases": aliases})
+    return out
+
+
+# -- minimum-aberration search ------------------------------------------------------------------
+# Smallest run size of a 2^(k−p) fraction with resolution ≥ R (R = 3, 4, 5, 6), k = 2 … 20: the
+# minimum-aberration catalogues (Chen, Sun & Wu 1993; Montgomery, Design and Analysis of
+# Experiments, Table 8.14) and the table used by R MOST's RelativeCosts1. A value of 2^k means no
+# proper fraction reaches that resolution (only possible when R > k).
+_MIN_RUNS = {
+    3: [4, 4, 8, 8, 8, 8, 16, 16, 16, 16, 16, 16, 16, 16, 32, 32, 32, 32, 32],
+    4: [4, 8, 8, 16, 16, 16, 16, 32, 32, 32, 32, 32, 32, 32, 32, 64, 64, 64, 64],
+    5: [4, 8, 16, 16, 32, 64, 64, 128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512, 512],
+    6: [4, 8, 16, 32, 32, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024],
+}
+_SEARCH_BUDGET = 200_000
+
+
+def min_runs(k: int, resolution: int) -> int:
+    """Return the fewest runs of a two-level design in ``k`` factors with at least ``resolution``.
+
+    Resolutions III–VI use the minimum-aberration catalogue for k ≤ 20; otherwise the bound of a
+    construction (III: 2^m > k; IV: 2^m ≥ 2k; higher: the half fraction when R ≤ k) is used.
+    """
+    letters(k)
+    if resolution < 3:
+        raise TrialkitError(f"resolution {resolution} is too low — use 3 or more")
+    if resolution > k:
+        raise TrialkitError(
+            f"resolution {resolution} is higher than {k} factors allow — a fraction of {k} "
+            f"factors has resolution at most {k}; use resolution {k} or less (or the full factorial)"
+        )
+    if resolution in _MIN_RUNS and k <= 20:
+        return _MIN_RUNS[resolution][k - 2]
+    m = 1
+    while True:
+        n = 2**m
+        if (resolution == 3 and n > k) or (resolution == 4 and n >= 2 * k):
+            return n
+        if resolution > 4 and m == k - 1:
+            return n
+        m += 1
+
+
+def _candidate_columns(m: int, min_weight: int) -> list[int]:
+    cols = [c for c in range(1, 2**m) if c.bit_count() >= max(2, min_weight)]
+    # heavier words first: they tend to give designs of lower aberration
+    return sorted(cols, key=lambda c: (-c.bit_count(), c))
+
+
+def _search(k: int, m: int, resolution: int, budget: int) -> tuple[list[int] | None, bool]:
+    """Depth-first search over sets of p = k − m generator columns (bit masks over m base factors).
+
+    Returns the columns of the design with the smallest word-length pattern found and whether the
+    search was exhaustive.
+    """
+    p = k - m
+    cands = _candidate_columns(m, resolution - 1)
+    best: list[int] | None = None
+    best_key: tuple[int, ...] | None = None
+    nodes = 0
+    exhausted = True
+
+    def words_of(cols: list[int]) -> list[int]:
+        # word over k bits: base bits = column, generated factor bit = m + index
+        out: list[int] = []
+        for j, c in enumerate(cols):
+            w = c | 1 << (m + j)
+            out += [w ^ x for x in out] + [w]
+        return out
+
+    def rec(start: int, cols: list[int], words: list[int]) -> None:
+        nonlocal best, best_key, nodes, exhausted
+        if nodes >= budget:
+            exhausted = False
+            return
+        nodes += 1
+        if len(cols) == p:
+            wlp = [0] * (k + 1)
+            for w in words:
+                wlp[w.bit_count()] += 1
+            key = tuple(wlp[resolution:])
+            if best_key is None or key < best_key:
+                best, best_key = list(cols), key
+            return
+        j = len(cols)
+        for idx in range(start, len(cands)):
+            if len(cands) - idx < p - j:
+                break
+            w = cands[idx] | 1 << (m + j)
+            new = [w] + [w ^ x for x in words]
+            if min(x.bit_count() for x in new) < resolution:
+                continue
+            rec(idx + 1, cols + [cands[idx]], words + new)
+            if nodes >= budget:
+                exhausted = False
+                return
+
+    rec(0, [], [])
+    del words_of
+    return best, exhausted
+
+
+def generators_for_resolution(
+    k: int, resolution: int, runs: int | None = None, budget: int = _SEARCH_BUDGET,
+) -> tuple[str, ...]:
+    """Return generators of a minimum-aberration 2^(k−p) fraction with at least ``resolution``.
+
+    Parameters
+    ----------
+    k : int
+        Number of factors.
+    resolution : int
+        Required resolution (3 … k).
+    runs : int, optional
+        Number of runs (a power of two). By default the fewest runs that reach ``resolution``.
+    budget : int
+        Maximum number of search nodes; searches that finish inside it are exhaustive, so the
+        design returned has minimum aberration among all fractions of that size (up to the order
+        in which equivalent designs are met).
+
+    Returns
+    -------
+    tuple of str
+        Generators such as ``("F = ABCD", "G = ABDE")`` (empty for the full factorial).
+
+    Raises
+    ------
+    TrialkitError
+        When no fraction of ``runs`` runs has the requested resolution.
+    """
+    fewest = min_runs(k, resolution)
+    if runs is None:
+        runs = fewest
+    if runs < 4 or runs & (runs - 1):
+        raise TrialkitError(f"runs = {runs} is not a power of two of at least 4 — use 8, 16, 32, …")
+    if runs > 2**k:
+        raise TrialkitError(f"runs = {runs} exceeds the {2**k} conditions of the full factorial "
+                            f"— use at most {2**k} runs")
+    if runs < fewest:
+        raise TrialkitError(
+            f"no 2^({k}-p) fraction of {k} factors in {runs} runs has resolution {resolution} — "
+            f"use at least {fewest} runs or a lower resolution"
+        )
+    m = runs.bit_length() - 1
+    if m == k:
+        return ()
+    cols, _ = _search(k, m, resolution, budget)
+    if cols is None:
+        raise TrialkitError(
+            f"no 2^({k}-{k - m}) fraction with resolution {resolution} was found in {runs} runs — "
+            f"use more runs or a lower resolution"
+        )
+    return tuple(f"{LETTERS[m + j]} = {word_name(c)}" for j, c in enumerate(cols))
