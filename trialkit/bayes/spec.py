@@ -26,7 +26,7 @@ from trialkit.factorial.model import Term, model_matrix, model_terms, term_name
 FAMILIES = {"continuous": "normal", "binary": "logistic"}
 
 DEFAULTS = {
-    "normal": {"intercept_sd": 10.0, "main_sd": 0.5, "interaction_sd": 0.25,
+    "normal": {"intercept_sd": 2.5, "main_sd": 0.5, "interaction_sd": 0.25,
                "covariate_sd": 1.0, "interactions": "hierarchical"},
     "logistic": {"intercept_sd": 2.5, "main_sd": 1.0, "interaction_sd": 0.5,
                  "covariate_sd": 1.0, "interactions": "hierarchical"},

@@ -1,21 +1,43 @@
-"""Design files of kind ``adaptive``: a Bayesian adaptive multi-arm trial."""
+"""Design files of kind ``adaptive``: a Bayesian adaptive multi-arm trial.
+
+The settings follow the reference package adaptr (``setup_trial``): arms, an outcome (binary with
+beta priors or continuous with flat priors), named scenarios of true values, an optional common
+control, the analysis schedule, allocation rules and stopping rules. They are grouped into small
+frozen dataclasses (:class:`Outcome`, :class:`Looks`, :class:`Allocation`, :class:`Stopping`,
+:class:`Posterior`, :class:`Scenario`).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from trialkit.design._reader import Section, check_unique, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
 
+CONTROL_ALLOCATION = ("none", "fixed", "sqrt-based", "match")
+RESCALE = ("none", "fixed", "limits", "both")
+METHODS = ("draws", "exact")
+SELECTION = ("none", "best", "control", "final control", "control or best")
+
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of the trial."""
+    """One arm of the trial (the live randomisation uses ``start_probability``)."""
 
     name: str
     label: str
     start_probability: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The outcome: ``binary`` (beta prior) or ``continuous`` (flat prior, normal draws)."""
+
+    type: str
+    highest_is_best: bool = False
+    prior: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -27,25 +49,48 @@ class Looks:
 
 
 @dataclass(frozen=True)
+class Allocation:
+    """Response-adaptive allocation settings (``nan`` = no value for that arm)."""
+
+    fixed_probs: tuple[float, ...]
+    min_probs: tuple[float, ...]
+    max_probs: tuple[float, ...]
+    softening: tuple[float, ...]
+    control: str = "none"
+    control_probability: float | None = None
+    rescale: str = "none"
+
+
+@dataclass(frozen=True)
 class Stopping:
-    """Stopping thresholds (one value per look)."""
+    """Stopping thresholds, one value per look (``None`` when the rule is not used)."""
 
     superiority: tuple[float, ...]
     inferiority: tuple[float, ...]
     equivalence_prob: tuple[float, ...] | None = None
     equivalence_diff: float | None = None
+    equivalence_only_first: bool = False
     futility_prob: tuple[float, ...] | None = None
     futility_diff: float | None = None
+    futility_only_first: bool = False
 
 
 @dataclass(frozen=True)
-class Allocation:
-    """Response-adaptive allocation settings."""
+class Posterior:
+    """Posterior draws per analysis and the arm selected when no arm is superior."""
 
-    min_probs: tuple[float | None, ...]
-    max_probs: tuple[float | None, ...]
-    softening: tuple[float, ...]
-    control: str = "none"
+    draws: int = 5000
+    selection: str = "none"
+    method: str = "draws"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """True values per arm (event rates, or means with SDs) and an optional calendar-time trend."""
+
+    values: tuple[float, ...]
+    sds: tuple[float, ...] | None = None
+    trend: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,16 +100,13 @@ class AdaptiveDesign:
     header: DesignHeader
     source: DesignSource
     arms: tuple[Arm, ...]
-    outcome_type: str
-    highest_is_best: bool
+    outcome: Outcome
     control: str | None
     looks: Looks
     allocation: Allocation
     stopping: Stopping
-    draws: int
-    selection: str
-    scenarios: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    prior: tuple[float, float] = (1.0, 1.0)
+    posterior: Posterior
+    scenarios: dict[str, Scenario] = field(default_factory=dict)
     randomisation: RandomisationSpec | None = None
     kind: str = "adaptive"
 
@@ -78,43 +120,98 @@ class AdaptiveDesign:
         """Arm names in file order."""
         return tuple(a.name for a in self.arms)
 
+    @property
+    def outcome_type(self) -> str:
+        """``"binary"`` or ``"continuous"``."""
+        return self.outcome.type
+
+    @property
+    def highest_is_best(self) -> bool:
+        """Whether higher outcome values are better."""
+        return self.outcome.highest_is_best
+
+    @property
+    def draws(self) -> int:
+        """Posterior draws per analysis."""
+        return self.posterior.draws
+
+    @property
+    def selection(self) -> str:
+        """Arm-selection strategy for trials without a superior arm."""
+        return self.posterior.selection
+
     def summary(self) -> dict:
         """Describe the design for ``trialkit design show``."""
+        def opt(x: float) -> float | None:
+            return None if math.isnan(x) else x
+
+        al = self.allocation
+        st = self.stopping
         return {
             "kind": self.kind,
             "name": self.name,
             "title": self.header.title,
             "sha256": self.source.sha256,
-            "outcome_type": self.outcome_type,
-            "highest_is_best": self.highest_is_best,
+            "outcome_type": self.outcome.type,
+            "highest_is_best": self.outcome.highest_is_best,
             "control": self.control,
+            "control_allocation": al.control,
+            "rescale": al.rescale,
             "n_looks": len(self.looks.data),
             "max_size": max(self.looks.randomised),
-            "draws": self.draws,
+            "draws": self.posterior.draws,
+            "method": self.posterior.method,
+            "selection": self.posterior.selection,
+            "equivalence_diff": st.equivalence_diff,
+            "futility_diff": st.futility_diff,
             "arms": [{"name": a.name, "label": a.label, "start_probability": a.start_probability,
-                      "min_probability": lo, "max_probability": hi}
-                     for a, lo, hi in zip(self.arms, self.allocation.min_probs,
-                                          self.allocation.max_probs, strict=True)],
+                      "fixed_probability": opt(fx), "min_probability": opt(lo),
+                      "max_probability": opt(hi)}
+                     for a, fx, lo, hi in zip(self.arms, al.fixed_probs, al.min_probs,
+                                              al.max_probs, strict=True)],
             "looks": [{"look": i + 1, "data": d, "randomised": r,
-                       "superiority": s, "inferiority": f}
-                      for i, (d, r, s, f) in enumerate(zip(
-                          self.looks.data, self.looks.randomised, self.stopping.superiority,
-                          self.stopping.inferiority, strict=True))],
-            "scenarios": [{"scenario": name, **dict(zip(self.arm_names, values, strict=True))}
-                          for name, values in self.scenarios.items()],
+                       "superiority": st.superiority[i], "inferiority": st.inferiority[i],
+                       "equivalence_prob": st.equivalence_prob[i] if st.equivalence_prob else None,
+                       "futility_prob": st.futility_prob[i] if st.futility_prob else None,
+                       "softening": al.softening[i]}
+                      for i, (d, r) in enumerate(zip(self.looks.data, self.looks.randomised,
+                                                     strict=True))],
+            "scenarios": [{"scenario": name, "trend": sc.trend,
+                           **dict(zip(self.arm_names, sc.values, strict=True))}
+                          for name, sc in self.scenarios.items()],
         }
 
 
-def _per_look(sec: Section, key: str, n_looks: int, default=None, lo=0.0, hi=1.0):
+def _per_look(sec: Section, key: str, n_looks: int, default=None, lo=0.0, hi=1.0,
+              order: str | None = None):
+    """Read a scalar or one value per look; ``order`` is "up"/"down" for monotone thresholds."""
     value = sec.number_list(key, default, minimum=lo, maximum=hi, scalar_ok=True)
     if value is None:
         return None
-    if isinstance(value, float):
-        return (value,) * n_looks
+    if isinstance(value, float | int):
+        return (float(value),) * n_looks
     if len(value) != n_looks:
         raise sec.error(key, list(value), f"has {len(value)} values for {n_looks} looks",
                         f"give one number or exactly {n_looks} numbers")
-    return tuple(value)
+    pairs = list(zip(value, value[1:], strict=False))
+    if order == "down" and any(b > a for a, b in pairs):
+        raise sec.error(key, list(value), "increases between looks",
+                        "give thresholds that stay equal or decrease from look to look")
+    if order == "up" and any(b < a for a, b in pairs):
+        raise sec.error(key, list(value), "decreases between looks",
+                        "give thresholds that stay equal or increase from look to look")
+    return tuple(float(v) for v in value)
+
+
+def _per_arm(sec: Section, key: str, names: list[str], empty: float) -> tuple[float, ...]:
+    """Read a list with one probability per arm, or a table ``{arm = probability}``."""
+    if not sec.has(key):
+        sec.raw(key, None)
+        return (empty,) * len(names)
+    if isinstance(sec.data[key], dict):
+        mapping = sec.number_mapping(key, allowed_keys=names, minimum=0, maximum=1)
+        return tuple(mapping.get(n, empty) for n in names)
+    return tuple(sec.number_list(key, minimum=0, maximum=1, length=len(names)))
 
 
 def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
@@ -123,7 +220,7 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
     arm_secs = root.sections("arms", required=True)
     if len(arm_secs) < 2:
         raise root.error("arms", len(arm_secs), "lists fewer than 2 arms", "add [[arms]] blocks")
-    names = []
+    names: list[str] = []
     labels = []
     starts = []
     for sec in arm_secs:
@@ -136,12 +233,16 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
         raise root.error("arms.start_probability", starts, "do not sum to 1",
                          "make the arms' start probabilities sum to 1")
     arms = tuple(Arm(n, lab, p) for n, lab, p in zip(names, labels, starts, strict=True))
+    n_arms = len(arms)
 
     out = root.section("outcome", required=True)
     outcome_type = out.string("type", choices=("binary", "continuous"))
     highest_is_best = out.boolean("highest_is_best", False)
-    prior = out.number_list("prior", (1.0, 1.0), minimum=0, exclusive_min=True, length=2)
+    prior: tuple[float, ...] = (1.0, 1.0)
+    if outcome_type == "binary":
+        prior = out.number_list("prior", (1.0, 1.0), minimum=0, exclusive_min=True, length=2)
     out.done()
+    outcome = Outcome(outcome_type, highest_is_best, (float(prior[0]), float(prior[1])))
     control = root.string("control", None, choices=names)
 
     lk = root.section("looks", required=True)
@@ -160,64 +261,128 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
     n_looks = len(data)
 
     al = root.section("allocation") or Section({}, root.file, "allocation")
-    min_probs = al.number_list("min_probs", (0.0,) * len(arms), minimum=0, maximum=1,
-                               length=len(arms))
-    max_probs = al.number_list("max_probs", (1.0,) * len(arms), minimum=0, maximum=1,
-                               length=len(arms))
-    if sum(min_probs) > 1:
-        raise al.error("min_probs", list(min_probs), "sum to more than 1",
+    nan = float("nan")
+    fixed = _per_arm(al, "fixed_probs", names, nan)
+    min_probs = _per_arm(al, "min_probs", names, nan)
+    max_probs = _per_arm(al, "max_probs", names, nan)
+    # 0 as a minimum and 1 as a maximum are no limits.
+    min_probs = tuple(nan if v == 0 else v for v in min_probs)
+    max_probs = tuple(nan if v == 1 else v for v in max_probs)
+    for key, vals in (("min_probs", min_probs), ("max_probs", max_probs)):
+        both = [names[i] for i, v in enumerate(vals) if not math.isnan(v)
+                and not math.isnan(fixed[i])]
+        if both:
+            raise al.error(key, both[0], "is set for an arm with a fixed probability",
+                           "give an arm either a fixed probability or limits, not both")
+    fixed_sum = sum(v for v in fixed if not math.isnan(v))
+    if fixed_sum > 1 + 1e-9:
+        raise al.error("fixed_probs", list(fixed), "sum to more than 1",
+                       "lower the fixed probabilities so they sum to at most 1")
+    if fixed_sum + sum(v for v in min_probs if not math.isnan(v)) > 1 + 1e-9:
+        raise al.error("min_probs", [None if math.isnan(v) else v for v in min_probs],
+                       "sum (with any fixed probabilities) to more than 1",
                        "lower the minimum probabilities so they sum to at most 1")
+    for i, (lo, hi) in enumerate(zip(min_probs, max_probs, strict=True)):
+        if not math.isnan(lo) and not math.isnan(hi) and hi < lo:
+            raise al.error("max_probs", hi, f"is below the minimum for arm '{names[i]}'",
+                           "make every maximum at least the arm's minimum")
+    control_alloc = al.string("control", "none", choices=CONTROL_ALLOCATION)
+    control_prob = al.probability("control_probability", None)
+    if control_alloc != "none" and control is None:
+        raise al.error("control", control_alloc, "needs a common control",
+                       'set control = "ARM" at the top level or use control = "none"')
+    if control_alloc == "fixed" and control_prob is None:
+        raise al.error("control_probability", None, "is required for control = \"fixed\"",
+                       "give the control arm's fixed allocation probability, e.g. 0.4")
+    if control_prob is not None and control_alloc != "fixed":
+        raise al.error("control_probability", control_prob, "is only used with control = "
+                       '"fixed"', 'set control = "fixed" or remove control_probability')
+    if control is not None and control_alloc != "none":
+        ci = names.index(control)
+        if not (math.isnan(fixed[ci]) and math.isnan(min_probs[ci])
+                and math.isnan(max_probs[ci])):
+            raise al.error("control", control_alloc, "conflicts with a fixed probability or "
+                           "limits of the control arm", "remove them for the control arm")
     allocation = Allocation(
-        min_probs=tuple(min_probs),
-        max_probs=tuple(max_probs),
+        fixed_probs=fixed,
+        min_probs=min_probs,
+        max_probs=max_probs,
         softening=_per_look(al, "softening", n_looks, 1.0, 0.0, 1.0),
-        control=al.string("control", "none", choices=("none", "fixed", "sqrt", "match")),
+        control=control_alloc,
+        control_probability=control_prob,
+        rescale=al.string("rescale", "none", choices=RESCALE),
     )
     al.done()
 
     st = root.section("stopping") or Section({}, root.file, "stopping")
-    sup = _per_look(st, "superiority", n_looks, 1.0)
-    inf = _per_look(st, "inferiority", n_looks, 0.0)
+    sup = _per_look(st, "superiority", n_looks, 1.0, 0.0, 1.0, order="down")
+    inf = _per_look(st, "inferiority", n_looks, 0.0, 0.0, 1.0, order="up")
+    for i, (s, f) in enumerate(zip(sup, inf, strict=True)):
+        if f >= s:
+            raise st.error("inferiority", f, f"is not below the superiority threshold at look "
+                           f"{i + 1} ({s:g})", "use inferiority < superiority at every look")
+    eq_prob = _per_look(st, "equivalence_prob", n_looks, None, 0.0, 1.0, order="down")
+    eq_diff = st.positive("equivalence_diff", None)
+    fut_prob = _per_look(st, "futility_prob", n_looks, None, 0.0, 1.0, order="down")
+    fut_diff = st.positive("futility_diff", None)
+    if (eq_prob is None) != (eq_diff is None):
+        key = "equivalence_diff" if eq_diff is None else "equivalence_prob"
+        raise st.error(key, None, "is missing while the other equivalence key is set",
+                       "give both equivalence_prob and equivalence_diff, or neither")
+    if fut_prob is not None and control is None:
+        raise st.error("futility_prob", list(fut_prob), "needs a common control",
+                       "set control = \"ARM\" at the top level or remove the futility rule")
+    if (fut_prob is None) != (fut_diff is None):
+        key = "futility_diff" if fut_diff is None else "futility_prob"
+        raise st.error(key, None, "is missing while the other futility key is set",
+                       "give both futility_prob and futility_diff, or neither")
     stopping = Stopping(
         superiority=sup,
         inferiority=inf,
-        equivalence_prob=_per_look(st, "equivalence_prob", n_looks),
-        equivalence_diff=st.positive("equivalence_diff", None),
-        futility_prob=_per_look(st, "futility_prob", n_looks),
-        futility_diff=st.positive("futility_diff", None),
+        equivalence_prob=eq_prob,
+        equivalence_diff=eq_diff,
+        equivalence_only_first=st.boolean("equivalence_only_first", False),
+        futility_prob=fut_prob,
+        futility_diff=fut_diff,
+        futility_only_first=st.boolean("futility_only_first", False),
     )
-    if stopping.futility_prob is not None and control is None:
-        raise st.error("futility_prob", list(stopping.futility_prob), "needs a common control",
-                       "set control = \"ARM\" at the top level or remove the futility rule")
     st.done()
 
     po = root.section("posterior") or Section({}, root.file, "posterior")
     draws = po.integer("draws", 5000, minimum=100)
-    selection = po.string("selection", "none")
+    selection = po.string("selection", "none", choices=SELECTION)
+    if selection in ("control", "final control", "control or best") and control is None:
+        raise po.error("selection", selection, "needs a common control",
+                       'use "none" or "best", or set control = "ARM"')
+    method = po.string("method", "draws", choices=METHODS)
     po.done()
 
-    scenarios: dict[str, tuple[float, ...]] = {}
+    scenarios: dict[str, Scenario] = {}
     for name, sec in root.named_sections("scenarios").items():
-        lo, hi, excl = (0, 1, True) if outcome_type == "binary" else (None, None, False)
-        scenarios[name] = sec.number_list("values", minimum=lo, maximum=hi, exclusive_min=excl,
-                                          exclusive_max=excl, length=len(arms))
+        if outcome_type == "binary":
+            values = sec.number_list("values", minimum=0, maximum=1, exclusive_min=True,
+                                     exclusive_max=True, length=n_arms)
+            sds = None
+        else:
+            values = sec.number_list("values", length=n_arms)
+            sds = sec.number_list("sds", minimum=0, exclusive_min=True, length=n_arms)
+        trend = sec.number("trend", 0.0)
         sec.done()
+        scenarios[name] = Scenario(tuple(values), None if sds is None else tuple(sds),
+                                   float(trend))
 
     design = AdaptiveDesign(
         header=header,
         source=source,
         arms=arms,
-        outcome_type=outcome_type,
-        highest_is_best=highest_is_best,
+        outcome=outcome,
         control=control,
         looks=Looks(data=tuple(data), randomised=tuple(randomised)),
         allocation=allocation,
         stopping=stopping,
-        draws=draws,
-        selection=selection,
+        posterior=Posterior(draws=draws, selection=selection, method=method),
         scenarios=scenarios,
-        prior=tuple(prior),
-        randomisation=read_randomisation(root, len(arms), "arms"),
+        randomisation=read_randomisation(root, n_arms, "arms"),
     )
     root.done(extra_allowed=("kind",))
     return design

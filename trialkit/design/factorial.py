@@ -119,14 +119,44 @@ class FactorialDesign:
         """The first outcome listed."""
         return self.outcomes[0]
 
-    def conditions(self) -> np.ndarray:
-        """Return the conditions as a (runs × k) matrix of ±1 codes."""
+    def generators(self) -> tuple[str, ...]:
+        """Return the fraction's generators (searched for when a resolution was requested)."""
         if self.fraction.resolution is not None and not self.fraction.generators:
             from trialkit.factorial.fractions import generators_for_resolution
 
-            gens = generators_for_resolution(self.k, self.fraction.resolution, self.fraction.runs)
-            return fraction_matrix(self.k, gens)
-        return fraction_matrix(self.k, self.fraction.generators)
+            return generators_for_resolution(self.k, self.fraction.resolution, self.fraction.runs)
+        return self.fraction.generators
+
+    def conditions(self) -> np.ndarray:
+        """Return the conditions as a (runs × k) matrix of ±1 codes."""
+        return fraction_matrix(self.k, self.generators())
+
+    def fraction_summary(self) -> dict:
+        """Generators, defining relation, resolution (by brute force) and aliases up to 2FIs."""
+        from trialkit.factorial.fractions import (
+            alias_structure,
+            defining_relation,
+            resolution,
+            word_length_pattern,
+            word_name,
+        )
+
+        gens = self.generators()
+        words = defining_relation(self.k, gens)
+        relation = "I" + "".join(f" = {'-' if sign < 0 else ''}{word_name(m)}"
+                                 for sign, m in words)
+        aliases = alias_structure(self.k, gens)
+        named = alias_structure(self.k, gens, names=self.factor_names)
+        return {
+            "generators": list(gens),
+            "requested_resolution": self.fraction.resolution,
+            "defining_relation": relation,
+            "resolution": resolution(self.k, gens),
+            "word_length_pattern": word_length_pattern(self.k, gens),
+            "aliases": [{"term": a["term"], "aliases": a["aliases"], "names": n["term"],
+                         "aliased_names": n["aliases"]}
+                        for a, n in zip(aliases, named, strict=True) if a["aliases"]],
+        }
 
     def summary(self) -> dict:
         """Describe the design for ``trialkit design show``: factors, coded conditions, effects."""
@@ -139,8 +169,7 @@ class FactorialDesign:
             "sha256": self.source.sha256,
             "n_factors": self.k,
             "n_conditions": int(codes.shape[0]),
-            "fraction": {"generators": list(self.fraction.generators),
-                         "resolution": self.fraction.resolution},
+            "fraction": self.fraction_summary(),
             "model_order": self.analysis.model_order,
             "sample": {"n_total": self.sample.n_total, "dropout": self.sample.dropout,
                        "assignment": self.sample.assignment},
@@ -200,6 +229,14 @@ def _read_fraction(root: Section, k: int) -> Fraction:
         except TrialkitError as exc:
             problem, _, fix = str(exc).partition(" — ")
             raise sec.error("generators", list(generators), problem, fix) from None
+    else:
+        from trialkit.factorial.fractions import generators_for_resolution
+
+        try:
+            generators_for_resolution(k, resolution, runs)
+        except TrialkitError as exc:
+            problem, _, fix = str(exc).partition(" — ")
+            raise sec.error("resolution", resolution, problem, fix) from None
     sec.done()
     return Fraction(generators=tuple(generators), resolution=resolution, runs=runs)
 
@@ -226,7 +263,8 @@ def _read_outcomes(root: Section, factors: tuple[Factor, ...]) -> tuple[Outcome,
                 if bad or len(set(parts)) != len(parts):
                     raise effects_sec.error(term, effects_sec.data[term],
                                             "names an unknown or repeated factor",
-                                            "use factor names joined by ':' from: " + ", ".join(names))
+                                            "use factor names joined by ':' from: "
+                                            + ", ".join(names))
                 key = ":".join(sorted(parts, key=names.index))
                 effects[key] = effects_sec.number(term)
             effects_sec.done()
@@ -293,6 +331,10 @@ def read_factorial(root: Section, source: DesignSource) -> FactorialDesign:
     n_conditions = 2 ** (len(factors) - len(fraction.generators))
     if fraction.runs is not None:
         n_conditions = fraction.runs
+    elif fraction.resolution is not None:
+        from trialkit.factorial.fractions import min_runs
+
+        n_conditions = min_runs(len(factors), fraction.resolution)
     design = FactorialDesign(
         header=header,
         source=source,

@@ -66,7 +66,7 @@ class MrtDesign:
     probability_by: str
     availability: Trajectory
     outcomes: tuple[MrtOutcome, ...]
-    controls: int
+    controls: int | None
     alpha: float
     power: float
     n_participants: int | None
@@ -79,11 +79,13 @@ class MrtDesign:
         return self.header.name
 
     def probability_at(self, decision_point: int) -> float:
-        """Randomisation probability at ``decision_point`` (numbered 1 .. days × decisions_per_day)."""
+        """Randomisation probability at ``decision_point`` (1 .. days × decisions_per_day)."""
         if not 1 <= decision_point <= self.schedule.n_decision_points:
             raise ValueError(f"decision point {decision_point} is outside "
                              f"1..{self.schedule.n_decision_points}")
         if self.probability_by == "decision_point":
+            if len(self.probability) == self.schedule.n_decision_points:
+                return self.probability[decision_point - 1]
             return self.probability[(decision_point - 1) % self.schedule.decisions_per_day]
         if self.probability_by == "day":
             return self.probability[(decision_point - 1) // self.schedule.decisions_per_day]
@@ -149,13 +151,19 @@ def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
     trt = root.section("treatment", required=True)
     treatment = identifier(trt, "name", "prompt")
     by = trt.string("probability_by", "constant", choices=PROBABILITY_BY)
-    length = {"constant": None, "decision_point": schedule.decisions_per_day,
-              "day": schedule.days}[by]
     if by == "constant":
         probability = (trt.probability("probability"),)
     else:
         probability = trt.number_list("probability", minimum=0, maximum=1, exclusive_min=True,
-                                      exclusive_max=True, length=length)
+                                      exclusive_max=True,
+                                      length=schedule.days if by == "day" else None)
+        lengths = {schedule.decisions_per_day, schedule.n_decision_points}
+        if by == "decision_point" and len(probability) not in lengths:
+            raise trt.error("probability", list(probability),
+                            f"has {len(probability)} entries",
+                            f"give {schedule.decisions_per_day} (one per decision point of a "
+                            f"day) or {schedule.n_decision_points} (one per decision point of "
+                            "the study)")
     trt.done()
 
     avail = read_trajectory(root.section("availability", required=True), 0, 1, False,
@@ -189,7 +197,7 @@ def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
         probability_by=by,
         availability=avail,
         outcomes=tuple(outcomes),
-        controls=ana.integer("controls", 0, minimum=0),
+        controls=ana.integer("controls", None, minimum=1),
         alpha=ana.probability("alpha", 0.05),
         power=ana.probability("power", 0.8),
         n_participants=ana.integer("n_participants", None, minimum=1),

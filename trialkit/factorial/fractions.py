@@ -20,7 +20,8 @@ LETTERS = string.ascii_uppercase
 def letters(k: int) -> str:
     """Return the letters naming ``k`` factors (A, B, …)."""
     if not 2 <= k <= len(LETTERS):
-        raise TrialkitError(f"{k} factors is unsupported — use between 2 and {len(LETTERS)} factors")
+        raise TrialkitError(
+            f"{k} factors is unsupported — use between 2 and {len(LETTERS)} factors")
     return LETTERS[:k]
 
 
@@ -194,7 +195,8 @@ def min_runs(k: int, resolution: int) -> int:
     if resolution > k:
         raise TrialkitError(
             f"resolution {resolution} is higher than {k} factors allow — a fraction of {k} "
-            f"factors has resolution at most {k}; use resolution {k} or less (or the full factorial)"
+            f"factors has resolution at most {k}; use resolution {k} or less "
+            f"(or the full factorial)"
         )
     if resolution in _MIN_RUNS and k <= 20:
         return _MIN_RUNS[resolution][k - 2]
@@ -206,6 +208,21 @@ def min_runs(k: int, resolution: int) -> int:
         if resolution > 4 and m == k - 1:
             return n
         m += 1
+
+
+def max_resolution(k: int, runs: int) -> int | None:
+    """Return the highest resolution of a 2^(k−p) fraction in ``runs`` runs.
+
+    ``None`` when ``runs`` is 2^k (the full factorial has no defining words); an error when no
+    fraction of resolution III or more fits in ``runs`` runs.
+    """
+    if runs >= 2**k:
+        return None
+    for res in range(k, 2, -1):
+        if min_runs(k, res) <= runs:
+            return res
+    raise TrialkitError(f"{runs} runs cannot hold {k} factors at resolution III — use at least "
+                        f"{min_runs(k, 3)} runs")
 
 
 def _candidate_columns(m: int, min_weight: int) -> list[int]:

@@ -52,7 +52,7 @@ def parse_term(text: str, names: Sequence[str]) -> Term:
 def truth_coefficients(
     effects: Mapping[str, float], names: Sequence[str], intercept: float = 0.0,
 ) -> dict[Term, float]:
-    """Turn a design file's classic factorial effects into effect-coded coefficients (effect / 2)."""
+    """Turn a design file's classic factorial effects into effect-coded coefficients (÷ 2)."""
     coefs: dict[Term, float] = {(): float(intercept)}
     for text, effect in effects.items():
         coefs[parse_term(text, names)] = float(effect) / 2.0

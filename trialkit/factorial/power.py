@@ -79,8 +79,8 @@ def make_setting(
     if pretest not in PRETESTS:
         raise _fail(f"pretest {pretest!r} is unknown — use one of: {', '.join(PRETESTS)}")
     if assignment == "independent":
-        for name, value in (("--cluster-size", cluster_size), ("--cluster-size-sd", cluster_size_sd),
-                            ("--icc", icc)):
+        for name, value in (("--cluster-size", cluster_size),
+                            ("--cluster-size-sd", cluster_size_sd), ("--icc", icc)):
             if value is not None:
                 raise _fail(f"{name} is given with independent assignment — drop it, or use "
                             f"--assignment within or between")
@@ -173,17 +173,19 @@ def _noncentrality(s: Setting, size: float, coef: float, sigma: float) -> tuple[
             csicc = s.change_score_icc if s.assignment == "between" else 0.0
         deff = 1 + (m * (1 + cv**2) - 1) * csicc
         df2 = math.floor(size * m) - p if s.assignment == "within" else size - p
+        df2 = int(df2) if float(df2).is_integer() else df2
         lam = m * size * coef**2 * (1 - csicc) / (
             2 * sigma**2 * (1 - s.pre_post_corr) * (1 - icc) * deff)
         return lam, df2
     sig_eff2 = sigma**2 * (1 - s.pre_post_corr**2) if s.pretest == "covariate" else sigma**2
     if s.assignment == "independent":
-        return size * coef**2 / sig_eff2, size - p
+        df2 = size - p
+        return size * coef**2 / sig_eff2, int(df2) if float(df2).is_integer() else df2
     m = s.cluster_size
     if s.assignment == "between":
         nadj = m * (1 + (s.cluster_size_sd / m) ** 2)
         deff = 1 + (nadj - 1) * s.icc
-        df2 = size - p
+        df2 = int(size - p) if float(size).is_integer() else size - p
     else:
         deff = 1.0
         df2 = math.floor(size * m) - p
@@ -240,7 +242,7 @@ def _check_size(s: Setting, n_total, clusters) -> float:
         size = n_total
     if not (math.isfinite(size) and size > 0):
         raise _fail(f"the sample size {size!r} is not positive — give a positive number")
-    return float(size)
+    return int(size) if float(size).is_integer() else float(size)
 
 
 def factorial_power(
@@ -486,7 +488,7 @@ def binary_power(
     return stats.norm.sf(z - ratio) + stats.norm.cdf(-z - ratio), se
 
 
-def binary_main_effect_power(
+def factorial_binary_power(
     factors: int, n_total: float, baseline: float, *, logodds_main: float | None = None,
     risk_diff: float | None = None, alpha: float = 0.05, model_order: int = 1,
 ) -> dict:
@@ -499,12 +501,12 @@ def binary_main_effect_power(
     n_total : float
         Total participants (equal allocation to the 2^k conditions).
     baseline : float
-        Outcome probability with every effect-coded term at zero (intercept = logit(baseline)).
+        Outcome probability with every component off (all factors at −1), as in design files.
     logodds_main : float, optional
         Main effect on the log-odds scale: log-odds at +1 minus at −1 (= 2b).
     risk_diff : float, optional
-        Main effect as a risk difference P(+1) − P(−1), converted to the log-odds scale around
-        ``baseline`` (P(±1) = baseline ± risk_diff/2).
+        Main effect as a risk difference P(+1) − P(−1) with the other components off:
+        P(−1) = baseline, P(+1) = baseline + risk_diff.
     alpha : float
         Two-sided level.
     model_order : int
@@ -523,11 +525,11 @@ def binary_main_effect_power(
     if (logodds_main is None) == (risk_diff is None):
         raise _fail("give exactly one binary effect: --logodds-main or --risk-diff")
     if risk_diff is not None:
-        hi, lo = baseline + risk_diff / 2, baseline - risk_diff / 2
-        if not (0 < lo < 1 and 0 < hi < 1):
-            raise _fail(f"--risk-diff {risk_diff} around baseline {baseline} leaves (0, 1) — use "
+        hi = baseline + risk_diff
+        if not 0 < hi < 1:
+            raise _fail(f"--risk-diff {risk_diff} from baseline {baseline} leaves (0, 1) — use "
                         f"a smaller risk difference")
-        coef = (special.logit(hi) - special.logit(lo)) / 2
+        coef = (special.logit(hi) - special.logit(baseline)) / 2
     else:
         coef = logodds_main / 2
     s = make_setting(factors, model_order=model_order, alpha=alpha)
@@ -536,9 +538,56 @@ def binary_main_effect_power(
                     f"use more participants")
     terms = model_terms(factors, model_order)
     coefs = np.zeros(len(terms))
-    coefs[0] = special.logit(baseline)
+    coefs[0] = special.logit(baseline) + coef   # P(all factors at -1) = baseline
     coefs[1] = coef
     power, se = binary_power(full_factorial(factors), terms, coefs, n_total, alpha=alpha)
     return {"power": float(power[1]), "n_total": n_total, "se": float(se[1]),
             "raw_coef": float(coef), "logodds_main": float(2 * coef), "baseline": baseline,
             "alpha": alpha, "n_coefficients": s.n_coefficients, "mode": "normal approximation"}
+
+
+def design_matrix_power(
+    codes: np.ndarray, terms, coefs, *, sigma: float = 1.0, alpha: float = 0.05,
+    replicates: int = 1,
+) -> np.ndarray:
+    """Power of the 1-df F test of every coefficient for a given design matrix (exact mode).
+
+    The noncentrality of coefficient j is ``b_j² / (σ² [(XᵀX)⁻¹]_jj)`` and ``df2 = n − p``, with
+    the conditions in ``codes`` each run ``replicates`` times — the calculation of design-of-
+    experiments software (e.g. dexpy's ``f_power``), valid for any estimable design.
+
+    Parameters
+    ----------
+    codes : ndarray, shape (runs, k)
+        Conditions in ±1 coding.
+    terms : list of tuple
+        Model terms (intercept first), see :func:`trialkit.factorial.model.model_terms`.
+    coefs : array_like, shape (p,)
+        Assumed coefficients (the change from −1 to +1 is twice the coefficient).
+    sigma : float
+        Residual sd.
+    alpha : float
+        Significance level.
+    replicates : int
+        Times each run is repeated.
+
+    Returns
+    -------
+    ndarray
+        Power per term (the intercept's first).
+    """
+    from trialkit.factorial.model import model_matrix
+
+    x = np.tile(model_matrix(codes, terms), (int(replicates), 1))
+    n, p = x.shape
+    if n <= p:
+        raise _fail(f"{n} runs are too few for {p} coefficients — add runs or replicates")
+    try:
+        diag = np.diag(np.linalg.inv(x.T @ x))
+    except np.linalg.LinAlgError:
+        raise _fail("the model's terms are aliased in this design — lower the model "
+                    "order") from None
+    lam = np.asarray(coefs, dtype=float) ** 2 / (sigma**2 * diag)
+    crit = stats.f.ppf(1 - alpha, 1, n - p)
+    safe = np.where(lam > 0, lam, 1.0)
+    return np.where(lam > 0, stats.ncf.sf(crit, 1, n - p, safe), alpha)

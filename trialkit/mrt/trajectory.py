@@ -65,7 +65,7 @@ def expand_days(by_day: np.ndarray, decisions_per_day: int) -> np.ndarray:
 
 
 def day_basis(days: int, decisions_per_day: int, dimension: int) -> np.ndarray:
-    """Polynomial basis ``(1, s, s², ...)`` in the day index ``s = day − 1``, one row per decision point.
+    """Polynomial basis ``(1, s, s², ...)`` in the day index ``s = day − 1``, a row per decision.
 
     This is the ``Z_t`` of Liao et al. (2016): ``dimension`` columns (1 constant, 2 linear,
     3 quadratic); the treatment-effect trajectory lies in its span.

@@ -1,0 +1,126 @@
+"""``trialkit simulate FILE`` / ``trialkit calibrate``: JSON contract and bad input (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trialkit.adaptive import calibrate_trial, setup_trial
+from trialkit.design import loads_design
+
+SMALL = """
+kind = "adaptive"
+name = "small_null"
+
+[[arms]]
+name = "a"
+[[arms]]
+name = "b"
+
+[outcome]
+type = "binary"
+
+[looks]
+data = [100, 200, 300]
+
+[stopping]
+superiority = 0.99
+inferiority = 0.01
+
+[posterior]
+draws = 500
+selection = "best"
+
+[scenarios.null]
+values = [0.3, 0.3]
+"""
+
+
+def test_simulate_json_contract_and_jobs_invariance(run, designs_dir, tmp_path):
+    design = designs_dir / "three-arm-adaptive.toml"
+    args = ["simulate", design, "--reps", "30", "--seed", "3", "--method", "exact",
+            "--format", "json"]
+    one = run(*args)
+    assert one.exit_code == 0, one.output
+    data = json.loads(one.output)
+    m = data["metrics"]
+    for key in ("size_mean", "size_sd", "prob_superior", "prob_equivalence", "prob_futility",
+                "prob_conclusive", "prob_max", "prob_select", "rmse", "idp"):
+        assert key in m, key
+    assert set(m["prob_select"]) == {"arm_usual_app", "arm_core_package", "arm_full_package",
+                                     "none"}
+    assert "seconds" in data and data["scenario"] == "alternative"
+    two = json.loads(run(*args, "--jobs", "2").output)
+    assert two["metrics"] == m
+
+
+def test_simulate_save_grows_and_refuses_other_seed(run, designs_dir, tmp_path):
+    design = designs_dir / "three-arm-adaptive.toml"
+    path = tmp_path / "saved.json"
+    first = run("simulate", design, "--scenario", "null", "--reps", "10", "--seed", "2",
+                "--method", "exact", "--save", path, "--format", "json")
+    assert first.exit_code == 0, first.output
+    grown = run("simulate", design, "--scenario", "null", "--reps", "20", "--seed", "2",
+                "--method", "exact", "--save", path, "--format", "json")
+    assert json.loads(grown.output)["reps"] == 20
+    bad = run("simulate", design, "--scenario", "null", "--reps", "30", "--seed", "9",
+              "--method", "exact", "--save", path)
+    assert bad.exit_code == 2 and "seed 2" in bad.output
+
+
+def test_unknown_scenario_exit_2(run, designs_dir):
+    result = run("simulate", designs_dir / "three-arm-adaptive.toml", "--scenario", "nope")
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("Error:") and "alternative, null" in result.output
+
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('name = "usual_app"\n', 'name = "usual_app"\nstart_probability = 0.5\n',
+         "arms.start_probability"),
+        ("min_probs = [0.2, 0.2, 0.2]", "min_probs = [0.4, 0.4, 0.4]", "allocation.min_probs"),
+        ("superiority = 0.99", "superiority = [" + ", ".join(["0.99"] * 17) + ", 0.995]",
+         "stopping.superiority"),
+        ("data = [300, 400,", "data = [400, 300,", "looks.data"),
+        ("draws = 5000", "draws = 50", "posterior.draws"),
+        ("equivalence_diff = 0.05", "equivalence_diff = 0.05\nfutility_prob = 0.9\n"
+         "futility_diff = 0.05", "stopping.futility_prob"),
+    ],
+)
+def test_bad_design_exit_2_naming_the_key(run, designs_dir, tmp_path, old, new, key):
+    text = (designs_dir / "three-arm-adaptive.toml").read_text()
+    assert old in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(old, new, 1))
+    result = run("simulate", bad, "--reps", "5")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and f"'{key}'" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_calibration_reaches_target_reproducibly():
+    spec = setup_trial(loads_design(SMALL, "small.toml"), method="exact")
+    out = calibrate_trial(spec, target=0.1, reps=300, seed=1, tol=1e-3)
+    again = calibrate_trial(spec, target=0.1, reps=300, seed=1, tol=1e-3)
+    assert out == again
+    assert abs(out["prob_superior"] - 0.1) <= 0.03
+    assert out["inferiority"] == pytest.approx(1 - out["superiority"])
+    check = out["check"]
+    assert abs(check["prob_superior"] - 0.1) <= 4 * check["mc_se"] + 0.03
+    assert check["ci_low"] <= check["prob_superior"] <= check["ci_high"]
+
+
+def test_calibrate_cli(run, tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    result = run("calibrate", path, "--target", "0.1", "--reps", "100", "--seed", "1",
+                 "--method", "exact", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert 0.9 <= data["superiority"] <= 0.9999 and data["evaluations"]
+    bad = run("calibrate", path, "--target", "1.5", "--reps", "10")
+    assert bad.exit_code == 2 and "--target" in bad.output

@@ -1,0 +1,246 @@
+"""CLI wiring of the factorial analysis (prior draws in place of sampling), priors and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trialkit.bayes import decide
+from trialkit.bayes.simulate import individual_data
+from trialkit.design import load_design, loads_design
+
+DESIGN = "designs/app-components-factorial.toml"
+FAST = ("--draws", "200", "--chains", "2", "--tune", "0")
+
+
+@pytest.fixture(scope="module")
+def design(pytestconfig):
+    return load_design(pytestconfig.rootpath / DESIGN)
+
+
+@pytest.fixture(scope="module")
+def export(design, tmp_path_factory):
+    """A trial export: ±1 factor columns, condition, both outcomes and a baseline covariate."""
+    cols = individual_data(design, "phq9_change", dict(design.outcomes[0].effects), 512, seed=11)
+    ret = individual_data(design, "retention", dict(design.outcomes[1].effects), 512, seed=11)
+    table = pd.DataFrame(cols)
+    table["retention"] = ret["retention"].astype(int)
+    table["baseline_phq9"] = np.random.default_rng(1).normal(14, 4, len(table)).round()
+    path = tmp_path_factory.mktemp("export") / "export.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def _json(res):
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_analyse_json_contract_with_prior_draws(run, pytestconfig, export):
+    res = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export, "--engine",
+              "prior", *FAST, "--mcid", "0.5", "--budget", "10", "--format", "json")
+    out = _json(res)
+    assert {"components", "combinations", "decision", "diagnostics"} <= set(out)
+    comp = out["components"]
+    assert [c["name"] for c in comp] == ["human_voice", "validating_statements",
+                                         "personalised_notifications", "activity_choice",
+                                         "goal_setting"]
+    for c in comp:
+        assert {"name", "effect_mean", "hdi_low", "hdi_high", "p_positive",
+                "p_above_mcid"} <= set(c)
+        assert c["hdi_low"] <= c["effect_mean"] <= c["hdi_high"]
+        assert 0 <= c["p_above_mcid"] <= c["p_beneficial"] <= 1
+    combos = out["combinations"]
+    assert len(combos) == 32
+    assert {"components_on", "expected_outcome", "hdi_low", "hdi_high", "p_best",
+            "cost"} <= set(combos[0])
+    assert sum(c["p_best"] for c in combos) == pytest.approx(1.0)
+    costs = {tuple(c["components_on"]): c["cost"] for c in combos}
+    assert costs[("human_voice", "goal_setting")] == 17.0
+    dec = out["decision"]
+    assert {"pev", "pev_within_budget", "screening"} <= set(dec)
+    assert costs[tuple(dec["pev_within_budget"])] <= 10
+    diag = out["diagnostics"]
+    assert {"rhat_max", "ess_bulk_min", "divergences"} <= set(diag)
+    # PEV is the argmax of the posterior expected outcome (lower is better here)
+    best = min(combos, key=lambda c: c["expected_outcome"])
+    assert dec["pev"] == best["components_on"]
+
+
+def test_screening_matches_statsmodels_and_lists_disagreements(run, pytestconfig, export,
+                                                               design):
+    import statsmodels.api as sm
+
+    from trialkit.factorial.model import model_matrix, model_terms
+
+    out = _json(run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export,
+                    "--method", "ols", "--format", "json"))
+    table = pd.read_csv(export)
+    x = model_matrix(table[list(design.factor_names)].to_numpy(), model_terms(5, 2))
+    res = sm.OLS(table["phq9_change"].to_numpy(), x).fit()
+    chosen = decide.screening_rule(res.params[None], res.pvalues[None], model_terms(5, 2), 5,
+                                   0.05, "lower")[0]
+    assert out["decision"]["screening"] == [f for f, c in zip(design.factor_names, chosen,
+                                                              strict=True) if c]
+    np.testing.assert_allclose([t["p_value"] for t in out["ols"]], res.pvalues, rtol=1e-9)
+    np.testing.assert_allclose([t["effect"] for t in out["ols"]], 2 * res.params, rtol=1e-9)
+    both = _json(run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export,
+                     "--engine", "prior", *FAST, "--format", "json"))
+    d = both["decision"]
+    listed = {x["component"] for x in d["disagreements"]}
+    assert listed == set(d["pev"]) ^ set(d["screening"])
+
+
+def test_multi_outcome_value_function_and_covariate(run, pytestconfig, export, tmp_path):
+    res = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export, "--engine", "fast",
+              "--outcome", "phq9_change", "--outcome", "retention", "--weight", "retention=3",
+              "--covariate", "baseline_phq9", "--out", tmp_path / "res", "--format", "json")
+    out = _json(res)
+    vf = out["decision"]["value_function"]
+    assert vf["weights"] == {"phq9_change": 0.25, "retention": 0.75}
+    assert set(out["outcomes"]) == {"phq9_change", "retention"}
+    assert "baseline_phq9" in [t["term"] for t in out["terms"]]
+    # the value-function choice maximises the DAIVE-scaled weighted value
+    e1 = np.array([c["expected_outcome"] for c in out["outcomes"]["phq9_change"]["combinations"]])
+    e2 = np.array([c["expected_outcome"] for c in out["outcomes"]["retention"]["combinations"]])
+    v = 0.25 * (e1.max() - e1) / np.ptp(e1) + 0.75 * (e2 - e2.min()) / np.ptp(e2)
+    labels = [c["components_on"] for c in out["combinations"]]
+    assert vf["choice"] == labels[int(np.argmax(v))]
+    assert (tmp_path / "res" / "forest_phq9_change.png").stat().st_size > 1000
+    assert (tmp_path / "res" / "combinations_retention.png").exists()
+    assert json.loads((tmp_path / "res" / "report.json").read_text())["outcome"] == "phq9_change"
+
+
+def test_null_data_cannot_separate_options(run, pytestconfig, design, tmp_path):
+    cols = individual_data(design, "phq9_change", {}, 512, seed=3)
+    path = tmp_path / "null.csv"
+    pd.DataFrame(cols).to_csv(path, index=False)
+    out = _json(run("analyse", "factorial", pytestconfig.rootpath / DESIGN, path, "--engine",
+                    "fast", "--draws", "2000", "--format", "json"))
+    p_best = np.array([c["p_best"] for c in out["combinations"]])
+    assert p_best.max() < 0.5
+    assert out["decision"]["separated"] is False
+    assert "cannot separate" in out["decision"]["note"]
+    assert out["decision"]["best_credible_set_size"] >= 8
+    # with strong effects and many participants the data do separate the options
+    effects = {"human_voice": -2.0, "validating_statements": -2.0, "activity_choice": -1.5,
+               "personalised_notifications": -1.5, "goal_setting": 1.5}
+    cols = individual_data(design, "phq9_change", effects, 4000, seed=3)
+    pd.DataFrame(cols).to_csv(path, index=False)
+    strong = _json(run("analyse", "factorial", pytestconfig.rootpath / DESIGN, path, "--engine",
+                       "fast", "--format", "json"))["decision"]
+    assert strong["separated"] is True and strong["best_credible_set_size"] <= 2
+    assert strong["pev"] == ["human_voice", "validating_statements",
+                             "personalised_notifications", "activity_choice"]
+
+
+def test_prior_predictive_command(run, pytestconfig):
+    out = _json(run("analyse", "prior-predictive", pytestconfig.rootpath / DESIGN,
+                    "--draws", "4000", "--seed", "1", "--format", "json"))
+    assert out["outcome"] == "phq9_change" and out["n_total"] == 512
+    main = {e["term"]: e for e in out["effects"]}["human_voice"]
+    # classic effect 2β with β ~ N(0, (σ·0.5)²), σ ~ sqrt(InvGamma(2, 25)): median ≈ 0
+    assert abs(main["q50"]) < 0.3
+    assert main["q95"] > 2 and main["q05"] < -2
+    # trial SD ≈ σ·sqrt(1 + 5·0.5² + 10·E[τ²]) with median σ = sqrt(25 / 1.678), E[τ²] = 0.25²
+    expected = np.sqrt(25 / 1.678) * np.sqrt(1 + 5 * 0.25 + 10 * 0.0625)
+    assert out["trial_sd"]["q50"] == pytest.approx(expected, rel=0.1)
+    binary = _json(run("analyse", "prior-predictive", pytestconfig.rootpath / DESIGN,
+                       "--outcome", "retention", "--format", "json"))
+    assert 0 < binary["trial_mean"]["q05"] < binary["trial_mean"]["q95"] < 1
+
+
+def test_simulate_decision_cli(run, pytestconfig):
+    out = _json(run("simulate", "decision", pytestconfig.rootpath / DESIGN, "--reps", "200",
+                    "--seed", "1", "--scenario", "sparse", "--format", "json"))
+    assert out["truth"]["best"] == ["human_voice", "validating_statements"]
+    for rule in ("pev", "pev_within_budget", "screening"):
+        r = out["rules"][rule]
+        assert 0 <= r["p_correct"] <= 1 and r["p_correct_se"] > 0 and r["regret"] >= 0
+        assert len(r["components"]) == 5
+
+
+def test_design_priors_are_read_and_used(design, pytestconfig):
+    from trialkit.bayes.spec import build_spec
+
+    text = (pytestconfig.rootpath / DESIGN).read_text()
+    text += ('\n[priors]\nmain_sd = 0.8\ninteractions = "fixed"\n'
+             '[priors.retention]\nmain_sd = 2.0\ninteraction_sd = 0.1\n')
+    d = loads_design(text, "x.toml")
+    s1 = build_spec(d, "phq9_change")
+    s2 = build_spec(d, "retention")
+    assert s1.prior_scale[1] == 0.8 and s1.interactions == "fixed"
+    assert s2.prior_scale[1] == 2.0 and s2.interaction_sd == 0.1 and s2.interactions == "fixed"
+    assert build_spec(design, "phq9_change").interactions == "hierarchical"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('[priors]\nmain_sd = -1\n', "priors.main_sd"),
+    ('[priors]\nmian_sd = 1\n', "did you mean 'main_sd'"),
+    ('[priors]\ninteractions = "horseshoe"\n', "hierarchical, fixed"),
+    ('[priors.nonexistent]\nmain_sd = 1\n', "not an outcome"),
+])
+def test_bad_priors_exit_2(run, pytestconfig, tmp_path, extra, message):
+    path = tmp_path / "d.toml"
+    path.write_text((pytestconfig.rootpath / DESIGN).read_text() + "\n" + extra)
+    res = run("analyse", "prior-predictive", path)
+    assert res.exit_code == 2
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: ")
+    assert message in res.stderr
+
+
+def _bad(tmp_path, export, change):
+    table = pd.read_csv(export)
+    change(table)
+    path = tmp_path / "bad.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("change, args, message", [
+    (lambda t: t.pop("goal_setting"), (), "no column for factor(s) goal_setting"),
+    (lambda t: t.__setitem__("human_voice", (t["human_voice"] > 0).astype(int)), (),
+     "factor column 'human_voice' is coded {0, 1}"),
+    (lambda t: t.__setitem__("phq9_change", t["phq9_change"].where(t.index > 2)), (),
+     "'phq9_change' has 3 missing values"),
+    (lambda t: None, ("--budget", "-1"), "below the cheapest option"),
+    (lambda t: None, ("--outcome", "nope"), "not in the design"),
+    (lambda t: None, ("--covariate", "age"), "no covariate column 'age'"),
+    (lambda t: t.__setitem__("retention", 2), ("--outcome", "retention"),
+     "values other than 0 and 1"),
+    (lambda t: None, ("--weight", "retention"), "OUTCOME=NUMBER"),
+])
+def test_bad_input_exit_2_one_line(run, pytestconfig, tmp_path, export, change, args, message):
+    path = _bad(tmp_path, export, change)
+    res = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, path, "--engine", "prior",
+              *FAST, *args)
+    assert res.exit_code == 2, res.output
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: ")
+    assert message in res.stderr
+
+
+def test_bad_simulation_input_exit_2(run, pytestconfig):
+    res = run("simulate", "decision", pytestconfig.rootpath / DESIGN, "--reps", "0")
+    assert res.exit_code == 2 and res.stderr.startswith("Error: ")
+    res = run("simulate", "decision", pytestconfig.rootpath / DESIGN, "--budget", "-3")
+    assert res.exit_code == 2 and "below the cheapest option" in res.stderr
+    res = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, "missing.csv")
+    assert res.exit_code == 2 and "no such file" in res.stderr
+
+
+def test_parquet_input_and_csv_output(run, pytestconfig, export, tmp_path):
+    table = pd.read_csv(export).drop(columns="condition")
+    path = tmp_path / "export.parquet"
+    table.to_parquet(path)
+    res = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, path, "--engine", "fast",
+              "--seed", "2", "--format", "csv")
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("name,effect_mean,hdi_low,hdi_high,p_positive")
+    assert len(lines) == 6
+    again = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export, "--engine",
+                "fast", "--seed", "2", "--format", "csv")
+    assert again.stdout == res.stdout  # same data, same seed: same report

@@ -1,0 +1,155 @@
+"""The ``trialkit trial`` command line: bad input exits 2 with one line and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FACTORIAL = ROOT / "designs" / "app-components-factorial.toml"
+MRT = ROOT / "designs" / "checkin-prompts-mrt.toml"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """A fresh store: an SQLite file, or a new schema in the test PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'trial.db'}"
+        return
+    import psycopg
+
+    base = request.getfixturevalue("pg_url")
+    schema = "tk_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def snapshot(url: str):
+    """SQLite: the database files' bytes; PostgreSQL: row counts of every table."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        return {s: hashlib.sha256(Path(path + s).read_bytes()).hexdigest()
+                for s in ("", "-wal") if os.path.exists(path + s)}
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("trials", "participants", "decisions", "audit", "schema_migrations")}
+
+
+@pytest.fixture
+def trials(db_url, tmp_path, run):
+    """A store with a stratified factorial trial (one participant) and an MRT (one decision)."""
+    fkey, mkey = tmp_path / "f.key", tmp_path / "m.key"
+    assert run("trial", "create", FACTORIAL, "--db", db_url, "--key-file", fkey).exit_code == 0
+    assert run("trial", "create", MRT, "--db", db_url, "--key-file", mkey).exit_code == 0
+    assert run("trial", "enrol", "app_components_factorial", "P1", "--stratum", "site=london",
+               "--db", db_url).exit_code == 0
+    assert run("trial", "decide", "checkin_prompts_mrt", "U1", "--decision-point", "5",
+               "--available", "--db", db_url).exit_code == 0
+    bad = tmp_path / "bad.key"
+    bad.write_text("trialkit-key v1\nnot-hex\n")
+    bad.chmod(0o600)
+    return {"db": db_url, "fkey": str(fkey), "mkey": str(mkey), "bad": str(bad)}
+
+
+BAD = {
+    "unknown_trial": ["enrol", "no_such_trial", "P2", "--stratum", "site=london"],
+    "unknown_stratum": ["enrol", "app_components_factorial", "P2", "--stratum", "site=london",
+                        "--stratum", "region=north"],
+    "missing_stratum": ["enrol", "app_components_factorial", "P2"],
+    "bad_stratum_value": ["enrol", "app_components_factorial", "P2", "--stratum", "site=paris"],
+    "duplicate_decision_point": ["decide", "checkin_prompts_mrt", "U1", "--decision-point", "5",
+                                 "--unavailable", "--reason", "asleep"],
+    "decision_point_out_of_range": ["decide", "checkin_prompts_mrt", "U1", "--decision-point",
+                                    "999", "--available"],
+    "unavailable_without_reason": ["decide", "checkin_prompts_mrt", "U1", "--decision-point",
+                                   "6", "--unavailable"],
+    "malformed_key_file": ["enrol", "app_components_factorial", "P2", "--stratum", "site=london",
+                           "--key-file", "{bad}"],
+    "wrong_key": ["enrol", "app_components_factorial", "P2", "--stratum", "site=london",
+                  "--key-file", "{mkey}"],
+    "wrong_key_verify": ["verify", "app_components_factorial", "--key-file", "{mkey}"],
+    "missing_key_file": ["unblind", "app_components_factorial", "P1", "--reason", "x",
+                         "--key-file", "{bad}.missing"],
+    "enrol_into_mrt": ["enrol", "checkin_prompts_mrt", "P2"],
+    "unknown_participant": ["mark-error", "app_components_factorial", "P404", "--reason", "x"],
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_with_one_line_and_leaves_the_store_unchanged(trials, run, case):
+    args = [a.format(**trials) for a in BAD[case]]
+    before = snapshot(trials["db"])
+    result = run("trial", *args, "--db", trials["db"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "—" in lines[0]  # what is wrong — what to do
+    assert snapshot(trials["db"]) == before
+
+
+def test_bad_bulk_row_leaves_the_store_unchanged(trials, run):
+    before = snapshot(trials["db"])
+    text = "participant,decision_point,available,reason\nU2,1,1,\nU2,2,0,\n"
+    result = run("trial", "decide", "checkin_prompts_mrt", "--bulk", "--db", trials["db"],
+                 input=text)
+    assert result.exit_code == 2 and "reason" in result.output
+    assert snapshot(trials["db"]) == before
+
+
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/no/such/folder/x.db", "sqlite:///{tmp}/none.db",
+                                 "postgresql://nobody@127.0.0.1:1/nothing", "mysql://x/y"])
+def test_unreachable_database_exits_2(run, tmp_path, url):
+    url = url.format(tmp=tmp_path)
+    result = run("trial", "enrol", "t", "P1", "--db", url)
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("Error: ")
+    assert not (tmp_path / "none.db").exists()  # nothing is created by a failed enrolment
+
+
+def test_db_from_environment_variable(tmp_path, run, monkeypatch):
+    monkeypatch.setenv("TRIALKIT_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    assert run("trial", "create", MRT, "--key-file", tmp_path / "k").exit_code == 0
+    res = run("trial", "decide", "checkin_prompts_mrt", "U1", "--decision-point", "1",
+              "--available", "--format", "json")
+    assert json.loads(res.output)["decision_point"] == 1
+    monkeypatch.delenv("TRIALKIT_DB")
+    assert run("trial", "status", "checkin_prompts_mrt").exit_code == 2
+
+
+def test_enrol_path_imports_no_heavy_library(tmp_path, run):
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    assert run("trial", "create", FACTORIAL, "--db", db, "--key-file", tmp_path / "k").exit_code \
+        == 0
+    code = ("import sys; from trialkit.cli import cli; "
+            "cli.main(['trial', 'enrol', 'app_components_factorial', 'P1', '--stratum', "
+            "'site=online', '--db', sys.argv[1], '--format', 'json'], standalone_mode=False); "
+            "heavy = {'numpy', 'pandas', 'scipy', 'pymc', 'arviz', 'matplotlib', 'pytensor'}; "
+            "print('LOADED', sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", code, db], capture_output=True, text=True,
+                          check=True)
+    assert '"new": true' in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_every_trial_command_has_an_example(run):
+    from trialkit.cli.trial import trial
+
+    names = set(trial.commands)
+    assert names == {"create", "enrol", "decide", "status", "export", "unblind", "mark-error",
+                     "verify"}
+    for cmd in trial.commands.values():
+        assert "Example:" in cmd.help

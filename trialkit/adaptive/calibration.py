@@ -1,0 +1,86 @@
+"""Calibration: the symmetric stopping threshold giving a target Bayesian type I error.
+
+Superiority ``x`` and inferiority ``1 - x`` (the same at every look) are searched by bisection on
+``x``. Every evaluation simulates the same trials (same seed: common random numbers), so the
+estimated P(superiority) moves smoothly with ``x`` and the search is reproducible. The chosen
+threshold is then re-checked on fresh trials (seed + 1), whose P(superiority) and its Monte Carlo
+standard error are reported as the honest estimate.
+"""
+
+from __future__ import annotations
+
+import math
+
+from trialkit.adaptive.performance import check_performance
+from trialkit.adaptive.results import run_trials
+from trialkit.adaptive.spec import TrialSpec
+from trialkit.errors import TrialkitError
+
+
+def calibrate_trial(
+    spec: TrialSpec,
+    target: float = 0.05,
+    reps: int = 1000,
+    seed: int = 0,
+    jobs: int = 1,
+    lower: float = 0.9,
+    upper: float = 0.9999,
+    tol: float = 1e-4,
+    max_iter: int = 20,
+) -> dict:
+    """Find ``x`` so that P(superiority) under ``spec`` (a null scenario) is close to ``target``.
+
+    Returns
+    -------
+    dict
+        ``superiority``, ``inferiority``, ``prob_superior`` (at the chosen threshold, search
+        trials), ``check`` (``prob_superior``, ``mc_se``, ``ci_low``, ``ci_high`` on fresh trials),
+        ``evaluations`` (every threshold tried with its P(superiority)), ``reps``, ``seed``.
+    """
+    if not 0 < target < 1:
+        raise TrialkitError(f"--target {target} is invalid — use a probability in (0, 1)")
+    if not 0.5 < lower < upper < 1:
+        raise TrialkitError("calibration range is invalid — use 0.5 < lower < upper < 1")
+    evaluations: list[dict] = []
+
+    def prob(x: float, s: int = seed) -> float:
+        res = run_trials(spec.with_thresholds(x, 1 - x), reps, s, jobs=jobs)
+        p = check_performance(res)["prob_superior"]
+        return p
+
+    def record(x: float) -> float:
+        p = prob(x)
+        evaluations.append({"superiority": x, "prob_superior": p})
+        return p
+
+    p_lo, p_hi = record(lower), record(upper)
+    if p_lo < target:
+        raise TrialkitError(f"P(superiority) is {p_lo:.3f} already at threshold {lower} — the "
+                            "target is reached with lower thresholds; lower the search bound")
+    if p_hi > target:
+        raise TrialkitError(f"P(superiority) is {p_hi:.3f} even at threshold {upper} — use more "
+                            "looks' data, fewer looks or a higher target")
+    lo, hi = lower, upper
+    for _ in range(max_iter):
+        if hi - lo <= tol:
+            break
+        mid = (lo + hi) / 2
+        if record(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    best = min(evaluations, key=lambda e: (abs(e["prob_superior"] - target), -e["superiority"]))
+    x = best["superiority"]
+    p_check = prob(x, seed + 1)
+    se = math.sqrt(max(p_check * (1 - p_check), 1e-12) / reps)
+    return {
+        "target": target,
+        "superiority": x,
+        "inferiority": 1 - x,
+        "prob_superior": best["prob_superior"],
+        "check": {"seed": seed + 1, "prob_superior": p_check, "mc_se": se,
+                  "ci_low": max(0.0, p_check - 1.96 * se), "ci_high": min(1.0, p_check + 1.96 * se)},
+        "reps": reps,
+        "seed": seed,
+        "evaluations": sorted(evaluations, key=lambda e: e["superiority"]),
+    }

@@ -1,0 +1,55 @@
+"""Plots of simulated adaptive trials (matplotlib is imported only here, when plotting)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trialkit.adaptive.performance import select_arms
+from trialkit.adaptive.simulator import FINAL_STATUS
+
+
+def plot_results(results, path: str, selection: str | None = None) -> str:
+    """Write one PNG with three panels and return its path.
+
+    Panels: mean allocation probability per arm over looks (trials still running), the share of
+    trials stopped by each look per final status, and selection probabilities per arm.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = results.spec
+    arr = results.arrays
+    hist = arr["alloc_history"].astype(float)
+    looks = np.asarray(spec.data_looks)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    running = ~np.isnan(hist[:, :, 0])
+    counts = running.sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        mean_alloc = np.where(counts[:, None] > 0,
+                              np.nansum(hist, axis=0) / np.maximum(counts, 1)[:, None], np.nan)
+    for k, arm in enumerate(spec.arms):
+        axes[0].plot(looks, mean_alloc[:, k], marker="o", ms=3, label=arm)
+    axes[0].set(xlabel="patients with outcome data", ylabel="mean allocation probability",
+                title="Allocation over looks", ylim=(0, 1))
+    axes[0].legend(fontsize=8)
+    stop_look = arr["looks"]
+    for code, name in enumerate(FINAL_STATUS):
+        share = [(np.asarray(arr["final_status"]) == code)[stop_look <= i + 1].sum()
+                 / results.n_rep for i in range(looks.size)]
+        axes[1].plot(looks, share, marker="o", ms=3, label=name)
+    axes[1].set(xlabel="patients with outcome data", ylabel="share of trials stopped",
+                title="Stopping times", ylim=(0, 1))
+    axes[1].legend(fontsize=8)
+    sel = select_arms(results, selection)
+    labels = [*spec.arms, "none"]
+    probs = [float(np.mean(sel == i)) for i in range(spec.n_arms)] + [float(np.mean(sel < 0))]
+    axes[2].bar(labels, probs, color="tab:blue")
+    axes[2].set(ylabel="probability", title="Arm selection", ylim=(0, 1))
+    axes[2].tick_params(axis="x", rotation=20)
+    fig.suptitle(f"{spec.design_name} — scenario {spec.scenario} ({results.n_rep} trials)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

@@ -1,0 +1,147 @@
+"""Results of many simulated trials: run, remember how they were made, save, load and grow."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from trialkit.adaptive.simulator import simulate_range
+from trialkit.adaptive.spec import TrialSpec
+from trialkit.errors import TrialkitError
+from trialkit.simulate.engine import run_replicates
+
+_INT_KEYS = ("final_status", "final_n", "followed_n", "looks", "arm_status", "status_look",
+             "ns_all", "final_control")
+
+
+@dataclass
+class TrialResults:
+    """Simulated trials of one specification with their provenance.
+
+    Attributes
+    ----------
+    spec : TrialSpec
+        What was simulated (design and scenario).
+    seed : int
+        Base seed; trial ``i`` used ``SeedSequence(seed, spawn_key=(i,))``.
+    arrays : dict of ndarray
+        One row per trial (see :mod:`trialkit.adaptive.simulator`).
+    version : str
+        trialkit version that produced the trials.
+    seconds : float
+        Simulation time (summed over growth steps).
+    created : str
+        UTC time of the first run (ISO 8601).
+    """
+
+    spec: TrialSpec
+    seed: int
+    arrays: dict[str, np.ndarray]
+    version: str
+    seconds: float
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def n_rep(self) -> int:
+        """Number of simulated trials."""
+        return int(self.arrays["final_n"].shape[0])
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready form (design text included so a file is self-describing)."""
+        return {
+            "format": "trialkit-adaptive-results/1",
+            "design": {"name": self.spec.design_name, "sha256": self.spec.design_sha256,
+                       "text": self.spec.design_text},
+            "scenario": self.spec.scenario,
+            "spec": self.spec.describe(),
+            "seed": self.seed,
+            "n_rep": self.n_rep,
+            "version": self.version,
+            "seconds": round(self.seconds, 3),
+            "created": self.created,
+            "arrays": {k: np.where(np.isnan(v), None, v).tolist()
+                       if v.dtype.kind == "f" else v.tolist() for k, v in self.arrays.items()},
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the results as JSON."""
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh)
+
+
+def load_results(path: str | os.PathLike[str], spec: TrialSpec) -> TrialResults:
+    """Read results saved by :meth:`TrialResults.save` for ``spec`` (design and scenario)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrialkitError(f"{path}: cannot be read as saved results ({exc}) — give a file "
+                            "written by 'trialkit simulate --save'") from None
+    if data.get("format") != "trialkit-adaptive-results/1":
+        raise TrialkitError(f"{path}: is not a trialkit adaptive results file — give a file "
+                            "written by 'trialkit simulate --save'")
+    if data["design"]["sha256"] != spec.design_sha256 or data["scenario"] != spec.scenario:
+        raise TrialkitError(f"{path}: was simulated from another design or scenario — use a new "
+                            "file name or the same design and scenario")
+    arrays = {}
+    for k, v in data["arrays"].items():
+        arr = np.array(v, dtype=float if k not in _INT_KEYS else np.int64)
+        arrays[k] = arr
+    arrays["final_status"] = arrays["final_status"].astype(np.int8)
+    arrays["arm_status"] = arrays["arm_status"].astype(np.int8)
+    arrays["alloc_history"] = arrays["alloc_history"].astype(np.float32)
+    return TrialResults(spec, int(data["seed"]), arrays, data["version"],
+                        float(data["seconds"]), data["created"])
+
+
+def run_trials(
+    spec: TrialSpec,
+    reps: int,
+    seed: int,
+    jobs: int = 1,
+    path: str | os.PathLike[str] | None = None,
+) -> TrialResults:
+    """Simulate ``reps`` trials of ``spec`` (or grow saved results at ``path`` to ``reps``).
+
+    Parameters
+    ----------
+    spec : TrialSpec
+        From :func:`~trialkit.adaptive.spec.setup_trial`.
+    reps : int
+        Total number of trials wanted.
+    seed : int
+        Base seed; results are identical for any ``jobs``.
+    jobs : int
+        Worker processes.
+    path : path, optional
+        Saved results: when the file exists its trials are reused (its seed must equal ``seed``)
+        and only the missing ones simulated; the grown results are written back.
+    """
+    from trialkit import __version__
+
+    old = None
+    if path is not None and os.path.exists(path):
+        old = load_results(path, spec)
+        if old.seed != seed:
+            raise TrialkitError(f"{path}: was simulated with seed {old.seed}, not {seed} — use "
+                                f"--seed {old.seed} to grow it, or a new file name")
+        if old.n_rep >= reps:
+            return old
+    start = 0 if old is None else old.n_rep
+    t0 = time.perf_counter()
+    arrays = run_replicates(simulate_range, reps - start, jobs=jobs, spec=spec, seed=seed,
+                            offset=start)
+    seconds = time.perf_counter() - t0
+    if old is not None:
+        arrays = {k: np.concatenate([old.arrays[k], arrays[k]]) for k in arrays}
+        res = TrialResults(spec, seed, arrays, __version__, old.seconds + seconds, old.created)
+    else:
+        res = TrialResults(spec, seed, arrays, __version__, seconds)
+    if path is not None:
+        res.save(path)
+    return res

@@ -1,0 +1,455 @@
+"""Bayesian component analysis of a factorial experiment: the component report and decisions.
+
+:func:`analyse_factorial` reads the exported trial data, fits the model of every requested
+outcome (pymc NUTS, the closed-form fast path, or prior draws for wiring checks), summarises the
+components and all 2^k combinations, and takes the PEV decisions (with and without budget, and a
+multi-outcome value function) next to the classic screening decision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from scipy import special
+
+from trialkit.bayes import decide, fast
+from trialkit.bayes.spec import ModelSpec, build_spec
+from trialkit.errors import DataError, TrialkitError
+
+ENGINES = ("nuts", "fast", "prior")
+METHODS = ("bayes", "ols", "both")
+SEPARATION_P_BEST = 0.5
+
+
+# -- data -----------------------------------------------------------------------------------------
+def read_table(path: str):
+    """Read a CSV or Parquet table with pandas."""
+    import pandas as pd
+
+    try:
+        if str(path).lower().endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file — check the data path") from None
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a user-data problem
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: cannot be read as CSV/Parquet ({first}) — export the data "
+                        "again as CSV or Parquet") from None
+
+
+def _numeric(table, col: str, what: str) -> np.ndarray:
+    import pandas as pd
+
+    values = pd.to_numeric(table[col], errors="coerce")
+    bad = values.isna() & table[col].notna()
+    if bad.any():
+        raise DataError(f"{what} column '{col}' has non-numeric values (e.g. "
+                        f"{table[col][bad].iloc[0]!r}) — give numbers only")
+    if values.isna().any():
+        raise DataError(f"{what} column '{col}' has {int(values.isna().sum())} missing values — "
+                        "remove or impute those rows before the analysis")
+    return values.to_numpy(float)
+
+
+def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str, ...]):
+    """Validate a data table against the design → (±1 codes, {outcome: y}, covariates)."""
+    cols = list(table.columns)
+    missing = [f for f in design.factor_names if f not in cols]
+    if missing:
+        raise DataError(f"the data have no column for factor(s) {', '.join(missing)} — the "
+                        f"factor columns must be named as in the design: "
+                        + ", ".join(design.factor_names))
+    if len(table) == 0:
+        raise DataError("the data table has no rows — export the trial data again")
+    codes = np.empty((len(table), design.k))
+    for i, f in enumerate(design.factor_names):
+        v = _numeric(table, f, "factor")
+        found = sorted(set(np.unique(v).tolist()))
+        if not set(found) <= {-1.0, 1.0}:
+            shown = ", ".join(f"{x:g}" for x in found[:6])
+            raise DataError(f"factor column '{f}' is coded {{{shown}}}, not -1/+1 as the design "
+                            "says — recode it as -1 (off) and +1 (on)")
+        codes[:, i] = v
+    ys = {}
+    for name in outcomes:
+        out = next((o for o in design.outcomes if o.name == name), None)
+        if out is None:
+            raise DataError(f"outcome {name!r} is not in the design — use one of: "
+                            + ", ".join(o.name for o in design.outcomes))
+        if name not in cols:
+            raise DataError(f"the data have no column {name!r} for the outcome — add it or "
+                            "choose another --outcome")
+        y = _numeric(table, name, "outcome")
+        if out.type == "binary" and not set(np.unique(y).tolist()) <= {0.0, 1.0}:
+            raise DataError(f"binary outcome column '{name}' has values other than 0 and 1 — "
+                            "code it as 0/1")
+        ys[name] = y
+    cov = np.empty((len(table), len(covariates)))
+    for j, c in enumerate(covariates):
+        if c not in cols:
+            raise DataError(f"the data have no covariate column {c!r} — check --covariate")
+        v = _numeric(table, c, "covariate")
+        sd = v.std()
+        if not sd > 0:
+            raise DataError(f"covariate column '{c}' is constant — drop it")
+        cov[:, j] = (v - v.mean()) / sd
+    return codes, ys, cov
+
+
+# -- summaries ------------------------------------------------------------------------------------
+def hdi(draws: np.ndarray, prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Highest-density interval of each column of ``draws`` (draws along axis 0)."""
+    s = np.sort(draws, axis=0)
+    n = s.shape[0]
+    k = int(np.floor(prob * n))
+    width = s[k:] - s[: n - k]
+    i = np.argmin(width, axis=0)
+    cols = np.arange(s.shape[1])
+    return s[i, cols], s[i + k, cols]
+
+
+def _component_rows(spec: ModelSpec, b: np.ndarray, mcid: float | None) -> list[dict]:
+    effects = 2.0 * b[:, spec.main_index]
+    lo, hi = hdi(effects)
+    sign = -1.0 if spec.better == "lower" else 1.0
+    rows = []
+    for i, name in enumerate(spec.factor_names):
+        e = effects[:, i]
+        rows.append({
+            "name": name, "effect_mean": float(e.mean()), "hdi_low": float(lo[i]),
+            "hdi_high": float(hi[i]), "p_positive": float((e > 0).mean()),
+            "p_beneficial": float((sign * e > 0).mean()),
+            "p_above_mcid": None if mcid is None else float((sign * e > mcid).mean()),
+        })
+    return rows
+
+
+def _term_rows(spec: ModelSpec, b: np.ndarray) -> list[dict]:
+    lo, hi = hdi(b)
+    return [{"term": n, "coef_mean": float(b[:, j].mean()), "coef_sd": float(b[:, j].std()),
+             "hdi_low": float(lo[j]), "hdi_high": float(hi[j])}
+            for j, n in enumerate(spec.coef_names)]
+
+
+def combination_draws(spec: ModelSpec, b: np.ndarray) -> np.ndarray:
+    """Expected outcome of every combination for every draw, (draws, 2^k)."""
+    v = b @ spec.combination_matrix().T
+    return special.expit(v) if spec.family == "logistic" else v
+
+
+def _labels(spec: ModelSpec, combos: np.ndarray, c: int) -> list[str]:
+    return [spec.factor_names[i] for i in range(combos.shape[1]) if combos[c, i] > 0]
+
+
+# -- screening ------------------------------------------------------------------------------------
+def screening_fit(spec: ModelSpec, x: np.ndarray, y: np.ndarray, alpha: float) -> dict:
+    """Effect-coded OLS (logistic GLM for binary) with statsmodels, and the screening decision."""
+    import warnings
+
+    import statsmodels.api as sm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if spec.family == "normal":
+            res = sm.OLS(y, x).fit()
+        else:
+            res = sm.GLM(y, x, family=sm.families.Binomial()).fit()
+    est, pval, se = np.asarray(res.params), np.asarray(res.pvalues), np.asarray(res.bse)
+    if not np.all(np.isfinite(pval)):
+        raise DataError("the classic screening model cannot be estimated from these data (too "
+                        "few participants per term) — lower the model order or use --method bayes")
+    chosen = decide.screening_rule(est[None], pval[None], spec.terms, len(spec.factor_names),
+                                   alpha, spec.better)[0]
+    terms = [{"term": n, "effect": 2 * float(est[j]), "se": 2 * float(se[j]),
+              "p_value": float(pval[j])} for j, n in enumerate(spec.coef_names)]
+    return {"chosen": chosen, "terms": terms}
+
+
+# -- analysis -------------------------------------------------------------------------------------
+def _fit(spec, x, y, engine, draws, tune, chains, seed, cores, progress, out_dir):
+    if engine == "fast":
+        if spec.family == "normal":
+            post = fast.normal_posterior(spec, *fast.normal_stats(x, y))
+        else:
+            post = fast.logistic_posterior(spec, x, np.ones((1, len(y))), y[None])
+        b = post.draws([np.random.default_rng(seed)], draws * chains)[0]
+        diag = {"rhat_max": None, "ess_bulk_min": None, "ess_tail_min": None,
+                "divergences": 0, "ok": True,
+                "problems": [], "note": "closed-form fast path: independent draws, no MCMC"}
+        return b, diag, None
+    from trialkit.bayes import backend_pymc
+
+    idata = backend_pymc.sample(spec, x, y, draws=draws, tune=tune, chains=chains, cores=cores,
+                                random_seed=seed, method="nuts" if engine == "nuts" else "prior",
+                                progress=progress)
+    diag = backend_pymc.diagnostics(idata)
+    saved = None
+    if out_dir is not None:
+        saved = os.path.join(out_dir, f"posterior_{spec.outcome}.nc")
+        backend_pymc.save_netcdf(idata, saved)
+    return backend_pymc.beta_draws(idata), diag, saved
+
+
+def analyse_factorial(
+    design, data, *, outcomes: tuple[str, ...] = (), covariates: tuple[str, ...] = (),
+    method: str = "both", engine: str = "nuts", draws: int = 1000, tune: int = 1000,
+    chains: int = 4, seed: int = 0, cores: int | None = None, mcid: float | None = None,
+    budget: float | None = None, weights: dict[str, float] | None = None,
+    out_dir: str | None = None, progress: bool = False, plots: bool = True,
+) -> dict:
+    """Analyse a factorial experiment: component report, combinations and decisions.
+
+    Parameters
+    ----------
+    design : FactorialDesign
+    data : str or pandas.DataFrame
+        The trial data (CSV/Parquet path or table): ±1 factor columns named as the design's
+        factors, outcome columns named as its outcomes, optional covariate columns.
+    outcomes : tuple of str
+        Outcomes to analyse (default: the primary outcome). The first is reported at the top
+        level; with several, ``decision.value_function`` combines them (DAIVE scaling).
+    method : {"bayes", "ols", "both"}
+    engine : {"nuts", "fast", "prior"}
+        pymc NUTS; the closed-form/Laplace fast path; or prior draws in place of the posterior
+        (checks the wiring, not an analysis).
+    mcid : float, optional
+        Minimal clinically important difference (a positive magnitude, in the classic-effect
+        units of the outcome): ``p_above_mcid`` is P(effect beneficial by more than ``mcid``).
+    budget : float, optional
+        Largest total component cost of the intervention (``pev_within_budget``).
+    weights : dict, optional
+        Outcome → weight of the multi-outcome value function (default equal).
+    out_dir : str, optional
+        Folder for the InferenceData (netCDF), ``report.json`` and plots.
+    """
+    if design.kind != "factorial":
+        raise TrialkitError(f"{design.source.path} is a {design.kind} design — factorial "
+                            "analysis needs a design of kind 'factorial'")
+    if method not in METHODS:
+        raise TrialkitError(f"method {method!r} is unknown — use one of: {', '.join(METHODS)}")
+    if engine not in ENGINES:
+        raise TrialkitError(f"engine {engine!r} is unknown — use one of: {', '.join(ENGINES)}")
+    if mcid is not None and mcid < 0:
+        raise TrialkitError(f"--mcid {mcid:g} is negative — give the MCID as a positive size")
+    outcomes = tuple(outcomes) or (design.primary_outcome.name,)
+    if len(set(outcomes)) != len(outcomes):
+        raise TrialkitError("an outcome is given twice — name each --outcome once")
+    weights = dict(weights or {})
+    for name, w in weights.items():
+        if name not in outcomes:
+            raise TrialkitError(f"weight given for {name!r}, which is not an analysed outcome — "
+                                "use one of: " + ", ".join(outcomes))
+        if not w >= 0:
+            raise TrialkitError(f"weight {w} of {name!r} is negative — use weights ≥ 0")
+    table = read_table(data) if isinstance(data, str | os.PathLike) else data
+    codes, ys, cov = prepare_data(design, table, outcomes, tuple(covariates))
+    costs_k = [f.cost for f in design.factors]
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+
+    per_outcome: dict[str, dict] = {}
+    values_for_daive = []
+    combos = None
+    costs = None
+    diag_all = []
+    for name in outcomes:
+        y = ys[name]
+        spec = build_spec(design, name, tuple(covariates), y=y)
+        x = spec.design_matrix(codes, cov)
+        if np.linalg.matrix_rank(x) < x.shape[1]:
+            raise DataError(f"the data cannot estimate the model of order "
+                            f"{design.analysis.model_order} (some terms are confounded or "
+                            "conditions are empty) — lower [analysis] model_order or check "
+                            "the data")
+        combos = spec.combinations()
+        costs = decide.combination_costs(combos, costs_k)
+        decide.check_budget(budget, costs)
+        res: dict = {"outcome": name, "family": spec.family, "better": spec.better,
+                     "n": int(len(y))}
+        if method in ("bayes", "both"):
+            b, diag, saved = _fit(spec, x, y, engine, draws, tune, chains, seed, cores,
+                                  progress, out_dir)
+            diag_all.append(diag)
+            v = combination_draws(spec, b)
+            vo = decide.orient(v, spec.better)
+            p_best = np.bincount(vo.argmax(1), minlength=v.shape[1]) / v.shape[0]
+            lo, hi = hdi(v)
+            mean = v.mean(0)
+            res["components"] = _component_rows(spec, b, mcid)
+            res["terms"] = _term_rows(spec, b)
+            res["combinations"] = [
+                {"components_on": _labels(spec, combos, c), "expected_outcome": float(mean[c]),
+                 "hdi_low": float(lo[c]), "hdi_high": float(hi[c]), "p_best": float(p_best[c]),
+                 "cost": float(costs[c])} for c in range(len(mean))]
+            oriented = decide.orient(mean, spec.better)[None]
+            pev = int(decide.pev_choice(oriented, costs)[0])
+            pevb = int(decide.pev_choice(oriented, costs, budget)[0])
+            res["pev"] = _labels(spec, combos, pev)
+            res["pev_within_budget"] = _labels(spec, combos, pevb)
+            res["p_best_max"] = float(p_best.max())
+            res["diagnostics"] = diag
+            res["inference_data"] = saved
+            values_for_daive.append(oriented[0])
+            res["_draws"] = (spec, b, v, pev)
+        if method in ("ols", "both"):
+            scr = screening_fit(spec, x, y, design.analysis.alpha)
+            res["screening"] = _labels(spec, scr["chosen"][None].astype(float) * 2 - 1, 0)
+            res["ols"] = scr["terms"]
+        per_outcome[name] = res
+
+    first = per_outcome[outcomes[0]]
+    bayes = method in ("bayes", "both")
+    decision: dict = {"pev": first.get("pev"), "pev_within_budget": first.get("pev_within_budget"),
+                      "screening": first.get("screening"), "budget": budget}
+    if bayes and "screening" in first:
+        decision["disagreements"] = [
+            {"component": f, "pev": f in first["pev"], "screening": f in first["screening"]}
+            for f in design.factor_names if (f in first["pev"]) != (f in first["screening"])]
+    if bayes:
+        c_count = len(first["combinations"])
+        separated = first["p_best_max"] >= SEPARATION_P_BEST
+        p_sorted = np.sort([c["p_best"] for c in first["combinations"]])[::-1]
+        credible = int(np.searchsorted(np.cumsum(p_sorted), 0.95 - 1e-12) + 1)
+        decision["separated"] = separated
+        decision["p_best_max"] = first["p_best_max"]
+        decision["best_credible_set_size"] = min(credible, c_count)
+        decision["note"] = (
+            f"the data favour one combination (P(best) = {first['p_best_max']:.2f})" if separated
+            else f"the data cannot separate the options: the most probable best combination has "
+                 f"P(best) = {first['p_best_max']:.2f} (uniform would be {1 / c_count:.3f}) and "
+                 f"{min(credible, c_count)} of {c_count} combinations make up 95% of P(best)")
+    if bayes and len(outcomes) > 1:
+        w = [weights.get(n, 1.0) for n in outcomes]
+        if sum(w) <= 0:
+            raise TrialkitError("all outcome weights are zero — give at least one positive weight")
+        total = decide.daive_value([v[None] for v in values_for_daive], w)
+        best = int(decide.pev_choice(total, costs)[0])
+        best_b = int(decide.pev_choice(total, costs, budget)[0])
+        decision["value_function"] = {
+            "weights": dict(zip(outcomes, (x / sum(w) for x in w), strict=True)),
+            "choice": _labels(build_spec(design, outcomes[0]), combos, best),
+            "choice_within_budget": _labels(build_spec(design, outcomes[0]), combos, best_b),
+            "value": float(total[0, best])}
+
+    diagnostics = None
+    if bayes:
+        worst = {"rhat_max": _worst(diag_all, "rhat_max", max),
+                 "ess_bulk_min": _worst(diag_all, "ess_bulk_min", min),
+                 "ess_tail_min": _worst(diag_all, "ess_tail_min", min),
+                 "divergences": sum(d["divergences"] for d in diag_all),
+                 "ok": all(d["ok"] for d in diag_all),
+                 "problems": [f"{n}: {p}" for n, d in zip(outcomes, diag_all, strict=True)
+                              for p in d["problems"]],
+                 "engine": engine}
+        diagnostics = worst
+
+    plot_files = []
+    if bayes and out_dir is not None and plots:
+        from trialkit.bayes import plots as plotting
+
+        for name in outcomes:
+            spec, b, v, pev = per_outcome[name]["_draws"]
+            plot_files += plotting.save_plots(spec, b, v, pev, costs, out_dir)
+    for res in per_outcome.values():
+        res.pop("_draws", None)
+
+    result = {
+        "design": design.name, "outcome": outcomes[0], "method": method, "engine": engine,
+        "components": first.get("components", []),
+        "combinations": first.get("combinations", []),
+        "decision": decision,
+        "diagnostics": diagnostics,
+        "terms": first.get("terms", []),
+        "ols": first.get("ols", []),
+        "mcid": mcid,
+    }
+    if len(outcomes) > 1:
+        result["outcomes"] = {n: {k: r.get(k) for k in ("components", "combinations", "pev",
+                                                          "pev_within_budget", "screening")}
+                              for n, r in per_outcome.items()}
+    if out_dir is not None:
+        result["files"] = [r["inference_data"] for r in per_outcome.values()
+                           if r.get("inference_data")] + plot_files
+        report = os.path.join(out_dir, "report.json")
+        result["files"].append(report)
+        from trialkit.cli._common import jsonable
+
+        with open(report, "w") as fh:
+            json.dump(jsonable(result), fh, indent=2)
+    return result
+
+
+def _worst(diags: list[dict], key: str, pick) -> float | None:
+    vals = [d[key] for d in diags if d.get(key) is not None]
+    return pick(vals) if vals else None
+
+
+# -- prior predictive ------------------------------------------------------------------------------
+def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, seed: int = 0,
+                     n_total: int | None = None) -> dict:
+    """Draw data from the prior at the design's conditions and summarise what it implies.
+
+    Returns quantiles (5%, 50%, 95%) of each term's classic effect, of the expected outcome of
+    the all-off and all-on combinations, of the simulated trial's mean outcome and (continuous)
+    its SD, and of the spread between the best and worst combination.
+    """
+    if design.kind != "factorial":
+        raise TrialkitError(f"{design.source.path} is a {design.kind} design — the prior "
+                            "predictive check needs a factorial design")
+    name = outcome or design.primary_outcome.name
+    if name not in [o.name for o in design.outcomes]:
+        raise TrialkitError(f"outcome {name!r} is not in the design — use one of: "
+                            + ", ".join(o.name for o in design.outcomes))
+    if draws < 10:
+        raise TrialkitError(f"--draws {draws} is too few — use at least 10")
+    spec = build_spec(design, name)
+    rng = np.random.default_rng(seed)
+    tau, _ = spec.tau_grid()
+    p = spec.n_coef
+    scale = np.broadcast_to(spec.prior_scale, (draws, p)).copy()
+    if spec.interactions == "hierarchical" and spec.interaction.any():
+        t = np.abs(rng.normal(0.0, spec.interaction_sd, draws))
+    else:
+        t = np.full(draws, tau[0])
+    scale[:, spec.interaction] = t[:, None]
+    z = rng.standard_normal((draws, p))
+    if spec.family == "normal":
+        sigma = np.sqrt(spec.sigma_rate / rng.gamma(spec.sigma_shape, size=draws))
+        b = spec.prior_mean + sigma[:, None] * scale * z
+    else:
+        sigma = None
+        b = spec.prior_mean + scale * z
+    n = n_total or design.sample.n_total or 32 * design.conditions().shape[0]
+    codes = design.conditions()
+    cells = np.arange(n) % codes.shape[0]
+    x = spec.design_matrix(codes[cells])
+    eta = b @ x.T  # (draws, n)
+    if spec.family == "normal":
+        y = eta + sigma[:, None] * rng.standard_normal(eta.shape)
+    else:
+        y = rng.binomial(1, special.expit(eta)).astype(float)
+    v = combination_draws(spec, b)
+    q = (0.05, 0.5, 0.95)
+
+    def quant(a):
+        return dict(zip(("q05", "q50", "q95"), map(float, np.quantile(a, q)), strict=True))
+
+    effects = [{"term": n_, **quant(2 * b[:, j])} for j, n_ in enumerate(spec.coef_names) if j]
+    out = {"design": design.name, "outcome": name, "family": spec.family, "draws": draws,
+           "seed": seed, "n_total": int(n),
+           "prior": {"intercept_mean": float(spec.prior_mean[0]),
+                     "intercept_sd": float(spec.prior_scale[0]),
+                     "main_sd": float(spec.prior_scale[spec.main_index[0]]),
+                     "interaction_sd": spec.interaction_sd, "interactions": spec.interactions,
+                     "residual_sd": (float(np.sqrt(spec.sigma_rate / (spec.sigma_shape - 1)))
+                                     if spec.family == "normal" else None)},
+           "effects": effects,
+           "all_off": quant(v[:, 0]), "all_on": quant(v[:, -1]),
+           "best_minus_worst": quant(v.max(1) - v.min(1)),
+           "trial_mean": quant(y.mean(1))}
+    if spec.family == "normal":
+        out["trial_sd"] = quant(y.std(1))
+    return out

@@ -1,0 +1,75 @@
+"""Plots of the component analysis (matplotlib, imported lazily with the Agg backend)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from trialkit.bayes.spec import ModelSpec
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def forest_plot(spec: ModelSpec, b: np.ndarray, path: str) -> str:
+    """Forest plot of the components' classic effects: posterior mean and 95% HDI."""
+    from trialkit.bayes.analyse import hdi
+
+    plt = _pyplot()
+    effects = 2.0 * b[:, spec.main_index]
+    lo, hi = hdi(effects)
+    mean = effects.mean(0)
+    k = len(spec.factor_names)
+    fig, ax = plt.subplots(figsize=(6, 0.5 * k + 1.2))
+    ypos = np.arange(k)[::-1]
+    ax.hlines(ypos, lo, hi, color="tab:blue")
+    ax.plot(mean, ypos, "o", color="tab:blue")
+    ax.axvline(0.0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(ypos, spec.factor_names)
+    ax.set_xlabel(f"effect on {spec.outcome} (posterior mean, 95% HDI; better: {spec.better})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def combinations_plot(spec: ModelSpec, v: np.ndarray, chosen: int, costs: np.ndarray,
+                      path: str) -> str:
+    """Posterior expected outcome (95% HDI) of every combination, the chosen one marked."""
+    from trialkit.bayes.analyse import hdi
+
+    plt = _pyplot()
+    lo, hi = hdi(v)
+    mean = v.mean(0)
+    order = np.argsort(mean)
+    c = len(mean)
+    fig, ax = plt.subplots(figsize=(7, 0.22 * c + 1.5))
+    ypos = np.arange(c)
+    colors = ["tab:red" if i == chosen else "tab:blue" for i in order]
+    ax.hlines(ypos, lo[order], hi[order], colors=colors)
+    ax.scatter(mean[order], ypos, c=colors, zorder=3, s=14)
+    combos = spec.combinations()
+    labels = ["+".join(spec.factor_names[j][:8] for j in range(combos.shape[1])
+                       if combos[i, j] > 0) or "(none)" for i in order]
+    ax.set_yticks(ypos, [f"{lab} [{costs[i]:g}]" for lab, i in zip(labels, order, strict=True)],
+                  fontsize=6)
+    ax.set_xlabel(f"expected {spec.outcome} (chosen by PEV in red; [cost])")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def save_plots(spec: ModelSpec, b: np.ndarray, v: np.ndarray, chosen: int, costs: np.ndarray,
+               out_dir: str) -> list[str]:
+    """Write the forest and combinations plots of one outcome into ``out_dir``."""
+    return [forest_plot(spec, b, os.path.join(out_dir, f"forest_{spec.outcome}.png")),
+            combinations_plot(spec, v, chosen, costs,
+                              os.path.join(out_dir, f"combinations_{spec.outcome}.png"))]

@@ -1,0 +1,120 @@
+"""``trialkit simulate FILE`` (adaptive designs), ``trialkit calibrate`` and ``trialkit gsd``."""
+
+from __future__ import annotations
+
+import click
+
+from trialkit.cli._common import emit, format_option
+
+_reps = click.option("--reps", type=click.IntRange(1), default=1000, show_default=True,
+                     help="Number of simulated trials.")
+_seed = click.option("--seed", type=click.IntRange(0), default=1, show_default=True,
+                     help="Base seed; trial i uses the stream (seed, i).")
+_jobs = click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
+                     help="Worker processes (results do not depend on it).")
+_method = click.option("--method", type=click.Choice(["draws", "exact"]), default=None,
+                       help="Posterior probabilities from draws (as adaptr) or by quadrature "
+                            "(exact, faster); default: the design's posterior.method.")
+_scenario = click.option("--scenario", default=None,
+                         help="Scenario name from the design file (default: the first).")
+
+
+@click.command("simulate")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_scenario
+@_reps
+@_seed
+@_jobs
+@_method
+@click.option("--selection", default=None,
+              help="Arm selection for trials without a superior arm (default: the design's).")
+@click.option("--uncertainty", is_flag=True, help="Add bootstrap SEs and intervals (1000).")
+@click.option("--save", "save", type=click.Path(dir_okay=False), default=None,
+              help="Save the trials as JSON; an existing file with the same design, scenario "
+                   "and seed is grown to --reps.")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of allocation probabilities, stopping times and selection.")
+@format_option
+def simulate_design(file, scenario, reps, seed, jobs, method, selection, uncertainty, save, plot, fmt):
+    """Simulate an adaptive design: stopping, selection, sample size, IDP.
+
+    \b
+    Example:
+      trialkit simulate designs/three-arm-adaptive.toml --reps 1000 --seed 1 --jobs 2
+      trialkit simulate designs/three-arm-adaptive.toml --scenario null --format json
+    """
+    from trialkit.adaptive import check_performance, run_trials, setup_trial
+
+    spec = setup_trial(file, scenario, method)
+    res = run_trials(spec, reps, seed, jobs=jobs, path=save)
+    out = {"design": spec.design_name, "scenario": spec.scenario, "reps": res.n_rep,
+           "seed": seed, "version": res.version,
+           "metrics": check_performance(res, selection, uncertainty=uncertainty),
+           "seconds": round(res.seconds, 3)}
+    if plot:
+        from trialkit.adaptive.plots import plot_results
+
+        out["plot"] = plot_results(res, plot)
+    emit(out, fmt)
+
+
+@click.command("calibrate")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_scenario
+@click.option("--target", type=float, default=0.05, show_default=True,
+              help="Wanted P(superiority) under the (null) scenario.")
+@_reps
+@_seed
+@_jobs
+@_method
+@format_option
+def calibrate(file, scenario, target, reps, seed, jobs, method, fmt):
+    """Find the symmetric superiority/inferiority threshold for a target type I error.
+
+    Use a null scenario (equal true values). The search reuses the same simulated trials for
+    every threshold; the result is re-checked on fresh trials, with its Monte Carlo SE.
+
+    \b
+    Example:
+      trialkit calibrate designs/three-arm-adaptive.toml --scenario null --target 0.05 \\
+        --reps 1000 --seed 1
+    """
+    from trialkit.adaptive import calibrate_trial, setup_trial
+
+    spec = setup_trial(file, scenario, method)
+    emit(calibrate_trial(spec, target=target, reps=reps, seed=seed, jobs=jobs), fmt)
+
+
+def _fractions(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.replace(",", " ").split()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of numbers — write e.g. "
+                                 "'0.33,0.67,1'") from None
+
+
+@click.command("gsd")
+@click.option("--looks", type=int, required=True, help="Number of analyses K.")
+@click.option("--alpha", type=float, default=0.025, show_default=True,
+              help="One-sided significance level.")
+@click.option("--type", "kind", type=click.Choice(["OF", "P", "asOF", "asP"]), default="OF",
+              show_default=True, help="O'Brien-Fleming, Pocock, or alpha spending of their type.")
+@click.option("--info-fractions", callback=_fractions, default=None,
+              help="Information fractions, e.g. '0.5,0.75,1' (default equally spaced).")
+@click.option("--effect", type=float, default=None,
+              help="Standardised effect (mean difference / SD), two arms 1:1.")
+@click.option("--power", type=float, default=None, help="Power for the inflation factor and n.")
+@format_option
+def gsd(looks, alpha, kind, info_fractions, effect, power, fmt):
+    """Group-sequential efficacy boundaries (one-sided) and the maximum sample size.
+
+    \b
+    Example:
+      trialkit gsd --looks 3 --alpha 0.025 --type OF --format json
+      trialkit gsd --looks 3 --type asOF --info-fractions 0.5,0.75,1 --effect 0.3 --power 0.8
+    """
+    from trialkit.adaptive import gsd_boundaries
+
+    emit(gsd_boundaries(looks, alpha, kind, info_fractions, effect, power), fmt)

@@ -1,0 +1,260 @@
+"""Factorial commands: ``power|samplesize|mde factorial``, ``power|samplesize FILE``, ``costs``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from trialkit.cli._common import UserError, emit, format_option
+
+_ASSIGN = ("independent", "within", "between")
+_PRETEST = ("none", "covariate", "repeated")
+_ADJUST = ("none", "holm", "bonferroni")
+
+
+def _setting_options(func: Callable) -> Callable:
+    """Options shared by the quick (no design file) factorial commands."""
+    opts = [
+        click.option("--factors", type=int, required=True, help="Number of two-level factors."),
+        click.option("--sigma", type=float, default=None,
+                     help="Outcome sd (needed with --raw-main/--raw-coef; default 1)."),
+        click.option("--model-order", type=int, default=1, show_default=True,
+                     help="Highest interaction order in the analysis model."),
+        click.option("--alpha", type=float, default=0.05, show_default=True,
+                     help="Two-sided significance level."),
+        click.option("--assignment", type=click.Choice(_ASSIGN), default="independent",
+                     show_default=True, help="Individuals, individuals within clusters, or "
+                     "whole clusters randomised."),
+        click.option("--cluster-size", type=float, default=None,
+                     help="Mean members per cluster (within/between)."),
+        click.option("--cluster-size-sd", type=float, default=None,
+                     help="Sd of cluster sizes (between)."),
+        click.option("--icc", type=float, default=None, help="Intraclass correlation, in [0, 1)."),
+        click.option("--pretest", type=click.Choice(_PRETEST), default="none", show_default=True,
+                     help="Pretest as ANCOVA covariate or as a repeated measure."),
+        click.option("--pre-post-corr", type=float, default=None,
+                     help="Pretest-posttest correlation."),
+        click.option("--change-score-icc", type=float, default=None,
+                     help="ICC of change scores (between clusters, repeated pretest)."),
+        click.option("--exact", is_flag=True,
+                     help="Exact mode: no noncentrality cap, no rounding (default: MOST parity)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _effect_options(func: Callable) -> Callable:
+    opts = [
+        click.option("--d-main", type=float, default=None,
+                     help="Standardised main effect 2b/sigma."),
+        click.option("--raw-main", type=float, default=None, help="Raw main effect 2b."),
+        click.option("--raw-coef", type=float, default=None,
+                     help="Raw effect-coded coefficient b."),
+        click.option("--f2", type=float, default=None, help="Cohen's f squared, b^2/sigma^2."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _binary_options(func: Callable) -> Callable:
+    opts = [
+        click.option("--baseline", type=float, default=None,
+                     help="Binary outcome: rate with every component off."),
+        click.option("--logodds-main", type=float, default=None,
+                     help="Binary outcome: main effect as log-odds difference (+1 vs -1)."),
+        click.option("--risk-diff", type=float, default=None,
+                     help="Binary outcome: main effect as risk difference (+1 vs -1)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _setting(kw: dict) -> dict:
+    keys = ("model_order", "alpha", "assignment", "cluster_size", "cluster_size_sd", "icc",
+            "pretest", "pre_post_corr", "change_score_icc", "exact")
+    return {k: kw[k] for k in keys}
+
+
+def _effect(kw: dict) -> dict:
+    return {k: kw[k] for k in ("d_main", "raw_main", "raw_coef", "f2", "sigma")}
+
+
+@click.command("factorial")
+@_setting_options
+@_effect_options
+@_binary_options
+@click.option("--n-total", type=float, default=None, help="Total participants (independent).")
+@click.option("--clusters", type=float, default=None, help="Number of clusters (within/between).")
+@format_option
+def power_factorial(fmt: str, **kw) -> None:
+    """Power of one effect of a factorial given on the command line (MOST FactorialPowerPlan).
+
+    With --baseline the outcome is binary and the power of a main effect's logistic Wald test
+    is computed (normal approximation).
+
+    \b
+    Example:
+      trialkit power factorial --factors 5 --n-total 300 --raw-main 3 --sigma 10 --model-order 2
+      trialkit power factorial --factors 5 --n-total 800 --baseline 0.45 --risk-diff 0.1
+    """
+    from trialkit.factorial.power import factorial_binary_power, factorial_power
+
+    if kw["baseline"] is not None or kw["logodds_main"] is not None or kw["risk_diff"] is not None:
+        extra = [k for k in ("d_main", "raw_main", "raw_coef", "f2", "sigma", "clusters")
+                 if kw[k] is not None]
+        if extra or kw["assignment"] != "independent" or kw["pretest"] != "none":
+            raise UserError("binary power (--baseline) takes --logodds-main or --risk-diff with "
+                            "independent assignment and no pretest — drop the continuous options")
+        if kw["baseline"] is None or kw["n_total"] is None:
+            raise UserError("binary power needs --baseline and --n-total — add them")
+        result = factorial_binary_power(
+            kw["factors"], kw["n_total"], kw["baseline"], logodds_main=kw["logodds_main"],
+            risk_diff=kw["risk_diff"], alpha=kw["alpha"], model_order=kw["model_order"])
+    else:
+        result = factorial_power(kw["factors"], kw["n_total"], clusters=kw["clusters"],
+                                 **_effect(kw), **_setting(kw))
+    emit(result, fmt)
+
+
+@click.command("factorial")
+@_setting_options
+@_effect_options
+@click.option("--power", "target", type=float, default=0.8, show_default=True,
+              help="Target power.")
+@format_option
+def samplesize_factorial(fmt: str, target: float, **kw) -> None:
+    """Smallest total N (or number of clusters) reaching the target power.
+
+    \b
+    Example:
+      trialkit samplesize factorial --factors 5 --d-main 0.2 --power 0.8
+      trialkit samplesize factorial --factors 5 --raw-main 3 --sigma 10 --assignment between \\
+        --cluster-size 10 --icc 0.1 --power 0.8
+    """
+    from trialkit.factorial.power import factorial_sample_size
+
+    emit(factorial_sample_size(kw["factors"], target, **_effect(kw), **_setting(kw)), fmt)
+
+
+@click.command("factorial")
+@_setting_options
+@click.option("--n-total", type=float, default=None, help="Total participants (independent).")
+@click.option("--clusters", type=float, default=None, help="Number of clusters (within/between).")
+@click.option("--power", "target", type=float, default=0.8, show_default=True,
+              help="Target power.")
+@format_option
+def mde_factorial(fmt: str, target: float, **kw) -> None:
+    """Minimum detectable effect (d_main and raw coefficient) at a sample size and power.
+
+    \b
+    Example:
+      trialkit mde factorial --factors 5 --n-total 512 --power 0.8
+      trialkit mde factorial --factors 5 --n-total 512 --sigma 5 --model-order 2 --exact
+    """
+    from trialkit.factorial.power import factorial_mde
+
+    emit(factorial_mde(kw["factors"], kw["n_total"], target, clusters=kw["clusters"],
+                       sigma=kw["sigma"], **_setting(kw)), fmt)
+
+
+@click.command("power")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--n-total", type=int, default=None,
+              help="Participants enrolled (default: the design's sample.n_total).")
+@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
+@click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity (analytic).")
+@click.option("--adjust", type=click.Choice(_ADJUST), default=None,
+              help="Override the design's multiplicity adjustment.")
+@click.option("--simulate", is_flag=True, help="Simulate the trial instead of the formulas.")
+@click.option("--reps", type=int, default=1000, show_default=True, help="Simulated trials.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulation.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--curve", is_flag=True, help="Draw analytic power against N to --out.")
+@click.option("--n-from", type=int, default=None, help="Smallest N of the curve.")
+@click.option("--n-to", type=int, default=None, help="Largest N of the curve.")
+@click.option("--out", default="power.png", show_default=True, help="Figure file of --curve.")
+@format_option
+def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, seed, jobs, curve,
+                 n_from, n_to, out, fmt: str) -> None:
+    """Power of every effect of a factorial design file: analytic, simulated or as a curve.
+
+    \b
+    Example:
+      trialkit power designs/app-components-factorial.toml --format json
+      trialkit power designs/app-components-factorial.toml --simulate --reps 2000 --seed 7 --jobs 2
+      trialkit power designs/app-components-fraction.toml --curve --n-from 100 --n-to 1500 \\
+        --out power.png
+    """
+    from trialkit.design import load_design
+    from trialkit.factorial import plan
+
+    design = load_design(file)
+    if simulate and curve:
+        raise UserError("--simulate and --curve are given together — choose one")
+    if curve:
+        if n_from is None or n_to is None:
+            raise UserError("--curve needs --n-from and --n-to — add both")
+        result = plan.factorial_power_curve(design, n_from, n_to, out, exact=exact,
+                                            outcome=outcome)
+    elif simulate:
+        result = plan.simulate_factorial_power(design, reps, seed, jobs=jobs, n_total=n_total,
+                                               outcome=outcome, adjust=adjust)
+    else:
+        result = plan.factorial_design_power(design, n_total, outcome=outcome, exact=exact,
+                                             adjust=adjust)
+    emit(result, fmt, primary="effects")
+
+
+@click.command("samplesize")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--power", "target", type=float, default=None,
+              help="Target power (default: the design's analysis.power).")
+@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
+@click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity.")
+@click.option("--adjust", type=click.Choice(_ADJUST), default=None,
+              help="Override the design's multiplicity adjustment.")
+@format_option
+def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> None:
+    """Enrolment at which every non-zero main effect of a design file reaches the target power.
+
+    \b
+    Example:
+      trialkit samplesize designs/app-components-factorial.toml --power 0.8 --format json
+    """
+    from trialkit.design import load_design
+    from trialkit.factorial.plan import factorial_design_sample_size
+
+    design = load_design(file)
+    emit(factorial_design_sample_size(design, target, outcome=outcome, exact=exact,
+                                      adjust=adjust), fmt, primary="effects")
+
+
+@click.command("costs")
+@click.option("--factors", type=int, required=True, help="Number of components to screen.")
+@click.option("--resolution", type=int, default=4, show_default=True,
+              help="Resolution of the fractional factorial compared.")
+@click.option("--d-main", type=float, default=0.2, show_default=True,
+              help="Standardised main effect to detect (power 0.8, alpha 0.05).")
+@click.option("--cost-per-subject", type=float, default=1.0, show_default=True,
+              help="Cost of one participant.")
+@click.option("--cost-per-condition", type=float, default=0.0, show_default=True,
+              help="Overhead cost of running one condition.")
+@format_option
+def costs(factors, resolution, d_main, cost_per_subject, cost_per_condition, fmt: str) -> None:
+    """Participants, conditions and cost of separate, single-factor and factorial experiments.
+
+    Collins, Dziak & Li (2009) resource comparison, as MOST's RelativeCosts1.
+
+    \b
+    Example:
+      trialkit costs --factors 9 --resolution 4 --d-main 0.2
+      trialkit costs --factors 6 --cost-per-subject 50 --cost-per-condition 2000 --format json
+    """
+    from trialkit.factorial.costs import factorial_costs
+
+    emit(factorial_costs(factors, resolution, d_main, cost_per_subject=cost_per_subject,
+                         cost_per_condition=cost_per_condition), fmt, primary="approaches")

@@ -1,0 +1,176 @@
+"""``trialkit power|samplesize FILE`` for ``mrt`` designs and ``trialkit analyse mrt``."""
+
+from __future__ import annotations
+
+import warnings
+
+import click
+
+from trialkit.cli._common import emit, format_option
+
+
+def _echo_warnings(caught: list) -> None:
+    for w in caught:
+        click.echo(f"Warning: {w.message}", err=True)
+
+
+def _plot_option(func):
+    return click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
+                        help="Also save a figure (PNG/PDF/SVG) to this path.")(func)
+
+
+@click.command("power")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--n-participants", type=click.IntRange(min=1), default=None,
+              help="Number of participants (default: analysis.n_participants of the design).")
+@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
+@click.option("--simulate", is_flag=True, help="Power by simulation with the real estimator.")
+@click.option("--reps", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Simulation replicates.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed; replicate i uses the stream (seed, i).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (results do not depend on it).")
+@click.option("--ar1", type=float, default=0.0, show_default=True,
+              help="AR(1) coefficient of the within-person residuals (simulation, continuous).")
+@click.option("--icc", type=float, default=0.0, show_default=True,
+              help="Share of outcome variance between participants (simulation, continuous).")
+@click.option("--control-previous-outcome", "lag_control", is_flag=True,
+              help="Simulation: add the previous decision point's outcome to the controls.")
+@_plot_option
+@format_option
+def power_design(file: str, n_participants: int | None, outcome: str | None, simulate: bool,
+                 reps: int, seed: int, jobs: int, ar1: float, icc: float, lag_control: bool,
+                 plot: str | None, fmt: str) -> None:
+    """Power of an MRT design: by formula (Liao 2016 / Cohn 2023) or by simulation.
+
+    JSON: {"power": ...}; with --simulate {"power": ..., "mc_se": ...}. --plot saves the
+    effect and availability trajectories with formula power against the number of participants.
+
+    \b
+    Example:
+      trialkit power designs/checkin-prompts-mrt.toml --n-participants 40 --format json
+      trialkit power designs/checkin-prompts-mrt.toml --simulate --n-participants 40 \\
+        --reps 1000 --seed 1 --jobs 2 --format json
+    """
+    from trialkit.design import load_design
+    from trialkit.errors import TrialkitError
+    from trialkit.mrt.planning import mrt_power, simulate_mrt_power
+
+    design = load_design(file)
+    n = n_participants if n_participants is not None else design.n_participants
+    if n is None:
+        raise TrialkitError(f"{file}: no number of participants — give --n-participants N or "
+                            "set analysis.n_participants")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if simulate:
+            result = simulate_mrt_power(design, n, reps=reps, seed=seed, jobs=jobs,
+                                        outcome=outcome, ar1=ar1, icc=icc,
+                                        lag_control=lag_control)
+        else:
+            if ar1 or icc or lag_control:
+                raise TrialkitError("--ar1, --icc and --control-previous-outcome describe the "
+                                    "simulation — add --simulate")
+            result = mrt_power(design, n, outcome=outcome)
+        if plot:
+            from trialkit.mrt.plots import plot_design
+
+            plot_design(design, plot, outcome=outcome, n_marked=n)
+    _echo_warnings(caught)
+    emit(result, fmt)
+
+
+@click.command("samplesize")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--power", "target", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, help="Target power (default: analysis.power of the design).")
+@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
+@_plot_option
+@format_option
+def samplesize_design(file: str, target: float | None, outcome: str | None, plot: str | None,
+                      fmt: str) -> None:
+    """Participants needed for an MRT design (Liao 2016 continuous, Cohn 2023 binary).
+
+    JSON: {"n_participants": ..., "n_exact": ..., "power": ...}; n_exact solves power(n) =
+    target exactly and n_participants rounds it up.
+
+    \b
+    Example:
+      trialkit samplesize designs/checkin-prompts-mrt.toml --format json
+      trialkit samplesize designs/checkin-prompts-mrt.toml --outcome mood --power 0.9
+    """
+    from trialkit.design import load_design
+    from trialkit.mrt.planning import mrt_sample_size
+
+    design = load_design(file)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = mrt_sample_size(design, power=target, outcome=outcome)
+        if plot:
+            from trialkit.mrt.plots import plot_design
+
+            plot_design(design, plot, outcome=outcome, n_marked=result["n_participants"])
+    _echo_warnings(caught)
+    emit(result, fmt)
+
+
+@click.command("mrt")
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--id", "id_col", required=True, help="Participant id column.")
+@click.option("--decision-point", required=True, help="Decision point column.")
+@click.option("--outcome", required=True, help="Proximal outcome column.")
+@click.option("--treatment", required=True, help="0/1 treatment column.")
+@click.option("--prob", required=True, help="Randomisation probability: a column or a number.")
+@click.option("--availability", default=None, help="0/1 availability column (default: all 1).")
+@click.option("--moderator", default=None, help='Moderators, e.g. "x1 + x2" (intercept always).')
+@click.option("--control", default=None, help='Controls, e.g. "z1 + z2" (intercept always).')
+@click.option("--numerator-prob", type=float, default=None,
+              help="p̃ (default: the design's constant probability, else 0.5).")
+@click.option("--design", "design_file", type=click.Path(dir_okay=False), default=None,
+              help="An mrt design file supplying the default p̃.")
+@click.option("--binary", is_flag=True, help="Binary outcome: EMEE on the log relative-risk scale.")
+@click.option("--lincomb", default=None,
+              help='Weights of a linear combination of effect terms, e.g. "1,1" ("1,0;1,1" for '
+                   "several).")
+@click.option("--conf-level", type=float, default=0.95, show_default=True,
+              help="Confidence level of the intervals.")
+@click.option("--small-sample", type=click.Choice(["auto", "yes", "no"]), default="auto",
+              show_default=True,
+              help="Mancl–DeRouen leverage adjustment (auto: with at most 50 participants).")
+@format_option
+def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treatment: str,
+                prob: str, availability: str | None, moderator: str | None, control: str | None,
+                numerator_prob: float | None, design_file: str | None, binary: bool,
+                lincomb: str | None, conf_level: float, small_sample: str, fmt: str) -> None:
+    """Causal excursion effects from long-format MRT data (CSV or Parquet): WCLS or EMEE.
+
+    JSON: {"effects": [{"term", "estimate", "std_error", "ci_low", "ci_high", "p_value", "df"}],
+    "n_participants": ...}; tests use t with df = n − p − q.
+
+    \b
+    Example:
+      trialkit analyse mrt data.csv --id id --decision-point dp --outcome y --treatment a \\
+        --prob prob --availability avail --moderator "day" --lincomb "1,10" --format json
+    """
+    from trialkit.mrt.analysis import analyse_mrt as run
+
+    design = None
+    if design_file is not None:
+        from trialkit.design import load_design
+        from trialkit.errors import TrialkitError
+
+        design = load_design(design_file)
+        if design.kind != "mrt":
+            raise TrialkitError(f"{design_file} is a design of kind {design.kind!r} — give an "
+                                "mrt design to --design")
+    small = {"auto": "auto", "yes": True, "no": False}[small_sample]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(data, id=id_col, decision_point=decision_point, outcome=outcome,
+                     treatment=treatment, prob=prob, availability=availability,
+                     moderator=moderator, control=control, numerator_prob=numerator_prob,
+                     binary=binary, lincomb=lincomb, conf_level=conf_level, design=design,
+                     small=small)
+    _echo_warnings(caught)
+    emit(result, fmt, primary="effects")

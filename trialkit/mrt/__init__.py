@@ -1,0 +1,8 @@
+"""Micro-randomised trials: sample size and power (formula and simulation), data generation and
+causal excursion effect estimators (WCLS, EMEE) with small-sample corrections."""
+
+from trialkit.mrt.analysis import analyse_mrt, emee, fit_mrt, wcls
+from trialkit.mrt.planning import mrt_power, mrt_sample_size, simulate_mrt_power
+
+__all__ = ["analyse_mrt", "emee", "fit_mrt", "mrt_power", "mrt_sample_size",
+           "simulate_mrt_power", "wcls"]

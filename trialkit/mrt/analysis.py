@@ -1,0 +1,314 @@
+"""Analysis of MRT data in long format (one row per participant × decision point).
+
+The table is read with pandas (CSV or Parquet) and validated; the numbers go to the numpy
+estimators in :mod:`trialkit.mrt.estimators`. Participants' rows are padded to a common length
+with unavailable rows, which carry zero weight.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from trialkit.errors import DataError, TrialkitError
+from trialkit.mrt.checks import check_probabilities
+from trialkit.mrt.estimators import emee_batch, wcls_batch
+from trialkit.mrt.inference import effect_table
+
+_TERM = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*(:[A-Za-z_.][A-Za-z0-9_.]*)*$")
+
+
+def parse_formula(text: str | None, what: str) -> list[str]:
+    """Terms of a right-hand-side formula ``"x1 + x2 + x1:x2"`` (``"1"`` or empty: intercept only).
+
+    The intercept is always included; ``a:b`` is the product of columns ``a`` and ``b``.
+    """
+    if text is None:
+        return []
+    body = text.strip().lstrip("~").strip()
+    if body in ("", "1"):
+        return []
+    terms = []
+    for raw in body.split("+"):
+        term = raw.strip().replace(" ", "")
+        if term == "1":
+            continue
+        if not _TERM.match(term):
+            raise TrialkitError(f"{what} formula {text!r} has the term {raw.strip()!r} — write "
+                                'column names joined by "+", e.g. "x1 + x2" (a:b for a product)')
+        if term not in terms:
+            terms.append(term)
+    return terms
+
+
+@dataclass
+class MrtFit:
+    """A fitted causal excursion effect model (one data set)."""
+
+    estimator: str
+    effect_names: list[str]
+    control_names: list[str]
+    coef: np.ndarray
+    cov: np.ndarray
+    n_participants: int
+    numerator_prob: float
+
+    @property
+    def df(self) -> int:
+        """Degrees of freedom n − p − q."""
+        return self.n_participants - len(self.effect_names) - len(self.control_names)
+
+    @property
+    def effect(self) -> np.ndarray:
+        """Effect coefficients."""
+        return self.coef[len(self.control_names):]
+
+    @property
+    def effect_cov(self) -> np.ndarray:
+        """Covariance of the effect coefficients."""
+        q = len(self.control_names)
+        return self.cov[q:, q:]
+
+    def summary(self, conf_level: float = 0.95, lincomb=None) -> dict:
+        """``{"effects": [...], "n_participants": n}`` with 1-df t tests (df = n − p − q)."""
+        return {"effects": effect_table(self.effect, self.effect_cov, self.effect_names, self.df,
+                                        conf_level, lincomb),
+                "n_participants": self.n_participants}
+
+
+def _row(mask: np.ndarray) -> int:
+    return int(np.argmax(mask)) + 1
+
+
+def _numeric(data: Mapping, col: str) -> np.ndarray:
+    if col not in data:
+        cols = ", ".join(map(str, data.keys()))
+        raise DataError(f"column '{col}' is not in the data — use one of: {cols}")
+    values = np.asarray(data[col])
+    if values.dtype.kind in "biuf":
+        return values.astype(float)
+    out = np.empty(values.shape, dtype=float)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            raise DataError(f"column '{col}' has the non-numeric value {v!r} at row {i + 1} — "
+                            "give numbers") from None
+    return out
+
+
+def _no_na(values: np.ndarray, col: str, at: np.ndarray) -> None:
+    bad = np.isnan(values) & at
+    if bad.any():
+        raise DataError(f"column '{col}' is missing at row {_row(bad)}, where the participant is "
+                        "available — fill it in or mark the row unavailable")
+
+
+def _binary(values: np.ndarray, col: str, at: np.ndarray, what: str) -> None:
+    bad = at & ~np.isnan(values) & (values != 0) & (values != 1)
+    if bad.any():
+        raise DataError(f"column '{col}' has the value {values[_row(bad) - 1]:g} at row "
+                        f"{_row(bad)} — {what} must be 0 or 1")
+
+
+def _term_values(data: Mapping, term: str, avail: np.ndarray, what: str) -> np.ndarray:
+    out = np.ones(avail.size)
+    for col in term.split(":"):
+        v = _numeric(data, col)
+        _no_na(v, col, avail)
+        out = out * np.where(avail, v, 0.0)
+    live = out[avail]
+    if live.size and np.all(live == live[0]):
+        raise DataError(f"{what} '{term}' is constant ({live[0]:g}) over the available rows "
+                        f"(first at row {_row(avail)}) — it duplicates the intercept; drop it")
+    return out
+
+
+def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, availability: str |
+            None = None, moderator: str | None = None, control: str | None = None,
+            numerator_prob: float = 0.5, binary: bool = False, small="auto") -> MrtFit:
+    """Fit WCLS (continuous outcome) or EMEE (``binary=True``) to a long-format table.
+
+    Parameters
+    ----------
+    data : mapping of column name → 1-d array (a pandas DataFrame works)
+        One row per participant × decision point, rows grouped by participant.
+    id, outcome, treatment : str
+        Column names.
+    prob : str or float
+        Column of randomisation probabilities, or one probability for every row.
+    availability : str, optional
+        0/1 column; all rows available when omitted.
+    moderator, control : str, optional
+        Right-hand-side formulas such as ``"x1 + x2"``; an intercept is always included.
+    numerator_prob : float
+        p̃ in (0, 1): treatment is centred at p̃ and weighted by (p̃/p)^A((1 − p̃)/(1 − p))^(1−A).
+    binary : bool
+        EMEE on the log relative-risk scale instead of WCLS.
+    small : bool or "auto"
+        Mancl–DeRouen leverage adjustment (``"auto"``: when at most 50 participants).
+    """
+    if not 0 < numerator_prob < 1:
+        raise TrialkitError(f"--numerator-prob {numerator_prob!r} is outside (0, 1) — use e.g. "
+                            "0.5 or the design's probability")
+    if id not in data:
+        raise DataError(f"column '{id}' is not in the data — use one of: "
+                        + ", ".join(map(str, data.keys())))
+    ids = np.asarray(data[id])
+    n_rows = ids.size
+    if n_rows == 0:
+        raise DataError("the data table has no rows — give one row per participant × decision "
+                        "point")
+    id_na = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in ids])
+    if id_na.any():
+        raise DataError(f"column '{id}' is missing at row {_row(id_na)} — every row needs a "
+                        "participant id")
+    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    seen: set = set()
+    for s in starts:
+        if ids[s] in seen:
+            raise DataError(f"column '{id}': rows are not grouped by participant — participant "
+                            f"{ids[s]!r} reappears at row {s + 1}; sort the table by participant "
+                            "and decision point")
+        seen.add(ids[s])
+    if availability is None:
+        avail = np.ones(n_rows, dtype=bool)
+    else:
+        av = _numeric(data, availability)
+        na = np.isnan(av)
+        if na.any():
+            raise DataError(f"column '{availability}' is missing at row {_row(na)} — "
+                            "availability must be 0 or 1 on every row")
+        _binary(av, availability, np.ones(n_rows, bool), "availability")
+        avail = av == 1
+    a = _numeric(data, treatment)
+    _no_na(a, treatment, avail)
+    _binary(a, treatment, avail, "treatment")
+    if isinstance(prob, str):
+        p = _numeric(data, prob)
+        _no_na(p, prob, avail)
+        label = f"column '{prob}'"
+    else:
+        p = np.full(n_rows, float(prob))
+        label = "--prob"
+    bad = avail & ((p <= 0) | (p >= 1))
+    if bad.any():
+        raise DataError(f"{label} has the probability {p[_row(bad) - 1]:g} at row {_row(bad)} — "
+                        "randomisation probabilities must be strictly between 0 and 1")
+    y = _numeric(data, outcome)
+    _no_na(y, outcome, avail)
+    if binary:
+        _binary(y, outcome, avail, "a binary outcome (--binary)")
+    mod_terms = parse_formula(moderator, "moderator")
+    ctl_terms = parse_formula(control, "control")
+    z = np.column_stack([np.ones(n_rows)]
+                        + [_term_values(data, t, avail, "moderator") for t in mod_terms])
+    b = np.column_stack([np.ones(n_rows)]
+                        + [_term_values(data, t, avail, "control") for t in ctl_terms])
+    check_probabilities(p[avail])
+    # pad to (1, n, T_max)
+    lengths = np.diff(np.concatenate([starts, [n_rows]]))
+    n, t_max = starts.size, int(lengths.max())
+    pos = np.arange(n_rows) - np.repeat(starts, lengths)
+    who = np.repeat(np.arange(n), lengths)
+
+    def pad(v, fill=0.0):
+        out = np.full((n, t_max) + v.shape[1:], fill, dtype=float)
+        out[who, pos] = np.where(avail.reshape((-1,) + (1,) * (v.ndim - 1)), v, fill)
+        return out[None]
+
+    fit = emee_batch if binary else wcls_batch
+    res = fit(pad(y), pad(a), pad(p, 0.5), pad(avail.astype(float)), numerator_prob, pad(b),
+              pad(z), small)
+    if not res.converged[0]:
+        raise TrialkitError("the estimating equation has no solution for these data (e.g. an "
+                            "outcome that never or always occurs) — check the outcome or use fewer "
+                            "moderators")
+    jac_ok = np.all(np.isfinite(res.cov[0]))
+    if not jac_ok:
+        raise TrialkitError("the model is not identifiable from these data (collinear moderators "
+                            "or controls) — remove a term")
+    return MrtFit(estimator="emee" if binary else "wcls",
+                  effect_names=["Intercept"] + mod_terms,
+                  control_names=["Intercept"] + ctl_terms,
+                  coef=res.coef[0], cov=res.cov[0], n_participants=int(res.n_participants[0]),
+                  numerator_prob=numerator_prob)
+
+
+def wcls(data: Mapping, **kwargs) -> MrtFit:
+    """WCLS causal excursion effect for a continuous outcome; see :func:`fit_mrt`."""
+    return fit_mrt(data, binary=False, **kwargs)
+
+
+def emee(data: Mapping, **kwargs) -> MrtFit:
+    """EMEE causal excursion effect (log relative risk), binary outcome; see :func:`fit_mrt`."""
+    return fit_mrt(data, binary=True, **kwargs)
+
+
+def read_table(path: str):
+    """Read a CSV or Parquet file into a pandas DataFrame (by extension; CSV otherwise)."""
+    import pandas as pd
+
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file — check the path")
+    try:
+        if path.lower().endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as exc:  # pandas raises many types for unreadable files
+        raise DataError(f"{path}: cannot be read as a table ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:120]}) — give a CSV or Parquet "
+                        "file") from None
+
+
+def parse_lincomb(text: str | None) -> np.ndarray | None:
+    """Parse ``"1,1"`` (one combination) or ``"1,0;1,1"`` (several, separated by ``;``)."""
+    if text is None:
+        return None
+    try:
+        rows = [[float(x) for x in part.split(",")] for part in text.split(";") if part.strip()]
+    except ValueError:
+        raise TrialkitError(f"--lincomb {text!r} is not a list of numbers — write weights such as "
+                            '"1,1" (one per effect term; separate combinations with ";")') from None
+    if not rows or len({len(r) for r in rows}) != 1:
+        raise TrialkitError(f"--lincomb {text!r} has rows of different lengths — give one weight "
+                            "per effect term in every combination")
+    return np.array(rows)
+
+
+def analyse_mrt(path: str, *, id: str, decision_point: str, outcome: str, treatment: str,
+                prob: str, availability: str | None = None, moderator: str | None = None,
+                control: str | None = None, numerator_prob: float | None = None,
+                binary: bool = False, lincomb: str | None = None, conf_level: float = 0.95,
+                design=None, small="auto") -> dict:
+    """Read a long-format table and estimate causal excursion effects.
+
+    ``prob`` is a column name or a number. ``numerator_prob`` defaults to the design's constant
+    randomisation probability when a design is given, else 0.5. Returns
+    ``{"effects": [...], "n_participants": n}``.
+    """
+    data = read_table(path)
+    if decision_point not in data.columns:
+        raise DataError(f"column '{decision_point}' is not in {path} — use one of: "
+                        + ", ".join(map(str, data.columns)))
+    try:
+        prob_value: str | float = float(prob)
+    except ValueError:
+        prob_value = prob
+    if numerator_prob is None:
+        numerator_prob = 0.5
+        if design is not None and design.probability_by == "constant":
+            numerator_prob = design.probability[0]
+    columns = {c: data[c].to_numpy() for c in data.columns}
+    fit = fit_mrt(columns, id=id, outcome=outcome, treatment=treatment, prob=prob_value,
+                  availability=availability, moderator=moderator, control=control,
+                  numerator_prob=numerator_prob, binary=binary, small=small)
+    return fit.summary(conf_level, parse_lincomb(lincomb))

@@ -1,0 +1,206 @@
+"""Planning an MRT from its design file: formula power and sample size, simulation power."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from trialkit.errors import TrialkitError
+from trialkit.mrt import samplesize as ss
+from trialkit.mrt.checks import check_probabilities, check_sample_size, warn
+from trialkit.mrt.estimators import emee_batch, wcls_batch
+from trialkit.mrt.generate import generate_arrays
+from trialkit.mrt.inference import hotelling_pvalue
+from trialkit.mrt.trajectory import DIMENSION, day_basis, expand_days, trajectory_by_day
+from trialkit.simulate import replicate_rngs, run_replicates
+
+#: Replicates analysed together; chunks are aligned to multiples of it so that every replicate is
+#: computed in the same batch whatever the number of jobs.
+BATCH = 25
+
+
+def _traj(t, days: int, dpd: int) -> np.ndarray:
+    return expand_days(trajectory_by_day(t.shape, t.mean, days, t.initial, t.extremum_day), dpd)
+
+
+def design_inputs(design, outcome: str | None = None) -> dict:
+    """Per-decision-point inputs of the formulas for one outcome of an ``mrt`` design."""
+    names = [o.name for o in design.outcomes]
+    if outcome is None:
+        out = design.primary_outcome
+    elif outcome in names:
+        out = design.outcomes[names.index(outcome)]
+    else:
+        raise TrialkitError(f"outcome {outcome!r} is not in the design — use one of: "
+                            + ", ".join(names))
+    days, dpd = design.schedule.days, design.schedule.decisions_per_day
+    n_points = days * dpd
+    prob = np.array([design.probability_at(t) for t in range(1, n_points + 1)])
+    tau = _traj(design.availability, days, dpd)
+    if np.any(tau < 0) or np.any(tau > 1):
+        day = int(np.argmax((tau < 0) | (tau > 1)) // dpd) + 1
+        raise TrialkitError(f"{design.source.path}: the availability trajectory leaves [0, 1] on "
+                            f"day {day} — change its initial value or extremum day")
+    effect = _traj(out.effect, days, dpd)
+    p = DIMENSION[out.effect.shape]
+    q = design.controls if design.controls is not None else p
+    baseline = _traj(out.baseline, days, dpd) if out.baseline is not None else None
+    if baseline is not None and (np.any(baseline <= 0) or np.any(baseline >= 1)):
+        raise TrialkitError(f"{design.source.path}: the baseline success curve of outcome "
+                            f"{out.name!r} leaves (0, 1) — change its initial value or extremum "
+                            "day")
+    return {"outcome": out.name, "type": out.type, "days": days, "decisions_per_day": dpd,
+            "probability": prob, "availability": tau, "effect": effect, "baseline": baseline,
+            "basis": day_basis(days, dpd, p), "p": p, "q": q, "alpha": design.alpha,
+            "power": design.power}
+
+
+def _formula_power(inp: dict, n: float) -> float:
+    if inp["type"] == "continuous":
+        return ss.continuous_power(n, inp["effect"], inp["availability"], inp["probability"],
+                                   inp["basis"], inp["q"], inp["alpha"])
+    return _binary(inp, lambda *args: ss._f_power(n * args[0], inp["p"], n - inp["p"] - inp["q"],
+                                                  inp["alpha"]), n=n)
+
+
+def _binary(inp: dict, then, n: float | None = None):
+    p, q = inp["p"], inp["q"]
+    if p > q:
+        warn(f"the effect trajectory has {p} terms but only {q} control terms: the log relative "
+             "risk should lie in the span of the controls — set analysis.controls ≥ " + str(p))
+    ss._check_common(inp["probability"], inp["availability"], inp["alpha"])
+    if n is not None and n <= p + q:
+        raise TrialkitError(f"{n} participants leave no degrees of freedom for p = {p} and q = "
+                            f"{q} — use more than {p + q}")
+    m, sigma = ss.binary_m_sigma(inp["basis"], inp["effect"], inp["baseline"],
+                                 inp["availability"], inp["probability"])
+    beta = np.linalg.lstsq(inp["basis"], inp["effect"], rcond=None)[0]
+    return then(ss.binary_noncentrality(beta, m, sigma))
+
+
+def mrt_power(design, n_participants: int, outcome: str | None = None) -> dict:
+    """Formula power of an ``mrt`` design with ``n_participants``: ``{"power": ...}``.
+
+    Continuous outcomes use Liao et al. (2016), binary outcomes Cohn, Qian & Murphy (2023).
+    """
+    inp = design_inputs(design, outcome)
+    check_sample_size(n_participants, inp["p"] + inp["q"])
+    return {"power": _formula_power(inp, n_participants)}
+
+
+def mrt_sample_size(design, power: float | None = None, outcome: str | None = None) -> dict:
+    """Participants needed: ``{"n_participants": ..., "n_exact": ..., "power": ...}``.
+
+    ``n_exact`` is the real-valued solution of power(n) = target; ``n_participants`` rounds it up
+    and ``power`` is the power attained with that many participants.
+    """
+    inp = design_inputs(design, outcome)
+    target = inp["power"] if power is None else power
+    if inp["type"] == "continuous":
+        return ss.continuous_sample_size(inp["effect"], inp["availability"], inp["probability"],
+                                         inp["basis"], inp["q"], inp["alpha"], target)
+    ss._check_target(target, inp["alpha"])
+    p, q, alpha = inp["p"], inp["q"], inp["alpha"]
+
+    def solve(per: float) -> dict:
+        if not per > 0:
+            raise TrialkitError("the log relative risk is zero — no number of participants gives "
+                                "power; give a non-zero effect")
+
+        def power_at(n: float) -> float:
+            return ss._f_power(n * per, p, n - p - q, alpha)
+
+        n_exact = ss._solve_n(power_at, target, p + q)
+        n_int = max(math.ceil(n_exact - 1e-9), p + q + 1)
+        check_sample_size(n_exact, p + q)
+        return {"n_participants": n_int, "n_exact": n_exact, "power": power_at(n_int)}
+
+    return _binary(inp, solve)
+
+
+# -- simulation power with the real estimator ------------------------------------------------------
+def _analysis_bases(days: int, dpd: int, p: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    s = np.repeat(np.arange(days, dtype=float), dpd) / max(days - 1, 1)
+    controls = np.column_stack([s ** j for j in range(q)])
+    moderators = np.column_stack([s ** j for j in range(p)])
+    return controls, moderators
+
+
+def _power_chunk(reps: range, *, seed: int, n_participants: int, inputs: dict, ar1: float,
+                 icc: float, small, lag_control: bool = False) -> dict:
+    """Simulate and analyse replicates ``reps``; returns p-values, estimates and convergence."""
+    controls, moderators = _analysis_bases(inputs["days"], inputs["decisions_per_day"],
+                                           inputs["p"], inputs["q"])
+    fit = emee_batch if inputs["type"] == "binary" else wcls_batch
+    prob = inputs["probability"]
+    pvals, coefs, conv = [], [], []
+    for start in range(reps.start, reps.stop, BATCH):
+        stop = min(start + BATCH, reps.stop)
+        data = generate_arrays(replicate_rngs(seed, start, stop), n_participants, prob,
+                               inputs["availability"], inputs["effect"], inputs["type"],
+                               inputs["baseline"], icc, ar1)
+        ctl = controls
+        if lag_control:  # the previous decision point's outcome as an extra control
+            lag = np.concatenate([np.zeros_like(data["y"][..., :1]), data["y"][..., :-1]], axis=-1)
+            ctl = np.concatenate([np.broadcast_to(controls, (*lag.shape, controls.shape[1])),
+                                  lag[..., None]], axis=-1)
+        res = fit(data["y"], data["a"], prob, data["avail"], prob, ctl, moderators, small)
+        pvals.append(hotelling_pvalue(res.effect, res.effect_cov, res.df))
+        coefs.append(res.coef)
+        conv.append(res.converged)
+    return {"p_value": np.concatenate(pvals), "coef": np.concatenate(coefs),
+            "converged": np.concatenate(conv)}
+
+
+def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: int, jobs: int = 1,
+                          ar1: float = 0.0, icc: float = 0.0, small="auto",
+                          lag_control: bool = False) -> dict:
+    """Simulation power from per-decision-point inputs (see :func:`design_inputs`).
+
+    Returns ``{"power", "mc_se", "p_value", "coef", "converged"}``: every replicate is generated
+    from its own seed ``(seed, i)``, analysed with WCLS (continuous) or EMEE (binary) and tested
+    with the Hotelling test of all effect coefficients at level ``alpha``. ``lag_control`` adds
+    the previous decision point's outcome to the controls (continuous outcomes).
+    """
+    p, q = inputs["p"], inputs["q"] + int(lag_control)
+    if lag_control and inputs["type"] != "continuous":
+        raise TrialkitError("controlling for the previous outcome is available for continuous "
+                            "outcomes only — drop it for a binary outcome")
+    if not isinstance(n_participants, int) or n_participants <= p + q + 1:
+        raise TrialkitError(f"--n-participants {n_participants!r} is too small for p = {p} effect "
+                            f"and q = {q} control terms — use more than {p + q + 1}")
+    check_probabilities(inputs["probability"])
+    if not isinstance(jobs, int) or jobs < 1:
+        raise TrialkitError(f"--jobs {jobs!r} is invalid — use a whole number of at least 1")
+    chunk = BATCH * max(1, -(-reps // (jobs * BATCH)))
+    out = run_replicates(_power_chunk, reps, jobs=jobs, chunk_size=chunk, seed=seed,
+                         n_participants=n_participants, inputs=inputs, ar1=ar1, icc=icc,
+                         small=small, lag_control=lag_control)
+    failed = int((~out["converged"]).sum())
+    if failed:
+        warn(f"the estimator did not converge in {failed} of {reps} replicates; they count as "
+             "non-rejections — use more participants or a less extreme baseline")
+    reject = np.where(np.isfinite(out["p_value"]), out["p_value"] < inputs["alpha"], False)
+    power = float(reject.mean())
+    return {"power": power, "mc_se": math.sqrt(power * (1 - power) / reps), **out}
+
+
+def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int = 0,
+                       jobs: int = 1, outcome: str | None = None, ar1: float = 0.0,
+                       icc: float = 0.0, small="auto", lag_control: bool = False) -> dict:
+    """Power of an ``mrt`` design by simulation with the real estimator: ``{"power", "mc_se"}``.
+
+    Data follow :func:`trialkit.mrt.generate.generate_arrays` (availability, effect and baseline
+    from the design's trajectories; optional between-person share ``icc`` and AR(1) coefficient
+    ``ar1`` of the residuals); each replicate is analysed with WCLS (continuous outcome) or EMEE
+    (binary outcome) with the numerator probability equal to the design's probability, controls
+    ``1, s, …, s^(q−1)`` and moderators ``1, …, s^(p−1)`` in the scaled day ``s``, and the p effect
+    coefficients are tested jointly (Hotelling, df n − p − q). ``lag_control`` adds the previous
+    decision point's outcome to the controls. Replicate ``i`` is seeded from
+    ``(seed, i)``, so the result does not depend on ``jobs``.
+    """
+    inputs = design_inputs(design, outcome)
+    res = simulate_power_arrays(inputs, n_participants, reps, seed, jobs, ar1, icc, small,
+                                lag_control)
+    return {"power": res["power"], "mc_se": res["mc_se"]}

@@ -1,0 +1,77 @@
+"""What the service needs from a design file, frozen as JSON when the trial is created.
+
+Enrolment then needs neither the design file nor numpy: the allocation settings (method, groups,
+ratio, block sizes, strata, minimisation, MRT probabilities) are stored with the trial, next to the
+design file's exact text and SHA-256.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import lcm
+from typing import Any
+
+from trialkit.design.randomisation import RandomisationSpec
+from trialkit.errors import ServiceError
+
+
+def _ratio_from_probabilities(probs: list[float]) -> tuple[int, ...]:
+    fracs = [Fraction(p).limit_denominator(20) for p in probs]
+    den = lcm(*(f.denominator for f in fracs))
+    ints = [int(f * den) for f in fracs]
+    from math import gcd
+
+    g = 0
+    for i in ints:
+        g = gcd(g, i)
+    return tuple(i // g for i in ints)
+
+
+def _spec_part(spec: RandomisationSpec) -> dict[str, Any]:
+    return {
+        "method": spec.method,
+        "ratio": list(spec.ratio),
+        "block_sizes": list(spec.block_sizes),
+        "strata": {k: list(v) for k, v in spec.strata_levels.items()},
+        "minimisation_factors": list(spec.minimisation_factors),
+        "weights": list(spec.weights),
+        "imbalance": spec.imbalance,
+        "preferred_probability": spec.preferred_probability,
+        "blinded": spec.blinded,
+    }
+
+
+def build_config(design: Any) -> dict[str, Any]:
+    """The allocation settings of ``design`` (any kind) as a JSON-able dict."""
+    kind = design.kind
+    if kind == "mrt":
+        n = design.schedule.n_decision_points
+        return {
+            "kind": "mrt",
+            "design": design.name,
+            "treatment": design.treatment,
+            "n_decision_points": n,
+            "decisions_per_day": design.schedule.decisions_per_day,
+            "probabilities": [float(design.probability_at(t)) for t in range(1, n + 1)],
+        }
+    spec = design.randomisation
+    if kind == "factorial":
+        conditions = design.conditions()
+        n_groups = int(conditions.shape[0])
+        groups = [str(i) for i in range(1, n_groups + 1)]
+        extra = {"factor_names": list(design.factor_names),
+                 "conditions": [[int(v) for v in row] for row in conditions.tolist()]}
+    elif kind == "adaptive":
+        groups = [a.name for a in design.arms]
+        n_groups = len(groups)
+        extra = {"start_probabilities": [float(a.start_probability) for a in design.arms]}
+        if spec is None:
+            ratio = _ratio_from_probabilities(extra["start_probabilities"])
+            unit = sum(ratio)
+            spec = RandomisationSpec(ratio=ratio, block_sizes=(unit, 2 * unit))
+    else:  # pragma: no cover - the loader knows only these kinds
+        raise ServiceError(f"design kind {kind!r} cannot be randomised — use a factorial, mrt "
+                           "or adaptive design")
+    if spec is None:
+        spec = RandomisationSpec(ratio=(1,) * n_groups, block_sizes=(n_groups, 2 * n_groups))
+    return {"kind": kind, "design": design.name, "groups": groups, **_spec_part(spec), **extra}
