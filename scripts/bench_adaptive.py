@@ -11,6 +11,7 @@ Usage: .venv/bin/python scripts/bench_adaptive.py [--reps 1000] [--jobs 2] [--se
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -30,22 +31,27 @@ def main() -> None:
     ap.add_argument("--methods", default="exact,draws")
     args = ap.parse_args()
     run_trials(setup_trial(DESIGN, "null", "exact"), 20, 0)  # warm up imports
-    print(f"{'scenario':12s} {'method':7s} {'jobs':>4s} {'seconds':>8s} {'adaptr':>7s} "
-          f"{'ratio':>6s}  size_mean  P(sup)  P(eq)  P(concl)  IDP")
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"{'scenario':12s} {'method':7s} {'jobs':>4s} {'seconds':>8s} {'cpu_s':>6s} "
+          f"{'adaptr':>7s} {'ratio':>6s}  size_mean  P(sup)  P(eq)  P(concl)  IDP")
     for method in args.methods.split(","):
         for scenario in ("null", "alternative"):
             spec = setup_trial(DESIGN, scenario, method)
+            c0 = os.times()
             t0 = time.perf_counter()
             res = run_trials(spec, args.reps, args.seed, jobs=args.jobs)
             seconds = time.perf_counter() - t0
+            c1 = os.times()
+            cpu = sum(c1[:4]) - sum(c0[:4])  # user + system, this process and its workers
             m = check_performance(res)
             ratio = ADAPTR_SECONDS[scenario] / seconds
-            print(f"{scenario:12s} {method:7s} {args.jobs:4d} {seconds:8.2f} "
+            print(f"{scenario:12s} {method:7s} {args.jobs:4d} {seconds:8.2f} {cpu:6.2f} "
                   f"{ADAPTR_SECONDS[scenario]:7.1f} {ratio:5.1f}x  {m['size_mean']:9.1f}  "
                   f"{m['prob_superior']:.3f}  {m['prob_equivalence']:.3f}  "
                   f"{m['prob_conclusive']:.3f}    {m['idp']:.2f}")
     print("adaptr reference (alternative): size_mean 1392, P(sup) 0.616, P(eq) 0.157, "
-          "P(concl) 0.773, IDP 98.65; ratio = adaptr seconds / trialkit seconds (goal >= 10x)")
+          "P(concl) 0.773, IDP 98.65; ratio = adaptr seconds / trialkit wall seconds (goal >= 10x);"
+          " cpu_s = CPU seconds of all processes")
 
 
 if __name__ == "__main__":

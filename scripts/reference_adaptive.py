@@ -49,8 +49,10 @@ def main() -> None:
         spec = setup_trial(DESIGN, "alternative", method)
         name = f"binom__3_arms__equivalence__min_0.2__{method}.json"
         path = OUT / name
-        if path.exists() and json.loads(path.read_text())["seed"] != args.seed:
-            os.remove(path)
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved["seed"] != args.seed or saved["design"]["sha256"] != spec.design_sha256:
+                os.remove(path)  # recorded from another seed or design version: start afresh
         res = run_trials(spec, args.reps, args.seed, jobs=args.jobs, path=path)
         m = check_performance(res, uncertainty=True, n_boot=1000, boot_seed=args.seed)
         rows = {}

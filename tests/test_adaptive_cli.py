@@ -124,3 +124,60 @@ def test_calibrate_cli(run, tmp_path):
     assert 0.9 <= data["superiority"] <= 0.9999 and data["evaluations"]
     bad = run("calibrate", path, "--target", "1.5", "--reps", "10")
     assert bad.exit_code == 2 and "--target" in bad.output
+
+
+def test_simulate_plot_writes_png(run, designs_dir, tmp_path):
+    png = tmp_path / "trials.png"
+    result = run("simulate", designs_dir / "three-arm-adaptive.toml", "--reps", "20",
+                 "--method", "exact", "--plot", png, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(result.output)["plot"] == str(png)
+
+
+def test_design_show_adaptive(run, designs_dir):
+    result = run("design", "show", designs_dir / "three-arm-adaptive.toml", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [a["min_probability"] for a in data["arms"]] == [0.2, 0.2, 0.2]
+    assert data["looks"][0] == {"look": 1, "data": 300, "randomised": 400, "superiority": 0.99,
+                                "inferiority": 0.01, "equivalence_prob": 0.9,
+                                "futility_prob": None, "softening": 1.0}
+    assert {s["scenario"] for s in data["scenarios"]} >= {"alternative", "null"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("min_probs = [0.2, 0.2, 0.2]",
+         "min_probs = [0.2, 0.2, 0.2]\nfixed_probs = [0.3, 0.3, 0.4]", "allocation.min_probs"),
+        ("min_probs = [0.2, 0.2, 0.2]", 'control = "sqrt-based"', "allocation.control"),
+        ("equivalence_diff = 0.05\n", "", "stopping.equivalence_diff"),
+        ("inferiority = 0.01", "inferiority = 0.995", "stopping.inferiority"),
+        ("softening", "softening", None),
+        ('selection = "best"', 'selection = "control"', "posterior.selection"),
+        ("values = [0.25, 0.20, 0.30]", "values = [0.25, 0.20, 1.30]",
+         "scenarios.alternative.values"),
+    ],
+)
+def test_more_design_errors_name_the_key(designs_dir, old, new, key):
+    from trialkit.errors import DesignError
+
+    text = (designs_dir / "three-arm-adaptive.toml").read_text()
+    if key is None:  # softening per look must have one value per look
+        text = text.replace("min_probs = [0.2, 0.2, 0.2]",
+                            "min_probs = [0.2, 0.2, 0.2]\nsoftening = [0.5, 0.5]")
+        key = "allocation.softening"
+    else:
+        assert old in text
+        text = text.replace(old, new, 1)
+    with pytest.raises(DesignError, match=key.replace(".", r"\.")):
+        loads_design(text, "bad.toml")
+
+
+def test_continuous_design_needs_sds():
+    from trialkit.errors import DesignError
+
+    text = SMALL.replace('type = "binary"', 'type = "continuous"')
+    with pytest.raises(DesignError, match=r"scenarios\.null\.sds"):
+        loads_design(text, "bad.toml")

@@ -155,11 +155,11 @@ def test_reference_scenario_exact_1000_trials(design_path):
 
 
 @pytest.mark.slow
-def test_reference_scenario_draws_400_trials(design_path):
-    # adaptr 1.4.0 reference scenario with its own method (5000 posterior draws); 400 trials,
-    # so the tolerance widens with the Monte Carlo SE of 400 trials
-    res = run_trials(setup_trial(design_path, "alternative", "draws"), 400, seed=12, jobs=2)
-    _close_to_reference(check_performance(res), 400)
+def test_reference_scenario_draws_1000_trials(design_path):
+    # adaptr 1.4.0 reference scenario with its own method: 5000 posterior draws, 1000 trials
+    res = run_trials(setup_trial(design_path, "alternative", "draws"), 1000, seed=12, jobs=2)
+    assert res.spec.draws == 5000
+    _close_to_reference(check_performance(res), 1000)
 
 
 def test_null_scenario_rarely_declares_superiority(design_path):
@@ -208,3 +208,21 @@ def test_time_trend_shifts_outcomes_over_calendar_time(design_path):
     flat = run_trials(base, 100, seed=1)
     assert (drift.arrays["sum_ys_all"].sum(axis=1) / drift.arrays["final_n"]).mean() > \
         (flat.arrays["sum_ys_all"].sum(axis=1) / flat.arrays["final_n"]).mean() + 0.05
+
+
+def test_rescaled_limits_after_dropping_an_arm(design_path):
+    text = design_path.read_text().replace("min_probs = [0.2, 0.2, 0.2]",
+                                           "min_probs = [0.25, 0.25, 0.25]")
+    lows = {}
+    for rescale in ("none", "limits"):
+        t = text.replace("min_probs = [0.25, 0.25, 0.25]",
+                         f'min_probs = [0.25, 0.25, 0.25]\nrescale = "{rescale}"')
+        res = run_trials(setup_trial(loads_design(t, "r.toml"), "alternative", "exact"), 200, 3)
+        h = res.arrays["alloc_history"].reshape(-1, 3).astype(float)
+        two = h[~np.isnan(h).any(axis=1) & ((h == 0).sum(axis=1) == 1)]
+        assert two.shape[0] > 50
+        np.testing.assert_allclose(two.sum(axis=1), 1.0, atol=1e-6)
+        lows[rescale] = two[two > 0].min()
+    # minimum 0.25 scaled by 3 arms / 2 active arms = 0.375 once an arm is dropped
+    assert lows["limits"] >= 0.375 - 1e-6
+    assert lows["none"] < 0.375 - 1e-3

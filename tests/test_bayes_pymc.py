@@ -20,7 +20,7 @@ from trialkit.design import load_design
 
 pytestmark = [pytest.mark.pymc, pytest.mark.slow]
 DESIGN = "designs/app-components-factorial.toml"
-SAMPLING = ("--draws", "1000", "--tune", "600", "--chains", "2", "--cores", "1", "--seed", "3")
+SAMPLING = ("--draws", "1500", "--tune", "1000", "--chains", "2", "--cores", "1", "--seed", "3")
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +62,7 @@ def binary_fit(design, export):
     data = table[[f"r_{f}" for f in design.factor_names] + ["retention"]]
     data.columns = [*design.factor_names, "retention"]
     result = analyse_factorial(design, data, outcomes=("retention",), method="bayes",
-                               draws=1000, tune=600, chains=2, cores=1, seed=4)
+                               draws=1500, tune=1000, chains=2, cores=1, seed=4)
     return result, data
 
 
@@ -127,7 +127,7 @@ def test_diagnostics_saved_inference_data_and_plots(normal_fit):
     assert diag["rhat_max"] < 1.01 and diag["ess_bulk_min"] > 400 and diag["divergences"] == 0
     assert "sampling: 100%" in stderr  # the progress indicator
     idata = az.from_netcdf(out / "posterior_phq9_change.nc", engine="h5netcdf")
-    assert idata.posterior["beta"].shape == (2, 1000, 16)
+    assert idata.posterior["beta"].shape == (2, 1500, 16)
     saved = idata.posterior["beta"].values.reshape(-1, 16).mean(0)
     np.testing.assert_allclose(saved, [t["coef_mean"] for t in result["terms"]], rtol=1e-9)
     assert (out / "forest_phq9_change.png").stat().st_size > 1000

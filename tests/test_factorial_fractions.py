@@ -93,6 +93,14 @@ def test_every_generated_fraction_has_its_resolution_by_brute_force(k, res, extr
         assert found is None
 
 
+@pytest.mark.parametrize(("k", "res", "runs"), [(10, 4, 32), (20, 4, 64), (14, 3, 16)])
+def test_large_or_budget_limited_searches_keep_their_resolution(k, res, runs):
+    gens = generators_for_resolution(k, res, runs, budget=50)
+    codes = fraction_matrix(k, gens)
+    assert codes.shape == (runs, k)
+    assert brute_force_resolution(codes) >= res
+
+
 def test_defining_relation_and_aliases_of_the_example_fraction():
     gens = ("F = ABCD", "G = ABDE")
     words = {m for _, m in defining_relation(7, gens)}

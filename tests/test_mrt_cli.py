@@ -163,3 +163,15 @@ def test_commands_have_examples():
 
     for cmd in (analyse_mrt, power_design, samplesize_design):
         assert "\b\n    Example:" in cmd.help or "Example:" in cmd.help
+
+
+def test_collinear_moderators_and_missing_decision_point(run, frame, tmp_path):
+    df = frame.copy()
+    df["day2"] = 2 * df["day"]
+    out = _bad(run, df, tmp_path, "--moderator", "day + day2")
+    assert "collinear" in out
+    df = frame.copy()
+    row = int(np.flatnonzero(df.avail == 1)[2])
+    df.loc[row, "decision_point"] = np.nan
+    out = _bad(run, df, tmp_path)
+    assert "'decision_point'" in out and f"row {row + 1}" in out

@@ -153,3 +153,24 @@ def test_every_trial_command_has_an_example(run):
                      "verify"}
     for cmd in trial.commands.values():
         assert "Example:" in cmd.help
+
+
+def test_sqlite_url_options_and_opening_the_only_trial(tmp_path, run):
+    from trialkit.errors import ServiceError
+    from trialkit.service import Trial
+
+    url = f"sqlite:///{tmp_path / 'n.db'}?synchronous=full"
+    assert run("trial", "create", MRT, "--db", url, "--key-file", tmp_path / "k").exit_code == 0
+    with Trial.open(f"sqlite:///{tmp_path / 'n.db'}") as trial:  # default: NORMAL under WAL
+        assert trial.store.query("PRAGMA synchronous")[0][0] == 1
+    with Trial.open(url) as trial:  # the only trial in the store
+        assert trial.name == "checkin_prompts_mrt"
+        assert trial.store.query("PRAGMA synchronous")[0][0] == 2  # FULL
+        assert trial.decide("U1", 7, available=True)["decision_point"] == 7
+    bad = run("trial", "status", "checkin_prompts_mrt", "--db",
+              f"sqlite:///{tmp_path / 'n.db'}?fsync=off")
+    assert bad.exit_code == 2 and "synchronous" in bad.output
+    assert run("trial", "create", FACTORIAL, "--db", url, "--key-file",
+               tmp_path / "k2").exit_code == 0
+    with pytest.raises(ServiceError, match="holds 2 trials"):
+        Trial.open(url)

@@ -42,7 +42,8 @@ def _crossing(bounds: np.ndarray, info: np.ndarray, drift: float = 0.0) -> np.nd
     if k_max == 1:
         return out
     z = np.linspace(min(_LOWER + mu[0], bounds[0] - 1), bounds[0], _POINTS)
-    dens = np.exp(-0.5 * (z - mu[0]) ** 2) / math.sqrt(2 * math.pi) * _simpson_weights(_POINTS, z[1] - z[0])
+    dens = (np.exp(-0.5 * (z - mu[0]) ** 2) / math.sqrt(2 * math.pi)
+            * _simpson_weights(_POINTS, z[1] - z[0]))
     for k in range(1, k_max):
         d_info = info[k] - info[k - 1]
         sd = math.sqrt(d_info)

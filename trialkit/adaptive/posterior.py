@@ -134,10 +134,25 @@ class ExactPosterior:
 
     # -- helpers ---------------------------------------------------------------------------
     def _mass(self) -> np.ndarray:
-        return np.diff(self.cdf, axis=2)
+        return self.cdf[:, :, 1:] - self.cdf[:, :, :-1]
 
     def _mid(self) -> np.ndarray:
         return 0.5 * (self.cdf[:, :, 1:] + self.cdf[:, :, :-1])
+
+    @staticmethod
+    def _others(factors: np.ndarray) -> np.ndarray:
+        """Product over all arms but one, for every arm: (t, A, G) -> (t, A, G)."""
+        a = factors.shape[1]
+        out = np.ones_like(factors)
+        run = np.ones_like(factors[:, 0])
+        for i in range(a):  # products of the arms before i
+            out[:, i] = run
+            run = run * factors[:, i]
+        run = np.ones_like(factors[:, 0])
+        for i in range(a - 1, -1, -1):  # times the products of the arms after i
+            out[:, i] *= run
+            run = run * factors[:, i]
+        return out
 
     def _shifted(self, shift: float) -> np.ndarray:
         """CDF of every arm at the cell midpoints + ``shift`` (linear interpolation)."""
@@ -147,12 +162,13 @@ class ExactPosterior:
         pos = np.clip(pos, 0.0, g - 1.0)
         i0 = np.minimum(np.floor(pos).astype(np.int64), g - 2)
         frac = (pos - i0)[:, None, :]
-        f0 = np.take_along_axis(self.cdf, np.broadcast_to(i0[:, None, :], self.cdf[:, :, 1:].shape),
-                                axis=2)
-        f1 = np.take_along_axis(self.cdf,
-                                np.broadcast_to((i0 + 1)[:, None, :], self.cdf[:, :, 1:].shape),
-                                axis=2)
-        return f0 * (1 - frac) + f1 * frac
+        t, a = self.cdf.shape[:2]
+        flat = self.cdf.reshape(t * a, g)
+        rows = np.repeat(np.arange(t * a) * g, g - 1).reshape(t, a, g - 1)
+        idx = rows + i0[:, None, :]
+        f0 = flat.ravel()[idx]
+        f1 = flat.ravel()[idx + 1]
+        return f0 + (f1 - f0) * frac
 
     # -- questions ---------------------------------------------------------------------------
     def prob_best(self) -> np.ndarray:
@@ -160,11 +176,7 @@ class ExactPosterior:
         mass, mid = self._mass(), self._mid()
         beaten = mid if self.hib else 1 - mid  # P(arm j is worse than x)
         beaten = np.where(self.active[:, :, None], beaten, 1.0)
-        a = mass.shape[1]
-        out = np.zeros(mass.shape[:2])
-        for i in range(a):
-            others = np.prod(np.delete(beaten, i, axis=1), axis=1)
-            out[:, i] = (mass[:, i] * others).sum(axis=1)
+        out = (mass * self._others(beaten)).sum(axis=2)
         out = np.where(self.active, np.maximum(out, 0.0), 0.0)
         total = out.sum(axis=1, keepdims=True)
         return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
@@ -173,11 +185,8 @@ class ExactPosterior:
         """P(max - min over active arms < diff), shape (t,)."""
         mass, mid = self._mass(), self._mid()
         within = np.where(self.active[:, :, None], self._shifted(diff) - mid, 1.0)
-        out = np.zeros(mass.shape[0])
-        for i in range(mass.shape[1]):
-            others = np.prod(np.delete(within, i, axis=1), axis=1)
-            out += np.where(self.active[:, i], (mass[:, i] * others).sum(axis=1), 0.0)
-        return np.clip(out, 0.0, 1.0)
+        per_arm = (mass * self._others(within)).sum(axis=2)
+        return np.clip(np.where(self.active, per_arm, 0.0).sum(axis=1), 0.0, 1.0)
 
     def compare(self, control: np.ndarray, eq_diff: float | None, fut_diff: float | None):
         """P(better than), P(equivalent to) and P(futile against) the control, each (t, A)."""

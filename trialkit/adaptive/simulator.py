@@ -16,6 +16,7 @@ kept) and, with a common control, a superior arm becoming the new control.
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
 from trialkit.adaptive.allocation import reallocate_rows
 from trialkit.adaptive.posterior import DrawsPosterior, ExactPosterior
@@ -50,7 +51,6 @@ def _simulate_block(start: int, stop: int, spec: TrialSpec, seed: int) -> dict:
     drift = spec.trend * np.arange(n_max) / max(n_max - 1, 1)
     hib = spec.highest_is_best
     worst = -np.inf if hib else np.inf
-    sign = 1.0 if hib else -1.0
     prior_a, prior_b = spec.prior
     fixed = np.asarray(spec.fixed_probs, dtype=float)
     mins = np.asarray(spec.min_probs, dtype=float)
@@ -297,7 +297,8 @@ def _simulate_block(start: int, stop: int, spec: TrialSpec, seed: int) -> dict:
     ns_all = onehot.sum(axis=1)
     sums_all = (onehot * y[:, :, None]).sum(axis=1)
     if spec.binary:
-        post_all = (prior_a + sums_all) / (prior_a + prior_b + ns_all)
+        # posterior median, adaptr's default (robust) estimate for binary outcomes
+        post_all = special.betaincinv(prior_a + sums_all, prior_b + ns_all - sums_all, 0.5)
     else:
         post_all = np.divide(sums_all, ns_all, out=np.full_like(sums_all, np.nan),
                              where=ns_all > 0)

@@ -2,7 +2,8 @@
 
 * Normal outcome: the normal–inverse-gamma prior of :mod:`trialkit.bayes.spec` is conjugate, so
   given the interaction scale τ the posterior is exact (β is multivariate t).
-* Binary outcome: a Laplace approximation (Newton mode and Hessian) given τ.
+* Binary outcome: a Laplace approximation (Newton mode and Hessian) given τ, its mean moved from
+  the mode by the first-order skewness correction.
 
 The hierarchical interaction scale τ ~ HalfNormal is integrated by quadrature over its prior
 quantiles, weighting each point by its (exact or Laplace) marginal likelihood; the posterior is a
@@ -181,7 +182,15 @@ def logistic_posterior(
     log_p = 0.5 * np.log(prec0).sum(-1)[None] - 0.5 * (prec0[None] * dev**2).sum(-1)
     logml = loglik + log_p - 0.5 * logdet_h
     weights = _softmax(logml + log_prior[None])
-    return MixturePosterior("logistic", weights, mode, chol)
+    # first-order correction of the mean for the skewness of the likelihood:
+    # E[β] ≈ mode + ½ V ∑_i ∂³ℓ/∂β∂β∂β · V, with ∂³ℓ = −∑_i n_i μ(1−μ)(1−2μ) x_i x_i x_i
+    cov = chol @ np.swapaxes(chol, -1, -2)
+    mu = special.expit(mode @ x.T)  # (R, G, m)
+    w = trials[:, None, :] * mu * (1.0 - mu)
+    lev = np.einsum("mi,rgij,mj->rgm", x, cov, x)
+    third = -((w * (1.0 - 2.0 * mu) * lev) @ x)  # (R, G, p)
+    loc = mode + 0.5 * np.einsum("rgij,rgj->rgi", cov, third)
+    return MixturePosterior("logistic", weights, loc, chol)
 
 
 def expected_outcomes(post: MixturePosterior, xc: np.ndarray) -> np.ndarray:

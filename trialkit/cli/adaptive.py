@@ -35,7 +35,8 @@ _scenario = click.option("--scenario", default=None,
 @click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of allocation probabilities, stopping times and selection.")
 @format_option
-def simulate_design(file, scenario, reps, seed, jobs, method, selection, uncertainty, save, plot, fmt):
+def simulate_design(file, scenario, reps, seed, jobs, method, selection, uncertainty, save, plot,
+                    fmt):
     """Simulate an adaptive design: stopping, selection, sample size, IDP.
 
     \b

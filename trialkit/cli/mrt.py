@@ -10,8 +10,10 @@ from trialkit.cli._common import emit, format_option
 
 
 def _echo_warnings(caught: list) -> None:
+    """Print the library's warnings (one line each) on stderr."""
     for w in caught:
-        click.echo(f"Warning: {w.message}", err=True)
+        if issubclass(w.category, UserWarning):
+            click.echo(f"Warning: {w.message}", err=True)
 
 
 def _plot_option(func):

@@ -180,7 +180,7 @@ _MIN_RUNS = {
     5: [4, 8, 16, 16, 32, 64, 64, 128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512, 512],
     6: [4, 8, 16, 32, 32, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024],
 }
-_SEARCH_BUDGET = 200_000
+_SEARCH_BUDGET = 2_000_000   # defining words examined by the search (about a second)
 
 
 def min_runs(k: int, resolution: int) -> int:
@@ -235,29 +235,18 @@ def _search(k: int, m: int, resolution: int, budget: int) -> tuple[list[int] | N
     """Depth-first search over sets of p = k − m generator columns (bit masks over m base factors).
 
     Returns the columns of the design with the smallest word-length pattern found and whether the
-    search was exhaustive.
+    search was exhaustive. ``budget`` bounds the number of defining words examined.
     """
     p = k - m
     cands = _candidate_columns(m, resolution - 1)
     best: list[int] | None = None
     best_key: tuple[int, ...] | None = None
-    nodes = 0
+    work = 0
     exhausted = True
 
-    def words_of(cols: list[int]) -> list[int]:
-        # word over k bits: base bits = column, generated factor bit = m + index
-        out: list[int] = []
-        for j, c in enumerate(cols):
-            w = c | 1 << (m + j)
-            out += [w ^ x for x in out] + [w]
-        return out
-
     def rec(start: int, cols: list[int], words: list[int]) -> None:
-        nonlocal best, best_key, nodes, exhausted
-        if nodes >= budget:
-            exhausted = False
-            return
-        nodes += 1
+        # a word over k bits: base bits = the column, generated factor's bit = m + index
+        nonlocal best, best_key, work, exhausted
         if len(cols) == p:
             wlp = [0] * (k + 1)
             for w in words:
@@ -270,17 +259,25 @@ def _search(k: int, m: int, resolution: int, budget: int) -> tuple[list[int] | N
         for idx in range(start, len(cands)):
             if len(cands) - idx < p - j:
                 break
+            work += len(words) + 1
+            if work > budget:
+                exhausted = False
+                return
             w = cands[idx] | 1 << (m + j)
             new = [w] + [w ^ x for x in words]
             if min(x.bit_count() for x in new) < resolution:
                 continue
             rec(idx + 1, cols + [cands[idx]], words + new)
-            if nodes >= budget:
-                exhausted = False
+            if not exhausted:
                 return
 
     rec(0, [], [])
-    del words_of
+    if best is None and resolution <= 4:
+        # constructions: distinct columns give resolution III; odd-weight columns (a foldover)
+        # give resolution IV — heaviest first
+        pool = [c for c in cands if resolution == 3 or c.bit_count() % 2 == 1]
+        if len(pool) >= p:
+            best = pool[:p]
     return best, exhausted
 
 
@@ -298,9 +295,10 @@ def generators_for_resolution(
     runs : int, optional
         Number of runs (a power of two). By default the fewest runs that reach ``resolution``.
     budget : int
-        Maximum number of search nodes; searches that finish inside it are exhaustive, so the
-        design returned has minimum aberration among all fractions of that size (up to the order
-        in which equivalent designs are met).
+        Maximum number of defining words the depth-first search examines. A search that finishes
+        inside it is exhaustive, so the design returned has minimum aberration among all fractions
+        of that size. Otherwise the best design met is returned or, when none was met, a
+        construction (distinct columns for resolution III, odd-weight columns for IV).
 
     Returns
     -------

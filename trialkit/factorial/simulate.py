@@ -177,6 +177,15 @@ def _indicator(index: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def _cell_sums(values: np.ndarray, cond: np.ndarray, n_cells: int) -> np.ndarray:
+    """Sum the columns of ``values`` (R × units) by cell: an (R × cells) array."""
+    n = cond.shape[0]
+    if n % n_cells == 0 and np.array_equal(cond, np.arange(n) % n_cells):
+        # balanced rotation: a reshape instead of a product with the indicator matrix
+        return values.reshape(values.shape[0], n // n_cells, n_cells).sum(axis=1)
+    return values @ _indicator(cond, n_cells)
+
+
 def adjust_pvalues(p: np.ndarray, method: str) -> np.ndarray:
     """Adjust a (replicates × tests) array of p-values row by row (Holm or Bonferroni)."""
     if method == "none":
@@ -200,26 +209,26 @@ def _ols(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarray,
     """
     xc = spec.xc
     c, p = xc.shape
-    g = _indicator(cond, c)                           # units × conditions
     xxc = (xc[:, :, None] * xc[:, None, :]).reshape(c, p * p)
     wy = y if w is None else y * w
-    xty = (wy @ g) @ xc                               # (R, p)
+    xty = _cell_sums(wy, cond, c) @ xc               # (R, p)
     ss = np.einsum("rn,rn->r", wy, y)
     reps = y.shape[0]
+    cell_n = np.bincount(cond, minlength=c).astype(float)
     if cov is None and w is None:
-        counts = g.sum(axis=0)
+        counts = cell_n
         inv = np.linalg.inv((counts @ xxc).reshape(p, p))
         coef = xty @ inv
         diag = np.broadcast_to(np.diag(inv), (reps, p))
         df = np.full(reps, float(y.shape[1] - p))
         rss = ss - np.einsum("rp,rp->r", coef, xty)
     else:
-        counts = np.broadcast_to(g.sum(axis=0), (reps, c)) if w is None else w @ g
+        counts = np.broadcast_to(cell_n, (reps, c)) if w is None else _cell_sums(w, cond, c)
         xtx = (counts @ xxc).reshape(reps, p, p)
         q = p
         if cov is not None:
             wz = cov if w is None else cov * w
-            xtz = (wz @ g) @ xc
+            xtz = _cell_sums(wz, cond, c) @ xc
             ztz = np.einsum("rn,rn->r", wz, cov)
             zty = np.einsum("rn,rn->r", wz, y)
             big = np.empty((reps, p + 1, p + 1))
@@ -252,10 +261,10 @@ def _logistic(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarr
     """
     xc = spec.xc
     c, p = xc.shape
-    g = _indicator(cond, c)
     reps = y.shape[0]
-    n = np.broadcast_to(g.sum(axis=0), (reps, c)) if w is None else w @ g
-    s = (y if w is None else y * w) @ g
+    cell_n = np.bincount(cond, minlength=c).astype(float)
+    n = np.broadcast_to(cell_n, (reps, c)) if w is None else _cell_sums(w, cond, c)
+    s = _cell_sums(y if w is None else y * w, cond, c)
     xxc = (xc[:, :, None] * xc[:, None, :]).reshape(c, p * p)
     beta = np.zeros((reps, p))
     rate = np.clip(s.sum(axis=1) / np.maximum(n.sum(axis=1), 1), 1e-3, 1 - 1e-3)
@@ -309,15 +318,27 @@ def simulate_chunk(replicates: range, *, seed: int, spec: SimSpec) -> dict[str, 
         cond = np.zeros(lay.n_clusters, dtype=int)
         cond[lay.cluster] = lay.condition
     cols = list(spec.tested)
+    m = len(cols)
     if spec.outcome == "binary" and not lay.between:
         coef, se, ok = _logistic(spec, w, y, cond)
-        z = coef[:, cols] / se[:, cols]
-        pvals = 2 * stats.norm.sf(np.abs(z))
+        df = None
     else:
         coef, se, df = _ols(spec, w, y, cond, pre if spec.pretest == "covariate" else None)
         ok = df >= 1
-        t = coef[:, cols] / se[:, cols]
-        pvals = 2 * stats.t.sf(np.abs(t), np.maximum(df, 1)[:, None])
-    pvals = np.where(ok[:, None] & np.isfinite(pvals), pvals, 1.0)
-    pvals = adjust_pvalues(pvals, spec.adjust)
-    return {"reject": pvals < spec.alpha, "estimate": coef[:, cols], "failed": ~ok}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = np.abs(coef[:, cols] / se[:, cols])
+    stat = np.where(ok[:, None] & np.isfinite(stat), stat, 0.0)
+    if spec.adjust == "holm":
+        pvals = 2 * (special.ndtr(-stat) if df is None
+                     else special.stdtr(np.maximum(df, 1)[:, None], -stat))
+        reject = adjust_pvalues(pvals, "holm") < spec.alpha
+    else:
+        # compare with the critical value of each residual df (p < α ⇔ |t| > crit)
+        level = spec.alpha / m if spec.adjust == "bonferroni" else spec.alpha
+        if df is None:
+            crit = np.full(stat.shape[0], stats.norm.isf(level / 2))
+        else:
+            dfs, inverse = np.unique(np.maximum(df, 1), return_inverse=True)
+            crit = stats.t.isf(level / 2, dfs)[inverse]
+        reject = stat > crit[:, None]
+    return {"reject": reject & ok[:, None], "estimate": coef[:, cols], "failed": ~ok}

@@ -133,7 +133,8 @@ def _term_values(data: Mapping, term: str, avail: np.ndarray, what: str) -> np.n
 
 def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, availability: str |
             None = None, moderator: str | None = None, control: str | None = None,
-            numerator_prob: float = 0.5, binary: bool = False, small="auto") -> MrtFit:
+            numerator_prob: float = 0.5, binary: bool = False, small="auto",
+            decision_point: str | None = None) -> MrtFit:
     """Fit WCLS (continuous outcome) or EMEE (``binary=True``) to a long-format table.
 
     Parameters
@@ -142,6 +143,8 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
         One row per participant × decision point, rows grouped by participant.
     id, outcome, treatment : str
         Column names.
+    decision_point : str, optional
+        Decision-point column (checked for missing values at available rows).
     prob : str or float
         Column of randomisation probabilities, or one probability for every row.
     availability : str, optional
@@ -203,6 +206,8 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     if bad.any():
         raise DataError(f"{label} has the probability {p[_row(bad) - 1]:g} at row {_row(bad)} — "
                         "randomisation probabilities must be strictly between 0 and 1")
+    if decision_point is not None:
+        _no_na(_numeric(data, decision_point), decision_point, avail)
     y = _numeric(data, outcome)
     _no_na(y, outcome, avail)
     if binary:
@@ -228,12 +233,14 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     fit = emee_batch if binary else wcls_batch
     res = fit(pad(y), pad(a), pad(p, 0.5), pad(avail.astype(float)), numerator_prob, pad(b),
               pad(z), small)
+    if not binary and not np.all(np.isfinite(res.coef[0])):
+        raise TrialkitError("the model is not identifiable from these data (collinear moderators "
+                            "or controls) — remove a term")
     if not res.converged[0]:
         raise TrialkitError("the estimating equation has no solution for these data (e.g. an "
-                            "outcome that never or always occurs) — check the outcome or use fewer "
-                            "moderators")
-    jac_ok = np.all(np.isfinite(res.cov[0]))
-    if not jac_ok:
+                            "outcome that never or always occurs, or collinear terms) — check the "
+                            "outcome or remove a term")
+    if not np.all(np.isfinite(res.cov[0])):
         raise TrialkitError("the model is not identifiable from these data (collinear moderators "
                             "or controls) — remove a term")
     return MrtFit(estimator="emee" if binary else "wcls",
@@ -309,6 +316,7 @@ def analyse_mrt(path: str, *, id: str, decision_point: str, outcome: str, treatm
             numerator_prob = design.probability[0]
     columns = {c: data[c].to_numpy() for c in data.columns}
     fit = fit_mrt(columns, id=id, outcome=outcome, treatment=treatment, prob=prob_value,
+                  decision_point=decision_point,
                   availability=availability, moderator=moderator, control=control,
                   numerator_prob=numerator_prob, binary=binary, small=small)
     return fit.summary(conf_level, parse_lincomb(lincomb))

@@ -69,6 +69,24 @@ class BatchFit:
         return self.cov[:, self.q:, self.q:]
 
 
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched ``solve(a, b[..., None])``; singular systems give NaN instead of an exception."""
+    try:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        a_b, b_b = np.broadcast_arrays(a, b[..., None])
+        b_v = b_b[..., 0]
+        flat_a = a_b.reshape(-1, *a_b.shape[-2:])
+        flat_b = b_v.reshape(-1, b_v.shape[-1])
+        out = np.full(flat_b.shape, np.nan)
+        for i in range(flat_a.shape[0]):
+            try:
+                out[i] = np.linalg.solve(flat_a[i], flat_b[i])
+            except np.linalg.LinAlgError:
+                pass
+        return out.reshape(b_v.shape)
+
+
 def _broadcast_design(mat: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     mat = np.asarray(mat, dtype=float)
     if mat.ndim == 2:
@@ -92,9 +110,9 @@ def _weights(a, prob, avail, num_prob):
 def _sandwich(jac: np.ndarray, parts: np.ndarray, score: np.ndarray, small: bool) -> np.ndarray:
     """Σ_i v_i v_i' with v_i = (J − G_i)⁻¹ s_i (leverage-adjusted) or J⁻¹ s_i."""
     if small:
-        v = np.linalg.solve(jac[:, None] - parts, score[..., None])[..., 0]
+        v = _solve(jac[:, None] - parts, score)
     else:
-        v = np.linalg.solve(jac[:, None], score[..., None])[..., 0]
+        v = _solve(np.broadcast_to(jac[:, None], parts.shape), score)
     return np.einsum("rnk,rnl->rkl", v, v)
 
 
@@ -123,8 +141,8 @@ def wcls_batch(y, a, prob, avail, num_prob, controls, moderators, small="auto") 
     parts = np.matmul(np.swapaxes(xw, -1, -2), x)          # (R, n, k, k) = X_i' W_i X_i
     jac = parts.sum(axis=1)
     rhs = np.einsum("rntk,rnt->rk", xw, y)
-    coef = np.linalg.solve(jac, rhs[..., None])[..., 0]
-    resid = y - np.einsum("rntk,rk->rnt", x, coef)
+    coef = _solve(jac, rhs)
+    resid = y - np.einsum("rntk,rk->rnt", x, np.nan_to_num(coef))
     score = np.einsum("rntk,rnt->rnk", xw, resid)
     n = _participants(w)
     cov = _sandwich(jac, parts, score, _small_flag(small, n))
@@ -132,30 +150,45 @@ def wcls_batch(y, a, prob, avail, num_prob, controls, moderators, small="auto") 
                     converged=np.isfinite(coef).all(axis=1), q=q, p=x.shape[-1] - q)
 
 
+def _flat(arr: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """(R, n, T, m) (or a (T, m) design) as a contiguous (R, n·T, m) array."""
+    full = np.broadcast_to(arr, (*shape, arr.shape[-1]))
+    return np.ascontiguousarray(full).reshape(shape[0], -1, arr.shape[-1])
+
+
+def _emee_parts(theta, y, a, xw, b, z, q):
+    """Linear predictors, score terms and the derivative of the EMEE estimating function."""
+    lc = np.matmul(b, theta[:, :q, None])[..., 0]
+    lm = np.matmul(z, theta[:, q:, None])[..., 0]
+    e_lc = np.exp(lc)
+    y_e = y * np.exp(-a * lm)
+    jac = -np.concatenate([np.matmul(np.swapaxes(xw * e_lc[..., None], 1, 2), b),
+                           np.matmul(np.swapaxes(xw * (y_e * a)[..., None], 1, 2), z)], axis=-1)
+    return e_lc, y_e, jac
+
+
 def emee_batch(y, a, prob, avail, num_prob, controls, moderators, small="auto",
                max_iter: int = 100, tol: float = 1e-10) -> BatchFit:
     """EMEE (log relative risk) for a batch: arrays ``(R, n, T)``; see the module docstring."""
     a = np.asarray(a, dtype=float)
+    shape = a.shape
+    n_rep = shape[0]
     w = _weights(a, prob, avail, num_prob)
-    y = np.where(w > 0, y, 0.0)
-    b, z, x = _regressors(a, num_prob, controls, moderators)
+    y = np.where(w > 0, y, 0.0).reshape(n_rep, -1)
+    b3, z3, x3 = _regressors(a, num_prob, controls, moderators)
+    b, z = _flat(np.asarray(controls, float), shape), _flat(np.asarray(moderators, float), shape)
     q = b.shape[-1]
-    k = x.shape[-1]
-    n_rep = a.shape[0]
-    xw = x * w[..., None]
+    k = x3.shape[-1]
+    xw = (x3 * w[..., None]).reshape(n_rep, -1, k)
+    a2 = a.reshape(n_rep, -1)
     theta = np.zeros((n_rep, k))
     converged = np.zeros(n_rep, dtype=bool)
     active = np.ones(n_rep, dtype=bool)
     for _ in range(max_iter):
-        lc = np.einsum("rntq,rq->rnt", b, theta[:, :q])
-        lm = np.einsum("rntp,rp->rnt", z, theta[:, q:])
-        e_lc = np.exp(lc)
-        y_e = y * np.exp(-a * lm)
-        u = np.einsum("rntk,rnt->rk", xw, y_e - e_lc)
-        jac = -np.concatenate([np.einsum("rntk,rntq->rkq", xw * e_lc[..., None], b),
-                               np.einsum("rntk,rntp->rkp", xw * (y_e * a)[..., None], z)], axis=-1)
+        e_lc, y_e, jac = _emee_parts(theta, y, a2, xw, b, z, q)
+        u = np.matmul(np.swapaxes(xw, 1, 2), (y_e - e_lc)[..., None])[..., 0]
         with np.errstate(all="ignore"):
-            step = np.linalg.solve(jac, u[..., None])[..., 0]
+            step = _solve(jac, u)
         bad = ~np.isfinite(step).all(axis=1)
         step[bad] = 0.0
         size = np.abs(step).max(axis=1)
@@ -167,18 +200,13 @@ def emee_batch(y, a, prob, avail, num_prob, controls, moderators, small="auto",
         if not active.any():
             break
     theta[~converged] = np.nan
-    ok = np.where(converged, 1.0, 0.0)[:, None]
-    th = np.nan_to_num(theta) * ok
-    lc = np.einsum("rntq,rq->rnt", b, th[:, :q])
-    lm = np.einsum("rntp,rp->rnt", z, th[:, q:])
-    e_lc = np.exp(lc)
-    e_ma = np.exp(-a * lm)
-    y_e = y * e_ma
-    score = np.einsum("rntk,rnt->rnk", xw, y_e - e_lc)
-    jac = -np.concatenate([np.einsum("rntk,rntq->rkq", xw * e_lc[..., None], b),
-                           np.einsum("rntk,rntp->rkp", xw * (y_e * a)[..., None], z)], axis=-1)
-    c = np.concatenate([np.broadcast_to(b, (*a.shape, q)), a[..., None] * z], axis=-1)
-    parts = -np.matmul(np.swapaxes(xw * e_lc[..., None], -1, -2), c)
+    th = np.where(converged[:, None], np.nan_to_num(theta), 0.0)
+    e_lc, y_e, jac = _emee_parts(th, y, a2, xw, b, z, q)
+    resid = (y_e - e_lc).reshape(shape)
+    xw4 = xw.reshape(*shape, k)
+    score = np.einsum("rntk,rnt->rnk", xw4, resid)
+    c = np.concatenate([np.broadcast_to(b3, (*shape, q)), a[..., None] * z3], axis=-1)
+    parts = -np.matmul(np.swapaxes(xw4 * e_lc.reshape(shape)[..., None], -1, -2), c)
     n = _participants(w)
     with np.errstate(all="ignore"):
         jac_safe = np.where(converged[:, None, None], jac, np.eye(k))
