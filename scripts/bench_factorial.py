@@ -22,7 +22,7 @@ from trialkit.design import loads_design
 from trialkit.factorial.model import model_matrix, model_terms
 from trialkit.factorial.plan import simulate_factorial_power
 from trialkit.factorial.simulate import generate_factorial_data, trial_layout
-from trialkit.simulate import replicate_rngs
+from trialkit.factorial.streams import ReplicateStreams
 
 NAMES = ["human_voice", "validating_statements", "personalised_notifications",
          "activity_choice", "goal_setting"]
@@ -65,8 +65,8 @@ def timed(func, repeat: int = 1):
 
 
 def draw_only(x, beta, reps, seed, outcome):
-    """Only draw the outcomes (same generators and draws as the simulation)."""
-    return generate_factorial_data(replicate_rngs(seed, 0, reps), x, beta, outcome=outcome,
+    """Only draw the outcomes (same streams and draws as the simulation)."""
+    return generate_factorial_data(ReplicateStreams(seed, 0, reps), x, beta, outcome=outcome,
                                    sd=5.0)["y"]
 
 
@@ -75,7 +75,7 @@ def statsmodels_loop(x, beta, reps, seed, outcome):
     import statsmodels.api as sm
 
     reject = np.zeros((reps, x.shape[1] - 1), dtype=bool)
-    for i, rng in enumerate(replicate_rngs(seed, 0, reps)):
+    for i, rng in enumerate(ReplicateStreams(seed, 0, reps)):
         y = generate_factorial_data([rng], x, beta, outcome=outcome, sd=5.0)["y"][0]
         if outcome == "continuous":
             fit = sm.OLS(y, x).fit()

@@ -127,6 +127,8 @@ def test_saved_results_grow_and_refuse_another_seed(design_path, tmp_path):
         np.testing.assert_allclose(grown.arrays[key], fresh.arrays[key], err_msg=key)
     with pytest.raises(TrialkitError, match="seed 3"):
         run_trials(spec, 30, seed=4, path=path)
+    few = run_trials(spec, 5, seed=3, path=path)
+    np.testing.assert_array_equal(few.arrays["final_n"], fresh.arrays["final_n"][:5])
 
 
 def test_exact_probabilities_agree_with_many_draws():

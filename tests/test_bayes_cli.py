@@ -244,3 +244,16 @@ def test_parquet_input_and_csv_output(run, pytestconfig, export, tmp_path):
     again = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export, "--engine",
                 "fast", "--seed", "2", "--format", "csv")
     assert again.stdout == res.stdout  # same data, same seed: same report
+
+
+def test_wrong_design_kind_and_too_many_factors_exit_2(run, pytestconfig, tmp_path, export):
+    res = run("simulate", "decision", pytestconfig.rootpath / "designs/checkin-prompts-mrt.toml")
+    assert res.exit_code == 2 and "needs a factorial design" in res.stderr
+    text = (pytestconfig.rootpath / DESIGN).read_text()
+    extra = "".join(f'\n[[factors]]\nname = "extra{i}"\n' for i in range(8))
+    path = tmp_path / "big.toml"
+    text = text.replace("\n[analysis]", extra + "\n[analysis]", 1)
+    path.write_text(text[:text.index("[randomisation]")])
+    res = run("simulate", "decision", path, "--reps", "10")
+    assert res.exit_code == 2 and "at most 12 factors" in res.stderr
+    assert res.stderr.count("\n") == 1

@@ -104,6 +104,18 @@ def test_results_do_not_depend_on_jobs_or_chunks(designs_dir):
                                                          outcome="retention")["effects"]
 
 
+@pytest.mark.parametrize("seed", [0, 7, 2**40 + 3, 2**130 + 99])
+def test_replicate_streams_are_those_of_replicate_rngs(seed):
+    from trialkit.factorial.streams import ReplicateStreams
+
+    for start, stop in ((0, 40), (9990, 10010), (123456, 123460)):
+        ref = [r.standard_normal(4) for r in replicate_rngs(seed, start, stop)]
+        got = [g.standard_normal(4) for g in ReplicateStreams(seed, start, stop)]
+        assert len(got) == stop - start
+        for a, b in zip(ref, got, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_vectorised_ols_matches_statsmodels_per_replicate():
     codes = np.array([[a, b, c] for c in (-1, 1) for b in (-1, 1) for a in (-1, 1)])
     terms = model_terms(3, 2)
@@ -220,3 +232,17 @@ def test_binary_baseline_is_the_rate_with_every_component_off(designs_dir):
     # human_voice = 0.2 and human_voice:validating_statements = -0.1 on the log-odds scale:
     # switching human_voice on (others off) changes the log-odds by 0.2 + 0.1
     assert (on_a - off) @ beta == pytest.approx(0.3)
+
+
+def test_design_truth_feeds_the_data_generator(designs_dir):
+    from trialkit.factorial.plan import design_truth
+
+    design = load_design(designs_dir / "app-components-factorial.toml")
+    terms, beta = design_truth(design)
+    assert terms[:16] == model_terms(5, 2) and beta[0] == -4.0
+    lay = trial_layout(32, 512)
+    x = model_matrix(design.conditions()[lay.condition], terms)
+    y = generate_factorial_data(replicate_rngs(1, 0, 400), x, beta, sd=5.0)["y"]
+    on = design.conditions()[lay.condition][:, 0] == 1
+    # classic effect of human_voice: mean at +1 minus mean at -1 = -1.0
+    assert y[:, on].mean() - y[:, ~on].mean() == pytest.approx(-1.0, abs=0.05)

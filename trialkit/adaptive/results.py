@@ -130,8 +130,9 @@ def run_trials(
         if old.seed != seed:
             raise TrialkitError(f"{path}: was simulated with seed {old.seed}, not {seed} — use "
                                 f"--seed {old.seed} to grow it, or a new file name")
-        if old.n_rep >= reps:
-            return old
+        if old.n_rep >= reps:  # enough saved trials: the first ``reps`` of them
+            return TrialResults(spec, seed, {k: v[:reps] for k, v in old.arrays.items()},
+                                old.version, old.seconds, old.created)
     start = 0 if old is None else old.n_rep
     t0 = time.perf_counter()
     arrays = run_replicates(simulate_range, reps - start, jobs=jobs, spec=spec, seed=seed,

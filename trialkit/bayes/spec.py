@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 
 from trialkit.design.priors import PriorSettings
+from trialkit.errors import TrialkitError
 from trialkit.factorial.model import Term, model_matrix, model_terms, term_name
 
 FAMILIES = {"continuous": "normal", "binary": "logistic"}
@@ -35,6 +36,8 @@ DEFAULTS = {
 #: Points of the quadrature over the hierarchical interaction scale τ (fast paths).
 TAU_GRID_POINTS = 32
 SIGMA_SHAPE = 2.0
+#: Largest number of factors (2^k candidate combinations are evaluated per posterior draw).
+MAX_FACTORS = 12
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,10 @@ def build_spec(
     guess is the ``[priors] residual_sd``, else the outcome's ``sd`` in the design, else the SD of
     ``y``.
     """
+    if design.k > MAX_FACTORS:
+        raise TrialkitError(f"the design has {design.k} factors, i.e. {2 ** design.k} candidate "
+                            f"combinations — the component analysis handles at most "
+                            f"{MAX_FACTORS} factors; screen fewer components")
     out = next(o for o in design.outcomes if o.name == outcome)
     family = FAMILIES[out.type]
     settings: PriorSettings = design.priors.for_outcome(outcome)

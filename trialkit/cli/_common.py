@@ -6,6 +6,7 @@ randomisation commands start without numpy-heavy or Bayesian imports.
 
 from __future__ import annotations
 
+import copy
 import csv
 import importlib
 import io
@@ -141,8 +142,28 @@ class DesignDispatchGroup(LazyGroup):
             kinds = ", ".join(sorted(self.by_kind))
             raise UserError(f"{name} is a design of kind {kind!r}, which '{ctx.command_path}' "
                             f"does not handle — use a design of kind: {kinds}")
-        cmd = _load(self.by_kind[kind])
+        return _file_command(_load(self.by_kind[kind]), args)
+
+
+def _file_command(cmd: click.Command, args: list[str]):
+    """Present a command whose first argument is the design file as ``GROUP FILE [OPTIONS]``.
+
+    The file argument's metavar becomes the command's name in usage lines and error hints, so they
+    read ``trialkit power FILE [OPTIONS]`` rather than repeating a command name.
+    """
+    first = next((p for p in cmd.params if isinstance(p, click.Argument)), None)
+    if first is None:
         return cmd.name, cmd, args
+    shown = first.human_readable_name
+    clone = copy.copy(cmd)
+
+    def usage_pieces(ctx: click.Context) -> list[str]:
+        pieces = cmd.collect_usage_pieces(ctx)
+        return pieces[:pieces.index(shown)] + pieces[pieces.index(shown) + 1:] \
+            if shown in pieces else pieces
+
+    clone.collect_usage_pieces = usage_pieces  # type: ignore[method-assign]
+    return shown, clone, args
 
 
 # -- output -----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ generated factor's column is the product of the named columns.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import string
 
@@ -281,6 +282,7 @@ def _search(k: int, m: int, resolution: int, budget: int) -> tuple[list[int] | N
     return best, exhausted
 
 
+@functools.lru_cache(maxsize=64)
 def generators_for_resolution(
     k: int, resolution: int, runs: int | None = None, budget: int = _SEARCH_BUDGET,
 ) -> tuple[str, ...]:

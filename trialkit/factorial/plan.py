@@ -60,6 +60,18 @@ def _truth(design, outcome, terms):
     return all_terms, np.array([coefs.get(t, 0.0) for t in all_terms])
 
 
+def design_truth(design, outcome: str | None = None) -> tuple[list, np.ndarray]:
+    """Return (terms, true coefficients) of a design's outcome, the model's terms first.
+
+    Continuous outcomes: outcome units, intercept = ``mean``. Binary outcomes: log-odds, with the
+    intercept chosen so that the rate with every component off (all factors at −1) is
+    ``baseline``. Use with :func:`trialkit.factorial.model.model_matrix` and
+    :func:`trialkit.factorial.simulate.generate_factorial_data`.
+    """
+    out = _outcome(design, outcome)
+    return _truth(design, out, model_terms(design.k, design.analysis.model_order))
+
+
 def _sizes(design, n_total: int | None):
     """Return (enrolled N, clusters or None, analysed mean cluster size or None)."""
     s = design.sample

@@ -10,6 +10,7 @@ batched solves otherwise) and a batched Newton (IRLS) logistic fit for binary on
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +76,7 @@ def trial_layout(
 
 
 def generate_factorial_data(
-    rngs: list[np.random.Generator], x: np.ndarray, beta: np.ndarray, *,
+    rngs: Sequence[np.random.Generator], x: np.ndarray, beta: np.ndarray, *,
     outcome: str = "continuous", sd: float = 1.0, cluster: np.ndarray | None = None,
     n_clusters: int = 0, icc: float = 0.0, dropout: float = 0.0,
     pre_post_corr: float | None = None,
@@ -84,8 +85,9 @@ def generate_factorial_data(
 
     Parameters
     ----------
-    rngs : list of numpy.random.Generator
-        One generator per replicate (e.g. from :func:`trialkit.simulate.replicate_rngs`); each
+    rngs : sequence of numpy.random.Generator
+        One generator per replicate (e.g. :func:`trialkit.simulate.replicate_rngs` or the
+        faster, identical :class:`trialkit.factorial.streams.ReplicateStreams`); each
         replicate's draws come only from its own generator, in a fixed order (cluster effects,
         pretest, outcome, dropout).
     x : ndarray, shape (N, p)
@@ -294,9 +296,10 @@ def simulate_chunk(replicates: range, *, seed: int, spec: SimSpec) -> dict[str, 
     (R × tested) coefficients and ``failed`` (R,) for fits that did not converge or had no
     residual degrees of freedom (counted as non-rejections).
     """
-    from trialkit.simulate import replicate_rngs
+    from trialkit.factorial.streams import ReplicateStreams
 
-    rngs = replicate_rngs(seed, replicates.start, replicates.stop)
+    # the streams of trialkit.simulate.replicate_rngs, re-seeded in place (identical draws)
+    rngs = ReplicateStreams(seed, replicates.start, replicates.stop)
     lay = spec.layout
     data = generate_factorial_data(
         rngs, spec.x, spec.beta, outcome=spec.outcome, sd=spec.sd, cluster=lay.cluster,
