@@ -246,3 +246,18 @@ def test_design_truth_feeds_the_data_generator(designs_dir):
     on = design.conditions()[lay.condition][:, 0] == 1
     # classic effect of human_voice: mean at +1 minus mean at -1 = -1.0
     assert y[:, on].mean() - y[:, ~on].mean() == pytest.approx(-1.0, abs=0.05)
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--simulate", "--reps", "0"], "--reps"),
+    (["--simulate", "--reps", "10", "--seed", "-1"], "seed"),
+    (["--simulate", "--curve"], "choose one"),
+    (["--curve"], "--n-from"),
+    (["--outcome", "wellbeing"], "use one of"),
+    (["--n-total", "10"], "too few"),
+])
+def test_cli_design_file_bad_input(run, designs_dir, args, fragment):
+    res = run("power", designs_dir / "app-components-factorial.toml", *args)
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and fragment in lines[0]
