@@ -155,7 +155,8 @@ def _newton(
         grad = (succ_ - trials_ * mu) @ x - prec0[None] * (beta - m0)
         hess = x.T @ (w[..., None] * x) + prec0[None, :, :, None] * eye
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        beta += step
+        step = np.where(np.isfinite(step), step, 0.0)
+        beta += np.clip(step, -5.0, 5.0)
         if np.max(np.abs(step)) < tol:
             break
     eta = beta @ x.T
@@ -212,14 +213,19 @@ def ols(xtx: np.ndarray, xty: np.ndarray, yty: np.ndarray, n: np.ndarray):
     """Least squares from sufficient statistics: estimates, t-test p-values (R, p) each."""
     from scipy import stats
 
-    est = np.linalg.solve(xtx, xty[..., None])[..., 0]
-    df = np.asarray(n, float) - xtx.shape[-1]
+    p = xtx.shape[-1]
+    # a negligible ridge keeps a replicate with an empty condition from stopping the run
+    ridge = 1e-10 * np.trace(xtx, axis1=-2, axis2=-1)[:, None, None] / p * np.eye(p)
+    inv = np.linalg.inv(xtx + ridge)
+    est = (inv @ xty[..., None])[..., 0]
+    df = np.asarray(n, float) - p
     rss = np.maximum(yty - (est * xty).sum(-1), 0.0)
-    s2 = rss / df
-    inv_diag = np.diagonal(np.linalg.inv(xtx), axis1=-2, axis2=-1)
-    se = np.sqrt(s2[:, None] * inv_diag)
-    pval = 2.0 * stats.t.sf(np.abs(est / se), df[:, None])
-    return est, pval
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(df > 0, rss / np.maximum(df, 1), np.inf)
+        se = np.sqrt(s2[:, None] * np.diagonal(inv, axis1=-2, axis2=-1))
+        pval = 2.0 * stats.t.sf(np.abs(est / se), np.maximum(df, 1)[:, None])
+    # no residual degrees of freedom (or an inestimable term): not significant
+    return est, np.where(np.isfinite(pval), pval, 1.0)
 
 
 def logistic_mle(x: np.ndarray, trials: np.ndarray, succ: np.ndarray):
@@ -227,8 +233,11 @@ def logistic_mle(x: np.ndarray, trials: np.ndarray, succ: np.ndarray):
     from scipy import stats
 
     p = x.shape[1]
-    mode, hess, _ = _newton(x, trials, succ, np.zeros((1, p)), np.zeros(p))
+    # a negligible ridge keeps separated or sparse replicates finite; their huge SEs then give
+    # non-significant Wald tests, as for an unpenalised fit that has not converged
+    mode, hess, _ = _newton(x, trials, succ, np.full((1, p), 1e-8), np.zeros(p), max_iter=30)
     est = mode[:, 0]
-    se = np.sqrt(np.diagonal(np.linalg.inv(hess[:, 0]), axis1=-2, axis2=-1))
-    pval = 2.0 * stats.norm.sf(np.abs(est / se))
-    return est, pval
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(np.diagonal(np.linalg.inv(hess[:, 0]), axis1=-2, axis2=-1))
+        pval = 2.0 * stats.norm.sf(np.abs(est / se))
+    return est, np.where(np.isfinite(pval), pval, 1.0)

@@ -181,6 +181,11 @@ def simulate_decision(
                             + ", ".join(o.name for o in design.outcomes))
     out = next(o for o in design.outcomes if o.name == name)
     spec = build_spec(design, name)
+    analysed = design.sample.n_total * (1 - design.sample.dropout)
+    if analysed < spec.n_coef + 2:
+        raise TrialkitError(f"n_total {design.sample.n_total} leaves about {analysed:.0f} "
+                            f"participants for a model of {spec.n_coef} terms — increase "
+                            "[sample] n_total or lower [analysis] model_order")
     combos = spec.combinations()
     costs = decide.combination_costs(combos, [f.cost for f in design.factors])
     if budget is None:

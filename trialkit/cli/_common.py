@@ -166,7 +166,7 @@ def _file_command(cmd: click.Command, args: list[str]):
     return shown, clone, args
 
 
-# -- output -----------------------------------------------------------------------------------------
+# -- output ---------------------------------------------------------------------------------
 def format_option(func: Callable) -> Callable:
     """Add the shared ``--format table|json|csv`` option (as ``fmt``)."""
     return click.option(

@@ -44,7 +44,8 @@ class Section:
 
     def __init__(self, data: dict[str, Any], file: str, path: str = ""):
         if not isinstance(data, dict):
-            raise DesignError(file, path or "<top>", data, "is not a table", "write it as a TOML table")
+            raise DesignError(file, path or "<top>", data, "is not a table",
+                              "write it as a TOML table")
         self.data = data
         self.file = file
         self.path = path
@@ -79,9 +80,11 @@ class Section:
         if value is default and key not in self.data:
             return value
         if not isinstance(value, str) or not value.strip():
-            raise self.error(key, value, "is not a non-empty string", 'write a quoted string, e.g. "x"')
+            raise self.error(key, value, "is not a non-empty string",
+                             'write a quoted string, e.g. "x"')
         if choices is not None and value not in choices:
-            raise self.error(key, value, "is not an allowed value", "use one of: " + ", ".join(choices))
+            raise self.error(key, value, "is not an allowed value",
+                             "use one of: " + ", ".join(choices))
         return value
 
     def boolean(self, key: str, default: Any = MISSING) -> Any:
@@ -204,7 +207,7 @@ class Section:
 
     # -- nested tables ---------------------------------------------------------------------------
     def section(self, key: str, required: bool = False) -> Section | None:
-        """Return the sub-table ``key`` as a :class:`Section` (``None`` when absent and optional)."""
+        """Return the sub-table ``key`` as a :class:`Section` (``None`` if absent and optional)."""
         value = self.raw(key, MISSING if required else None)
         if value is None:
             return None
@@ -216,7 +219,8 @@ class Section:
         """Return an array of tables (``[[key]]``) as a list of sections."""
         value = self.raw(key, MISSING if required else [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.error(key, value, "is not an array of tables", f"write [[{self.key(key)}]] blocks")
+            raise self.error(key, value, "is not an array of tables",
+                             f"write [[{self.key(key)}]] blocks")
         return [Section(v, self.file, f"{self.key(key)}[{i}]") for i, v in enumerate(value)]
 
     def named_sections(self, key: str, required: bool = False) -> dict[str, Section]:
