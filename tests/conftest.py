@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,21 @@ def pg_url() -> str:
             pytest.fail("TRIALKIT_TEST_PG_URL is not set — run the tests through `make test`")
         pytest.skip("no PostgreSQL server: run `eval \"$(scripts/start-postgres.sh)\"` first")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """A fresh store: an SQLite file, or a new schema in the test PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'trial.db'}"
+        return
+    import psycopg
+
+    base = request.getfixturevalue("pg_url")
+    schema = "tk_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FACTORIAL = ROOT / "designs" / "app-components-factorial.toml"
 MRT = ROOT / "designs" / "checkin-prompts-mrt.toml"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    """A fresh store: an SQLite file, or a new schema in the test PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'trial.db'}"
-        return
-    import psycopg
-
-    base = request.getfixturevalue("pg_url")
-    schema = "tk_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def snapshot(url: str):

@@ -8,11 +8,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from dbtools import run_sql
 
 from trialkit.service import Trial
 
@@ -41,37 +41,6 @@ with Trial.open(url, "multi", key_file=key) as trial:
 """
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    """A fresh store: an SQLite file, or a new schema in the test PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'trial.db'}"
-        return
-    import psycopg
-
-    base = request.getfixturevalue("pg_url")
-    schema = "tk_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def _query(url: str, sql: str) -> list[tuple]:
-    if url.startswith("sqlite:///"):
-        conn = sqlite3.connect(url[len("sqlite:///"):])
-        try:
-            return conn.execute(sql).fetchall()
-        finally:
-            conn.close()
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql).fetchall()
-
-
 @pytest.fixture
 def multi(db_url, tmp_path):
     design = tmp_path / "multi.toml"
@@ -94,7 +63,7 @@ def test_eight_processes_enrol_2000_participants(multi):
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    rows = _query(url, "SELECT participant, sequence, stratum, block_no, arm FROM participants")
+    rows = run_sql(url, "SELECT participant, sequence, stratum, block_no, arm FROM participants")
     assert len(rows) == 2000
     assert len({r[0] for r in rows}) == 2000
     assert sorted(r[1] for r in rows) == list(range(1, 2001))
@@ -125,7 +94,7 @@ def test_sigkill_mid_loop_leaves_no_half_written_participant(multi):
     while time.monotonic() < deadline:
         time.sleep(0.05)
         try:
-            if _query(url, "SELECT n_enrolled FROM trials")[0][0] >= 60:
+            if run_sql(url, "SELECT n_enrolled FROM trials")[0][0] >= 60:
                 break
         except sqlite3.OperationalError:
             continue
@@ -133,9 +102,9 @@ def test_sigkill_mid_loop_leaves_no_half_written_participant(multi):
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    n_enrolled = _query(url, "SELECT n_enrolled FROM trials")[0][0]
-    n_rows = _query(url, "SELECT COUNT(*) FROM participants")[0][0]
-    n_logged = _query(url, "SELECT COUNT(*) FROM audit WHERE action = 'enrol'")[0][0]
+    n_enrolled = run_sql(url, "SELECT n_enrolled FROM trials")[0][0]
+    n_rows = run_sql(url, "SELECT COUNT(*) FROM participants")[0][0]
+    n_logged = run_sql(url, "SELECT COUNT(*) FROM audit WHERE action = 'enrol'")[0][0]
     assert n_enrolled >= 60 and n_enrolled == n_rows == n_logged
     with Trial.open(url, "multi", key_file=key) as trial:
         assert trial.verify(key)["ok"]

@@ -6,15 +6,14 @@ import csv
 import io
 import json
 import os
-import sqlite3
 import stat
 import subprocess
 import sys
-import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from dbtools import run_sql
 
 from trialkit.design import load_design
 from trialkit.service import Trial
@@ -45,39 +44,6 @@ site = ["a", "b"]
 """
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    """A fresh store: an SQLite file, or a new schema in the test PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'trial.db'}"
-        return
-    import psycopg
-
-    base = request.getfixturevalue("pg_url")
-    schema = "tk_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def raw(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    """Run SQL directly on the store (as a tamperer would)."""
-    if url.startswith("sqlite:///"):
-        conn = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(sql.replace("?", "%s"), params)
-        return cur.fetchall() if cur.description else []
-
-
 def test_create_stores_design_and_writes_a_private_key(db_url, tmp_path, run):
     key = tmp_path / "trial.key"
     result = run("trial", "create", FACTORIAL, "--db", db_url, "--key-file", key,
@@ -87,14 +53,14 @@ def test_create_stores_design_and_writes_a_private_key(db_url, tmp_path, run):
     design = load_design(FACTORIAL)
     assert out["design_sha256"] == design.source.sha256
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
-    text, sha = raw(db_url, "SELECT design_text, design_sha256 FROM trials")[0]
+    text, sha = run_sql(db_url, "SELECT design_text, design_sha256 FROM trials")[0]
     assert text == FACTORIAL.read_text() and sha == design.source.sha256
     # the secret never reaches the database
     secret = key.read_text().split()[-1]
-    dump = json.dumps([raw(db_url, f"SELECT * FROM {t}") for t in
+    dump = json.dumps([run_sql(db_url, f"SELECT * FROM {t}") for t in
                        ("trials", "audit", "participants")])
     assert secret not in dump and secret.upper() not in dump
-    names = [r[0] for r in raw(db_url, "SELECT name FROM schema_migrations")]
+    names = [r[0] for r in run_sql(db_url, "SELECT name FROM schema_migrations")]
     assert names == ["0001_initial"]
     # a key file is never overwritten
     again = run("trial", "create", FACTORIAL, "--name", "second", "--db", db_url,
@@ -117,7 +83,7 @@ def test_enrol_contract_idempotent_and_factorial_condition(db_url, tmp_path, run
                            "site=online", "--db", db_url, "--format", "json").output)
     assert again["new"] is False and again["allocation"] == first["allocation"]
     assert again["sequence"] == 1
-    assert raw(db_url, "SELECT COUNT(*) FROM participants")[0][0] == 1
+    assert run_sql(db_url, "SELECT COUNT(*) FROM participants")[0][0] == 1
 
 
 def _completed_blocks_exact(rows, ratio):
@@ -150,7 +116,7 @@ def test_stratified_blocks_with_ratio_are_exact(db_url, tmp_path):
         status = trial.status()
         assert status["enrolled"] == 150
         assert trial.verify(str(tmp_path / "k"))["ok"]
-    rows = raw(db_url, "SELECT stratum, block_no, arm FROM participants")
+    rows = run_sql(db_url, "SELECT stratum, block_no, arm FROM participants")
     assert _completed_blocks_exact(rows, (2, 1, 1)) >= 10
     sizes = {n for n in Counter((s, b) for s, b, _ in rows).values()}
     assert sizes >= {4, 8}
@@ -183,7 +149,7 @@ sex = ["f", "m"]
                 assert max(counts.values()) - min(counts.values()) <= 3, (factor, counts)
         assert m.verify(str(tmp_path / "m.key"))["replay_ok"] is True
         assert c.verify(str(tmp_path / "c.key"))["replay_ok"] is True
-        state = json.loads(raw(db_url, "SELECT payload FROM audit WHERE trial = 'mini' AND "
+        state = json.loads(run_sql(db_url, "SELECT payload FROM audit WHERE trial = 'mini' AND "
                                        "action = 'enrol' ORDER BY seq")[5][0])["state"]
         assert len(state["u"]) == 2 and len(state["scores"]) == 3
 
@@ -198,7 +164,7 @@ def test_blinded_trial_returns_codes_and_unblinds_one_participant(db_url, tmp_pa
                              "--format", "json").output)
         assert out["allocation"] not in ("usual_app", "core_package", "full_package")
         codes[f"B{i}"] = out["allocation"]
-    assert raw(db_url, "SELECT COUNT(*) FROM participants WHERE arm IS NOT NULL")[0][0] == 0
+    assert run_sql(db_url, "SELECT COUNT(*) FROM participants WHERE arm IS NOT NULL")[0][0] == 0
     status = json.loads(run("trial", "status", "three_arm", "--db", db_url, "--format",
                             "json").output)
     assert "groups" not in status and status["enrolled"] == 6
@@ -209,7 +175,7 @@ def test_blinded_trial_returns_codes_and_unblinds_one_participant(db_url, tmp_pa
         assert res.exit_code == 0, res.output
         arms.append(json.loads(res.output)["allocation"])
     assert sorted(arms) == sorted(["usual_app", "core_package", "full_package"] * 2)
-    logged = [json.loads(r[0]) for r in raw(db_url, "SELECT payload FROM audit WHERE "
+    logged = [json.loads(r[0]) for r in run_sql(db_url, "SELECT payload FROM audit WHERE "
                                                     "action = 'unblind'")]
     assert len(logged) == 6 and all(set(x) == {"participant", "reason"} for x in logged)
     no_key = run("trial", "unblind", "three_arm", "B0", "--reason", "x", "--db", db_url)
@@ -290,7 +256,7 @@ def test_export_factorial_csv_json_parquet_and_mark_error(db_url, tmp_path, run)
                             "--format", "json").output)
     assert status["consort"] == {"randomised": 10, "marked_error": 1, "included": 9,
                                  "unblinded": 0}
-    assert raw(db_url, "SELECT COUNT(*) FROM participants")[0][0] == 10  # nothing deleted
+    assert run_sql(db_url, "SELECT COUNT(*) FROM participants")[0][0] == 10  # nothing deleted
     assert run("trial", "verify", "app_components_factorial", "--key-file", key, "--db",
                db_url).exit_code == 0
 
@@ -299,7 +265,7 @@ def test_redcap_allocation_table(db_url, tmp_path, run):
     design = adaptive_design(tmp_path, BLOCKS_2_1_1)
     key = tmp_path / "k"
     run("trial", "create", design, "--db", db_url, "--key-file", key)
-    before = raw(db_url, "SELECT n_audit FROM trials")[0][0]
+    before = run_sql(db_url, "SELECT n_audit FROM trials")[0][0]
     res = run("trial", "export", "three_arm", "--allocation-table", "--rows", "24",
               "--key-file", key, "--db", db_url)
     assert res.exit_code == 0, res.output
@@ -309,7 +275,7 @@ def test_redcap_allocation_table(db_url, tmp_path, run):
         groups = Counter(r["randomization_group"] for r in rows if r["site"] == site)
         assert sum(groups.values()) == 24
         assert abs(groups["1"] - 12) <= 4 and abs(groups["2"] - 6) <= 2  # within one block
-    assert raw(db_url, "SELECT n_audit FROM trials")[0][0] == before + 1
+    assert run_sql(db_url, "SELECT n_audit FROM trials")[0][0] == before + 1
     assert run("trial", "export", "three_arm", "--allocation-table", "--db",
                db_url).exit_code == 2
 
@@ -341,7 +307,7 @@ def test_tampering_is_detected_and_names_the_row(db_url, tmp_path, run, tamper):
         run("trial", "enrol", "three_arm", f"P{i}", "--db", db_url)
     assert run("trial", "verify", "three_arm", "--key-file", key, "--db", db_url).exit_code == 0
     for sql in TAMPERS[tamper]:
-        raw(db_url, sql)
+        run_sql(db_url, sql)
     res = run("trial", "verify", "three_arm", "--db", db_url, "--format", "json")
     assert res.exit_code != 0
     assert f"row {EXPECTED_ROW[tamper]}" in res.stderr
@@ -358,22 +324,22 @@ def test_replay_needs_the_right_key_and_detects_a_forged_allocation(db_url, tmp_
     run("trial", "create", design, "--db", db_url, "--key-file", key)
     for i in range(3):
         run("trial", "enrol", "three_arm", f"P{i}", "--db", db_url)
-    rows = raw(db_url, "SELECT seq, at, who, action, payload, prev_hash, hash FROM audit "
+    rows = run_sql(db_url, "SELECT seq, at, who, action, payload, prev_hash, hash FROM audit "
                        "ORDER BY seq")
     groups = ["usual_app", "core_package", "full_package"]
     payload = json.loads(rows[1][4])
     real = payload["allocation"]
     payload["allocation"] = groups[(groups.index(real) + 1) % 3]
-    raw(db_url, "UPDATE participants SET allocation = ?, arm = ? WHERE participant = 'P0'",
+    run_sql(db_url, "UPDATE participants SET allocation = ?, arm = ? WHERE participant = 'P0'",
         (payload["allocation"], groups.index(payload["allocation"])))
     prev = rows[0][6]
     for seq, at, who, action, text, _, _ in rows[1:]:
         text = canonical(payload) if seq == 2 else text
         h = row_hash("three_arm", seq, at, who, action, text, prev)
-        raw(db_url, "UPDATE audit SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+        run_sql(db_url, "UPDATE audit SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
             (text, prev, h, seq))
         prev = h
-    raw(db_url, "UPDATE trials SET last_hash = ?", (prev,))
+    run_sql(db_url, "UPDATE trials SET last_hash = ?", (prev,))
     assert run("trial", "verify", "three_arm", "--db", db_url).exit_code == 0  # chain only
     res = run("trial", "verify", "three_arm", "--key-file", key, "--db", db_url)
     assert res.exit_code == 1 and "row 2" in res.stderr

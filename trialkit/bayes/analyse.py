@@ -17,6 +17,7 @@ from scipy import special
 from trialkit.bayes import decide, fast
 from trialkit.bayes.spec import ModelSpec, build_spec
 from trialkit.errors import DataError, TrialkitError
+from trialkit.tables import factor_codes, numeric_column, read_table
 
 ENGINES = ("nuts", "fast", "prior")
 METHODS = ("bayes", "ols", "both")
@@ -24,55 +25,10 @@ SEPARATION_P_BEST = 0.5
 
 
 # -- data -----------------------------------------------------------------------------------------
-def read_table(path: str):
-    """Read a CSV or Parquet table with pandas."""
-    import pandas as pd
-
-    try:
-        if str(path).lower().endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file — check the data path") from None
-    except Exception as exc:  # noqa: BLE001 - any parser failure is a user-data problem
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: cannot be read as CSV/Parquet ({first}) — export the data "
-                        "again as CSV or Parquet") from None
-
-
-def _numeric(table, col: str, what: str) -> np.ndarray:
-    import pandas as pd
-
-    values = pd.to_numeric(table[col], errors="coerce")
-    bad = values.isna() & table[col].notna()
-    if bad.any():
-        raise DataError(f"{what} column '{col}' has non-numeric values (e.g. "
-                        f"{table[col][bad].iloc[0]!r}) — give numbers only")
-    if values.isna().any():
-        raise DataError(f"{what} column '{col}' has {int(values.isna().sum())} missing values — "
-                        "remove or impute those rows before the analysis")
-    return values.to_numpy(float)
-
-
 def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str, ...]):
     """Validate a data table against the design → (±1 codes, {outcome: y}, covariates)."""
     cols = list(table.columns)
-    missing = [f for f in design.factor_names if f not in cols]
-    if missing:
-        raise DataError(f"the data have no column for factor(s) {', '.join(missing)} — the "
-                        f"factor columns must be named as in the design: "
-                        + ", ".join(design.factor_names))
-    if len(table) == 0:
-        raise DataError("the data table has no rows — export the trial data again")
-    codes = np.empty((len(table), design.k))
-    for i, f in enumerate(design.factor_names):
-        v = _numeric(table, f, "factor")
-        found = sorted(set(np.unique(v).tolist()))
-        if not set(found) <= {-1.0, 1.0}:
-            shown = ", ".join(f"{x:g}" for x in found[:6])
-            raise DataError(f"factor column '{f}' is coded {{{shown}}}, not -1/+1 as the design "
-                            "says — recode it as -1 (off) and +1 (on)")
-        codes[:, i] = v
+    codes = factor_codes(design, table)
     ys = {}
     for name in outcomes:
         out = next((o for o in design.outcomes if o.name == name), None)
@@ -82,7 +38,7 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
         if name not in cols:
             raise DataError(f"the data have no column {name!r} for the outcome — add it or "
                             "choose another --outcome")
-        y = _numeric(table, name, "outcome")
+        y = numeric_column(table, name, "outcome")
         if out.type == "binary" and not set(np.unique(y).tolist()) <= {0.0, 1.0}:
             raise DataError(f"binary outcome column '{name}' has values other than 0 and 1 — "
                             "code it as 0/1")
@@ -91,7 +47,7 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
     for j, c in enumerate(covariates):
         if c not in cols:
             raise DataError(f"the data have no covariate column {c!r} — check --covariate")
-        v = _numeric(table, c, "covariate")
+        v = numeric_column(table, c, "covariate")
         sd = v.std()
         if not sd > 0:
             raise DataError(f"covariate column '{c}' is constant — drop it")
@@ -399,10 +355,7 @@ def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, s
     if design.kind != "factorial":
         raise TrialkitError(f"{design.source.path} is a {design.kind} design — the prior "
                             "predictive check needs a factorial design")
-    name = outcome or design.primary_outcome.name
-    if name not in [o.name for o in design.outcomes]:
-        raise TrialkitError(f"outcome {name!r} is not in the design — use one of: "
-                            + ", ".join(o.name for o in design.outcomes))
+    name = design.outcome(outcome).name
     if draws < 10:
         raise TrialkitError(f"--draws {draws} is too few — use at least 10")
     spec = build_spec(design, name)

@@ -18,7 +18,7 @@ from scipy import special
 from trialkit.bayes import decide, fast
 from trialkit.bayes.spec import ModelSpec, build_spec
 from trialkit.errors import TrialkitError
-from trialkit.factorial.model import model_matrix, truth_coefficients
+from trialkit.factorial.model import model_matrix, outcome_coefficients
 
 SCENARIOS = ("null", "sparse", "antagonistic", "assumed")
 SUB_CHUNK = 200
@@ -62,13 +62,7 @@ def truth_vector(design, outcome, effects: dict[str, float]) -> tuple[list, np.n
     """
     from trialkit.factorial.model import model_terms
 
-    names = design.factor_names
-    coefs = truth_coefficients(effects, names, outcome.mean if outcome.type == "continuous"
-                               else 0.0)
-    if outcome.type == "binary":
-        # baseline = success probability with every component off (all factors at −1)
-        coefs[()] = float(special.logit(outcome.baseline)) - sum(
-            b * (-1) ** len(t) for t, b in coefs.items() if t)
+    coefs = outcome_coefficients(outcome, design.factor_names, effects)
     terms = model_terms(design.k, design.k)
     return terms, np.array([coefs.get(t, 0.0) for t in terms])
 
@@ -175,11 +169,8 @@ def simulate_decision(
     if design.sample.n_total is None:
         raise TrialkitError(f"{design.source.path}: [sample] n_total is missing — add it to "
                             "simulate the trial")
-    name = outcome or design.primary_outcome.name
-    if name not in [o.name for o in design.outcomes]:
-        raise TrialkitError(f"outcome {name!r} is not in the design — use one of: "
-                            + ", ".join(o.name for o in design.outcomes))
-    out = next(o for o in design.outcomes if o.name == name)
+    out = design.outcome(outcome)
+    name = out.name
     spec = build_spec(design, name)
     analysed = design.sample.n_total * (1 - design.sample.dropout)
     if analysed < spec.n_coef + 2:

@@ -80,11 +80,12 @@ def mde() -> None:
 
 @cli.group(
     cls=DesignDispatchGroup,
-    lazy={"decision": "trialkit.cli.bayes:simulate_decision"},
+    lazy={"decision": "trialkit.cli.bayes:simulate_decision",
+          "outcomes": "trialkit.cli.factorial:simulate_outcomes"},
     by_kind={"adaptive": "trialkit.cli.adaptive:simulate_design"},
 )
 def simulate() -> None:
-    """Simulate a design many times: adaptive trials, or factorial decision rules.
+    """Simulate: adaptive trials, factorial decision rules, rehearsal outcomes for an allocation.
 
     \b
     Example:

@@ -258,3 +258,39 @@ def costs(factors, resolution, d_main, cost_per_subject, cost_per_condition, fmt
 
     emit(factorial_costs(factors, resolution, d_main, cost_per_subject=cost_per_subject,
                          cost_per_condition=cost_per_condition), fmt, primary="approaches")
+
+
+@click.command("outcomes")
+@click.argument("design_file", metavar="DESIGN", type=click.Path(dir_okay=False))
+@click.argument("allocations", type=click.Path(dir_okay=False))
+@click.option("--outcome", "outcomes", multiple=True,
+              help="Outcome to simulate (repeatable; default: every outcome of the design).")
+@click.option("--seed", type=click.IntRange(min=0), required=True,
+              help="Seed; the same seed and allocations give the same outcomes.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (.csv or .parquet) instead of CSV on stdout.")
+def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, ...], seed: int,
+                      out_path: str | None) -> None:
+    """Rehearsal data: add outcomes drawn from the design's assumed effects to an allocation export.
+
+    Run the planned analysis end to end on the trial's real allocation before any outcome
+    exists. ALLOCATIONS is a CSV or Parquet table with the factor columns coded -1/+1, as
+    `trialkit trial export` writes it.
+
+    \b
+    Example:
+      trialkit trial export app_components_factorial --db sqlite:///trial.db --format csv \\
+        > allocations.csv
+      trialkit simulate outcomes designs/app-components-factorial.toml allocations.csv \\
+        --seed 1 --out rehearsal.csv
+    """
+    from trialkit.design import load_design
+    from trialkit.factorial.rehearse import rehearsal_outcomes
+    from trialkit.tables import read_table, write_table
+
+    design = load_design(design_file)
+    if design.kind != "factorial":
+        raise UserError(f"{design_file} is a {design.kind} design — rehearsal outcomes need a "
+                        "factorial design")
+    table = rehearsal_outcomes(design, read_table(allocations), seed=seed, outcomes=outcomes)
+    write_table(table, out_path)

@@ -119,6 +119,17 @@ class FactorialDesign:
         """The first outcome listed."""
         return self.outcomes[0]
 
+    def outcome(self, name: str | None = None) -> Outcome:
+        """Return the outcome called ``name`` (the primary outcome when ``None``)."""
+        if name is None:
+            return self.primary_outcome
+        for out in self.outcomes:
+            if out.name == name:
+                return out
+        names = ", ".join(o.name for o in self.outcomes)
+        raise TrialkitError(f"outcome {name!r} is not in design {self.name!r} — use one of: "
+                            f"{names}")
+
     def generators(self) -> tuple[str, ...]:
         """Return the fraction's generators (searched for when a resolution was requested)."""
         if self.fraction.resolution is not None and not self.fraction.generators:

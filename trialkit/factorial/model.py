@@ -9,6 +9,7 @@ the term's contrast) is twice the effect-coded coefficient.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -56,4 +57,33 @@ def truth_coefficients(
     coefs: dict[Term, float] = {(): float(intercept)}
     for text, effect in effects.items():
         coefs[parse_term(text, names)] = float(effect) / 2.0
+    return coefs
+
+
+def outcome_coefficients(
+    outcome, names: Sequence[str], effects: Mapping[str, float] | None = None,
+) -> dict[Term, float]:
+    """True effect-coded coefficients of a design outcome.
+
+    Parameters
+    ----------
+    outcome : trialkit.design.factorial.Outcome
+        The outcome; its assumed ``effects`` are used unless ``effects`` is given.
+    names : sequence of str
+        Factor names in design order.
+    effects : mapping, optional
+        Classic factorial effects (term → effect) replacing the outcome's own.
+
+    Notes
+    -----
+    Continuous outcomes: outcome units, intercept = the outcome's ``mean``. Binary outcomes:
+    log-odds, with the intercept chosen so that the success probability with every component off
+    (all factors at −1) equals the outcome's ``baseline``.
+    """
+    effects = outcome.effects if effects is None else effects
+    if outcome.type == "continuous":
+        return truth_coefficients(effects, names, outcome.mean)
+    coefs = truth_coefficients(effects, names)
+    logit = math.log(outcome.baseline / (1 - outcome.baseline))
+    coefs[()] = logit - sum(b * (-1) ** len(t) for t, b in coefs.items() if t)
     return coefs

@@ -7,21 +7,10 @@ pretest, dropout) and its planned analysis (model order, α, multiplicity adjust
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from trialkit.errors import TrialkitError
 from trialkit.factorial import power as fp
-from trialkit.factorial.model import model_matrix, model_terms, term_name, truth_coefficients
-
-
-def _outcome(design, name: str | None):
-    if name is None:
-        return design.primary_outcome
-    for o in design.outcomes:
-        if o.name == name:
-            return o
-    names = ", ".join(o.name for o in design.outcomes)
-    raise TrialkitError(f"outcome {name!r} is not in design {design.name!r} — use one of: {names}")
+from trialkit.factorial.model import model_matrix, model_terms, outcome_coefficients, term_name
 
 
 def _model(design):
@@ -50,12 +39,7 @@ def _model(design):
 
 def _truth(design, outcome, terms):
     """Return (all truth terms, their coefficients) — model terms first, then any others."""
-    coefs = truth_coefficients(outcome.effects, design.factor_names,
-                               outcome.mean if outcome.type == "continuous" else 0.0)
-    if outcome.type == "binary":
-        # baseline = success probability with every component off (all factors at −1)
-        coefs[()] = float(special.logit(outcome.baseline)) - sum(
-            b * (-1) ** len(t) for t, b in coefs.items() if t)
+    coefs = outcome_coefficients(outcome, design.factor_names)
     all_terms = list(terms) + [t for t in coefs if t not in terms]
     return all_terms, np.array([coefs.get(t, 0.0) for t in all_terms])
 
@@ -68,7 +52,7 @@ def design_truth(design, outcome: str | None = None) -> tuple[list, np.ndarray]:
     ``baseline``. Use with :func:`trialkit.factorial.model.model_matrix` and
     :func:`trialkit.factorial.simulate.generate_factorial_data`.
     """
-    out = _outcome(design, outcome)
+    out = design.outcome(outcome)
     return _truth(design, out, model_terms(design.k, design.analysis.model_order))
 
 
@@ -169,7 +153,7 @@ def factorial_design_power(
         ``effects``: one record per model term (``term``, assumed ``effect``, ``coef``,
         ``power``), plus ``n_total``, ``n_analysed``, ``alpha`` and the method.
     """
-    out = _outcome(design, outcome)
+    out = design.outcome(outcome)
     codes, terms = _model(design)
     _, beta = _truth(design, out, terms)
     n, clusters, m = _sizes(design, n_total)
@@ -205,7 +189,7 @@ def factorial_design_sample_size(
     """
     target = design.analysis.power if power is None else power
     fp._check_target(target)
-    out = _outcome(design, outcome)
+    out = design.outcome(outcome)
     codes, terms = _model(design)
     _, beta = _truth(design, out, terms)
     mains = [j for j, t in enumerate(terms) if len(t) == 1 and beta[j] != 0]
@@ -317,7 +301,7 @@ def simulate_factorial_power(
     if adjust is not None and adjust not in ADJUSTMENTS:
         raise TrialkitError(f"--adjust {adjust!r} is unknown — use one of: "
                             f"{', '.join(ADJUSTMENTS)}")
-    out = _outcome(design, outcome)
+    out = design.outcome(outcome)
     codes, terms = _model(design)
     n, clusters, _ = _sizes(design, n_total)
     spec = _sim_spec(design, out, codes, terms, n, clusters, adjust)

@@ -7,7 +7,6 @@ with unavailable rows, which carry zero weight.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from trialkit.errors import DataError, TrialkitError
 from trialkit.mrt.checks import check_probabilities
 from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.inference import effect_table
+from trialkit.tables import read_table
 
 _TERM = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*(:[A-Za-z_.][A-Za-z0-9_.]*)*$")
 
@@ -258,22 +258,6 @@ def wcls(data: Mapping, **kwargs) -> MrtFit:
 def emee(data: Mapping, **kwargs) -> MrtFit:
     """EMEE causal excursion effect (log relative risk), binary outcome; see :func:`fit_mrt`."""
     return fit_mrt(data, binary=True, **kwargs)
-
-
-def read_table(path: str):
-    """Read a CSV or Parquet file into a pandas DataFrame (by extension; CSV otherwise)."""
-    import pandas as pd
-
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file — check the path")
-    try:
-        if path.lower().endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except Exception as exc:  # pandas raises many types for unreadable files
-        raise DataError(f"{path}: cannot be read as a table ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:120]}) — give a CSV or Parquet "
-                        "file") from None
 
 
 def parse_lincomb(text: str | None) -> np.ndarray | None:
