@@ -86,7 +86,11 @@ def test_screening_matches_statsmodels_and_lists_disagreements(run, pytestconfig
     assert out["decision"]["screening"] == [f for f, c in zip(design.factor_names, chosen,
                                                               strict=True) if c]
     np.testing.assert_allclose([t["p_value"] for t in out["ols"]], res.pvalues, rtol=1e-9)
-    np.testing.assert_allclose([t["effect"] for t in out["ols"]], 2 * res.params, rtol=1e-9)
+    np.testing.assert_allclose([t["coef"] for t in out["ols"]], res.params, rtol=1e-9)
+    # classic effects (2 × coefficient) for contrasts only; the intercept is not a contrast
+    assert out["ols"][0]["term"] == "intercept" and out["ols"][0]["effect"] is None
+    np.testing.assert_allclose([t["effect"] for t in out["ols"][1:]], 2 * res.params[1:],
+                               rtol=1e-9)
     both = _json(run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export,
                      "--engine", "prior", *FAST, "--format", "json"))
     d = both["decision"]

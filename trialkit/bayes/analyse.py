@@ -119,7 +119,12 @@ def screening_fit(spec: ModelSpec, x: np.ndarray, y: np.ndarray, alpha: float) -
                         "few participants per term) — lower the model order or use --method bayes")
     chosen = decide.screening_rule(est[None], pval[None], spec.terms, len(spec.factor_names),
                                    alpha, spec.better)[0]
-    terms = [{"term": n, "effect": 2 * float(est[j]), "se": 2 * float(se[j]),
+    # classic factorial effects (2 × coefficient) for the contrasts; the intercept and the
+    # covariates are reported as coefficients only
+    contrast = [j < len(spec.terms) and len(spec.terms[j]) > 0 for j in range(len(est))]
+    terms = [{"term": n, "coef": float(est[j]), "coef_se": float(se[j]),
+              "effect": 2 * float(est[j]) if contrast[j] else None,
+              "effect_se": 2 * float(se[j]) if contrast[j] else None,
               "p_value": float(pval[j])} for j, n in enumerate(spec.coef_names)]
     return {"chosen": chosen, "terms": terms}
 

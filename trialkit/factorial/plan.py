@@ -292,8 +292,9 @@ def simulate_factorial_power(
     -------
     dict
         ``effects``: ``term``, ``effect``, ``power``, ``mc_se`` (Monte Carlo standard error),
-        ``mean_estimate`` and the exact-mode ``analytic_power``; plus ``n_total``, ``reps``,
-        ``seed`` and ``failed`` (fits that did not converge, counted as non-rejections).
+        ``mean_coef`` (mean estimated effect-coded coefficient, i.e. effect ÷ 2) and the
+        exact-mode ``analytic_power``; plus ``n_total``, ``reps``, ``seed`` and ``failed`` (fits
+        that did not converge, counted as non-rejections).
     """
     from trialkit.factorial.simulate import ADJUSTMENTS, simulate_chunk
     from trialkit.simulate import run_replicates
@@ -319,7 +320,7 @@ def simulate_factorial_power(
     effects = [{"term": term_name(t, names), "effect": 2 * float(spec.beta[j + 1]),
                 "power": float(power[j]), "mc_se": float(mc_se[j]),
                 # rounded: batched BLAS kernels may differ in the last bit between chunk sizes
-                "mean_estimate": float(f"{np.mean(res['estimate'][:, j]):.10g}"),
+                "mean_coef": float(f"{np.mean(res['estimate'][:, j]):.10g}"),
                 "analytic_power": analytic[j]["power"]}
                for j, t in enumerate(terms[1:])]
     result = {"design": design.name, "outcome": out.name, "outcome_type": out.type,
