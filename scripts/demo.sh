@@ -13,7 +13,7 @@ step trialkit design validate designs/*.toml
 step trialkit design show designs/app-components-factorial.toml
 step trialkit power designs/app-components-factorial.toml
 step trialkit samplesize designs/checkin-prompts-mrt.toml --outcome mood
-step trialkit simulate designs/three-arm-adaptive.toml --reps 500 --seed 1 --method exact
+step trialkit simulate designs/three-arm-adaptive.toml --reps 500 --seed 1
 
 echo
 echo "== 2. Randomise: a live trial from the same design file (store and key in $work)"

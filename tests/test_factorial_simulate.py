@@ -104,18 +104,6 @@ def test_results_do_not_depend_on_jobs_or_chunks(designs_dir):
                                                          outcome="retention")["effects"]
 
 
-@pytest.mark.parametrize("seed", [0, 7, 2**40 + 3, 2**130 + 99])
-def test_replicate_streams_are_those_of_replicate_rngs(seed):
-    from trialkit.factorial.streams import ReplicateStreams
-
-    for start, stop in ((0, 40), (9990, 10010), (123456, 123460)):
-        ref = [r.standard_normal(4) for r in replicate_rngs(seed, start, stop)]
-        got = [g.standard_normal(4) for g in ReplicateStreams(seed, start, stop)]
-        assert len(got) == stop - start
-        for a, b in zip(ref, got, strict=True):
-            np.testing.assert_array_equal(a, b)
-
-
 def test_vectorised_ols_matches_statsmodels_per_replicate():
     codes = np.array([[a, b, c] for c in (-1, 1) for b in (-1, 1) for a in (-1, 1)])
     terms = model_terms(3, 2)

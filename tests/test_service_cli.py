@@ -140,13 +140,13 @@ def test_sqlite_url_options_and_opening_the_only_trial(tmp_path, run):
     from trialkit.errors import ServiceError
     from trialkit.service import Trial
 
-    url = f"sqlite:///{tmp_path / 'n.db'}?synchronous=full"
+    url = f"sqlite:///{tmp_path / 'n.db'}?synchronous=normal"
     assert run("trial", "create", MRT, "--db", url, "--key-file", tmp_path / "k").exit_code == 0
-    with Trial.open(f"sqlite:///{tmp_path / 'n.db'}") as trial:  # default: NORMAL under WAL
-        assert trial.store.query("PRAGMA synchronous")[0][0] == 1
+    with Trial.open(f"sqlite:///{tmp_path / 'n.db'}") as trial:  # default: FULL
+        assert trial.store.query("PRAGMA synchronous")[0][0] == 2
     with Trial.open(url) as trial:  # the only trial in the store
         assert trial.name == "checkin_prompts_mrt"
-        assert trial.store.query("PRAGMA synchronous")[0][0] == 2  # FULL
+        assert trial.store.query("PRAGMA synchronous")[0][0] == 1  # NORMAL
         assert trial.decide("U1", 7, available=True)["decision_point"] == 7
     bad = run("trial", "status", "checkin_prompts_mrt", "--db",
               f"sqlite:///{tmp_path / 'n.db'}?fsync=off")

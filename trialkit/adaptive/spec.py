@@ -51,7 +51,7 @@ class TrialSpec:
     rescale: str
     draws: int
     selection: str
-    method: str = "draws"
+    method: str = "exact"
 
     @property
     def n_arms(self) -> int:

@@ -81,7 +81,7 @@ class Posterior:
 
     draws: int = 5000
     selection: str = "none"
-    method: str = "draws"
+    method: str = "exact"
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,7 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
     if selection in ("control", "final control", "control or best") and control is None:
         raise po.error("selection", selection, "needs a common control",
                        'use "none" or "best", or set control = "ARM"')
-    method = po.string("method", "draws", choices=METHODS)
+    method = po.string("method", "exact", choices=METHODS)
     po.done()
 
     scenarios: dict[str, Scenario] = {}

@@ -87,7 +87,7 @@ def generate_factorial_data(
     ----------
     rngs : sequence of numpy.random.Generator
         One generator per replicate (e.g. :func:`trialkit.simulate.replicate_rngs` or the
-        faster, identical :class:`trialkit.factorial.streams.ReplicateStreams`); each
+        faster, identical :class:`trialkit.simulate.streams.ReplicateStreams`); each
         replicate's draws come only from its own generator, in a fixed order (cluster effects,
         pretest, outcome, dropout).
     x : ndarray, shape (N, p)
@@ -296,7 +296,7 @@ def simulate_chunk(replicates: range, *, seed: int, spec: SimSpec) -> dict[str, 
     (R × tested) coefficients and ``failed`` (R,) for fits that did not converge or had no
     residual degrees of freedom (counted as non-rejections).
     """
-    from trialkit.factorial.streams import ReplicateStreams
+    from trialkit.simulate.streams import ReplicateStreams
 
     # the streams of trialkit.simulate.replicate_rngs, re-seeded in place (identical draws)
     rngs = ReplicateStreams(seed, replicates.start, replicates.stop)

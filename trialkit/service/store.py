@@ -175,16 +175,15 @@ class Store:
 class SqliteStore(Store):
     """An SQLite file in WAL mode; writes serialise on a lock file next to it.
 
-    ``synchronous="normal"`` (the default, SQLite's recommended setting in WAL mode) survives the
-    crash or kill of any process; only an operating-system crash or power loss can roll back the
-    last allocations. ``"full"`` (URL ``sqlite:///trial.db?synchronous=full``) makes every
-    allocation durable on disk before it is returned, at one fsync per allocation (several times
-    slower).
+    ``synchronous="full"`` (the default) makes every allocation durable on disk before it is
+    returned (one fsync per allocation). ``"normal"`` (URL ``sqlite:///trial.db?synchronous=normal``,
+    SQLite's usual setting in WAL mode) survives the crash or kill of any process, but an
+    operating-system crash or power loss can roll back the last allocations; it is faster.
     """
 
     dialect = "sqlite"
 
-    def __init__(self, url: str, path: str, create: bool, synchronous: str = "normal"):
+    def __init__(self, url: str, path: str, create: bool, synchronous: str = "full"):
         self.url = url
         self.path = path
         if not create and not os.path.exists(path):
@@ -337,7 +336,7 @@ def connect(url: str | None = None, create: bool = False) -> Store:
         path, _, query = url[len("sqlite:///"):].partition("?")
         if not path:
             raise ServiceError(f"database URL {url!r} has no path — write sqlite:///trial.db")
-        synchronous = "normal"
+        synchronous = "full"
         for item in filter(None, query.split("&")):
             name, _, value = item.partition("=")
             if name != "synchronous" or value.lower() not in ("full", "normal"):

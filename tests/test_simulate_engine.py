@@ -1,0 +1,73 @@
+"""The simulation engine: one stream per replicate, whatever the chunks or worker processes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trialkit.errors import TrialkitError
+from trialkit.simulate import ReplicateStreams, replicate_rngs, run_replicates
+from trialkit.simulate.engine import concatenate
+
+
+def _draws(replicates: range, *, seed: int) -> dict:
+    rngs = replicate_rngs(seed, replicates.start, replicates.stop)
+    return {"x": np.array([g.standard_normal(3) for g in rngs]),
+            "i": np.array(list(replicates))}
+
+
+def test_replicate_streams_are_the_spawned_children():
+    spawned = np.random.SeedSequence(42).spawn(6)
+    ours = replicate_rngs(42, 0, 6)
+    for child, rng in zip(spawned, ours, strict=True):
+        np.testing.assert_array_equal(np.random.default_rng(child).random(5), rng.random(5))
+    # a later range gives the later children, without spawning the earlier ones
+    np.testing.assert_array_equal(replicate_rngs(42, 4, 5)[0].random(5),
+                                  np.random.default_rng(spawned[4]).random(5))
+
+
+@pytest.mark.parametrize(("chunk_size", "jobs"), [(None, 1), (1, 1), (7, 1), (None, 2), (3, 2)])
+def test_results_do_not_depend_on_chunks_or_jobs(chunk_size, jobs):
+    reference = run_replicates(_draws, 20, seed=9)
+    got = run_replicates(_draws, 20, seed=9, chunk_size=chunk_size, jobs=jobs)
+    np.testing.assert_array_equal(got["x"], reference["x"])
+    np.testing.assert_array_equal(got["i"], np.arange(20))
+
+
+def test_other_seed_other_results():
+    a = run_replicates(_draws, 5, seed=1)["x"]
+    b = run_replicates(_draws, 5, seed=2)["x"]
+    assert not np.allclose(a, b)
+
+
+def test_concatenate_arrays_dicts_and_lists():
+    assert concatenate([[1, 2], [3]]) == [1, 2, 3]
+    np.testing.assert_array_equal(concatenate([np.ones((2, 2)), np.zeros((1, 2))]).shape, (3, 2))
+    out = concatenate([{"a": np.array([1])}, {"a": np.array([2, 3])}])
+    np.testing.assert_array_equal(out["a"], [1, 2, 3])
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"reps": 0}, "--reps 0"), ({"reps": 3, "jobs": 0}, "--jobs 0"),
+])
+def test_bad_reps_and_jobs(kwargs, needle):
+    reps = kwargs.pop("reps")
+    with pytest.raises(TrialkitError, match=needle):
+        run_replicates(_draws, reps, seed=1, **kwargs)
+
+
+def test_bad_seed():
+    with pytest.raises(TrialkitError, match="seed -1 is invalid"):
+        replicate_rngs(-1, 0, 2)
+    with pytest.raises(TrialkitError, match="seed -1 is invalid"):
+        ReplicateStreams(-1, 0, 2)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**40 + 3, 2**130 + 99])
+def test_replicate_streams_are_those_of_replicate_rngs(seed):
+    for start, stop in ((0, 40), (9990, 10010), (123456, 123460)):
+        ref = [r.standard_normal(4) for r in replicate_rngs(seed, start, stop)]
+        got = [g.standard_normal(4) for g in ReplicateStreams(seed, start, stop)]
+        assert len(got) == stop - start
+        for a, b in zip(ref, got, strict=True):
+            np.testing.assert_array_equal(a, b)
