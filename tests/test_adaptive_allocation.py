@@ -70,3 +70,14 @@ def test_match_control_and_fixed_rows():
     np.testing.assert_allclose(out, [0.6 / 1.5, 0.3 / 1.5, 0.6 / 1.5])
     fixed = reallocate_probs([0.1, 0.3, 0.6], fixed_probs=[0.5, 0.25, 0.25])
     np.testing.assert_allclose(fixed, [0.5, 0.25, 0.25])
+
+
+def test_rescale_factor_initial_over_active_arms():
+    from trialkit.adaptive.allocation import rescale_factor
+
+    # adaptr rescale_probs: initial arms / active arms; a control with its own allocation rule
+    # is left out (rescale_ignore): (initial - 1) / (active - 1)
+    np.testing.assert_allclose(rescale_factor(4, np.array([4, 3, 2])), [1, 4 / 3, 2])
+    np.testing.assert_allclose(rescale_factor(4, np.array([4, 3, 2]), control_fixed=True),
+                               [1, 3 / 2, 3])
+    assert np.isfinite(rescale_factor(3, np.array([1]), control_fixed=True)).all()

@@ -69,6 +69,35 @@ def test_simulate_save_grows_and_refuses_other_seed(run, designs_dir, tmp_path):
     assert bad.exit_code == 2 and "seed 2" in bad.output
 
 
+def test_saved_results_refuse_another_method_and_damaged_files(run, designs_dir, tmp_path):
+    design = designs_dir / "three-arm-adaptive.toml"
+    path = tmp_path / "saved.json"
+    first = run("simulate", design, "--reps", "5", "--seed", "2", "--method", "exact",
+                "--save", path, "--format", "json")
+    assert first.exit_code == 0, first.output
+    before = path.read_text()
+    for reps in ("3", "10"):  # neither a slice nor a grown file of the other method
+        other = run("simulate", design, "--reps", reps, "--seed", "2", "--method", "draws",
+                    "--save", path)
+        assert other.exit_code == 2
+        lines = other.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error:") and "'exact'" in lines[0]
+    assert path.read_text() == before
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"format": "trialkit-adaptive-results/1"}')
+    bad = run("simulate", design, "--reps", "5", "--save", damaged)
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert bad.output.strip().startswith("Error:") and "damaged" in bad.output
+
+
+def test_list_selection_without_preferences_exit_2(run, designs_dir):
+    result = run("simulate", designs_dir / "three-arm-adaptive.toml", "--reps", "5",
+                 "--method", "exact", "--selection", "list")
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "needs preferences" in lines[0]
+
+
 def test_unknown_scenario_exit_2(run, designs_dir):
     result = run("simulate", designs_dir / "three-arm-adaptive.toml", "--scenario", "nope")
     assert result.exit_code == 2
@@ -88,6 +117,8 @@ def test_unknown_scenario_exit_2(run, designs_dir):
         ("draws = 5000", "draws = 50", "posterior.draws"),
         ("equivalence_diff = 0.05", "equivalence_diff = 0.05\nfutility_prob = 0.9\n"
          "futility_diff = 0.05", "stopping.futility_prob"),
+        ("min_probs = [0.2, 0.2, 0.2]", "fixed_probs = [0.3, 0.3, 0.3]", "allocation.fixed_probs"),
+        ("min_probs = [0.2, 0.2, 0.2]", "max_probs = [0.3, 0.3, 0.3]", "allocation.max_probs"),
     ],
 )
 def test_bad_design_exit_2_naming_the_key(run, designs_dir, tmp_path, old, new, key):

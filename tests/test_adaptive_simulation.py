@@ -228,3 +228,136 @@ def test_rescaled_limits_after_dropping_an_arm(design_path):
     # minimum 0.25 scaled by 3 arms / 2 active arms = 0.375 once an arm is dropped
     assert lows["limits"] >= 0.375 - 1e-6
     assert lows["none"] < 0.375 - 1e-3
+
+
+def test_falling_trend_inflates_type_i_error_of_rar_not_of_fixed_allocation(design_path):
+    # Proschan & Evans 2020; Robertson et al. 2023: a calendar-time trend inflates the Bayesian
+    # type I error of response-adaptive randomisation, not that of fixed equal allocation
+    fixed_path = design_path.with_name("three-arm-fixed.toml")
+    p = {}
+    for name, path in (("rar", design_path), ("fixed", fixed_path)):
+        for scenario in ("null", "null_falling"):
+            res = run_trials(setup_trial(path, scenario, "exact"), 400, seed=7)
+            p[name, scenario] = check_performance(res)["prob_superior"]
+    se = math.sqrt(0.05 * 0.95 / 400)
+    assert p["rar", "null"] < 0.05 + 3 * se and p["fixed", "null"] < 0.05 + 3 * se
+    assert p["rar", "null_falling"] > p["rar", "null"] + 0.08
+    assert p["rar", "null_falling"] > p["fixed", "null_falling"] + 0.08
+    assert p["fixed", "null_falling"] < 0.05 + 3 * se
+
+
+FOUR_ARM_CONTROL = """
+kind = "adaptive"
+name = "four_arm_control"
+control = "usual"
+[[arms]]
+name = "usual"
+[[arms]]
+name = "good"
+[[arms]]
+name = "bad"
+[[arms]]
+name = "same"
+[outcome]
+type = "binary"
+[looks]
+data = [200, 400, 600, 800, 1000]
+[allocation]
+control = "sqrt-based"
+min_probs = { good = 0.15, bad = 0.15, same = 0.15 }
+rescale = "RESCALE"
+[stopping]
+superiority = 0.999
+inferiority = 0.01
+[posterior]
+selection = "best"
+[scenarios.one_bad]
+values = [0.30, 0.22, 0.50, 0.30]
+"""
+
+
+def test_rescaled_limits_ignore_a_control_with_its_own_allocation_rule():
+    # adaptr (rescale_probs, rescale_ignore): with a control allocation rule the control takes no
+    # part in rescaling; limits of the others grow by (4 - 1) / (3 - 1) once one arm is dropped
+    lows = {}
+    for rescale in ("none", "limits"):
+        design = loads_design(FOUR_ARM_CONTROL.replace("RESCALE", rescale), "c.toml")
+        res = run_trials(setup_trial(design), 200, seed=5)
+        h = res.arrays["alloc_history"].reshape(-1, 4).astype(float)
+        three = h[~np.isnan(h).any(axis=1) & ((h == 0).sum(axis=1) == 1) & (h[:, 0] > 0)]
+        assert three.shape[0] > 50
+        # the control keeps its square-root-based share for 2 other active arms
+        np.testing.assert_allclose(three[:, 0], math.sqrt(2) / (math.sqrt(2) + 2), atol=1e-6)
+        others = three[:, 1:][three[:, 1:] > 0]
+        lows[rescale] = others.min()
+    assert lows["none"] == pytest.approx(0.15, abs=1e-6)
+    assert lows["limits"] == pytest.approx(0.15 * 3 / 2, abs=1e-6)
+
+
+def test_list_selection_strategies(design_path):
+    from trialkit.adaptive.performance import select_arms
+    from trialkit.adaptive.simulator import ACTIVE, EQUIVALENT
+
+    res = run_trials(setup_trial(design_path, "alternative", "exact"), 300, seed=8)
+    arr = res.arrays
+    best = select_arms(res, "best")
+    sup = arr["final_status"] == 1
+    # without a control, the arms remaining at the end are the active or equivalent ones
+    remaining = np.isin(arr["arm_status"], [ACTIVE, EQUIVALENT])
+    for prefs in (["full_package"], ["full_package", "usual_app"], ["core_package"]):
+        listed = select_arms(res, "list", prefs)
+        or_best = select_arms(res, "list or best", prefs)
+        np.testing.assert_array_equal(listed[sup], best[sup])
+        expected = np.full(res.n_rep, -1)
+        for k in reversed([res.spec.arms.index(a) for a in prefs]):
+            expected = np.where(remaining[:, k], k, expected)
+        np.testing.assert_array_equal(listed[~sup], expected[~sup])
+        np.testing.assert_array_equal(or_best, np.where(listed >= 0, listed, best))
+    # the worst arm is often dropped: "list" then selects nothing, "list or best" the best
+    only_worst = select_arms(res, "list", ["full_package"])
+    assert (only_worst[~sup] == -1).any() and (only_worst[~sup] == 2).any()
+    prefs = ["full_package", "usual_app"]
+    listed = select_arms(res, "list", prefs)
+    m = check_performance(res, "list", prefs)
+    assert m["prob_select"]["none"] == pytest.approx(np.mean(listed == -1))
+    assert sum(m["prob_select"].values()) == pytest.approx(1.0)
+    with pytest.raises(TrialkitError, match="needs preferences"):
+        check_performance(res, "list")
+    with pytest.raises(TrialkitError, match="not an arm"):
+        check_performance(res, "list or best", ["nope"])
+    with pytest.raises(TrialkitError, match="only used with"):
+        check_performance(res, "best", prefs)
+
+
+def test_metrics_follow_their_definitions_and_bootstrap(design_path):
+    res = run_trials(setup_trial(design_path, "alternative", "exact"), 300, seed=13)
+    arr = res.arrays
+    m = check_performance(res, uncertainty=True, n_boot=300, boot_seed=1)
+    n = arr["final_n"].astype(float)
+    assert m["size_mean"] == pytest.approx(n.mean())
+    assert m["size_sd"] == pytest.approx(n.std(ddof=1))
+    assert (m["size_min"], m["size_p25"], m["size_median"], m["size_p75"], m["size_max"]) == \
+        pytest.approx(tuple(np.quantile(n, [0, 0.25, 0.5, 0.75, 1])))
+    assert m["sum_ys_mean"] == pytest.approx(arr["sum_ys_all"].sum(axis=1).mean())
+    fs = arr["final_status"]
+    assert m["prob_max"] == pytest.approx(np.mean(fs == 0))
+    assert m["prob_conclusive"] == pytest.approx(1 - m["prob_max"])
+    assert m["prob_superior"] + m["prob_equivalence"] + m["prob_futility"] == \
+        pytest.approx(m["prob_conclusive"])
+    # "best" always selects here; errors of the selected arm's posterior median
+    sel = np.array([res.spec.arms.index(a[4:]) for a in m["prob_select"] if a != "none"])
+    assert sel.tolist() == [0, 1, 2]
+    from trialkit.adaptive.performance import select_arms
+
+    s = select_arms(res)
+    err = arr["post_all"][np.arange(res.n_rep), s] - np.asarray(res.spec.true_values)[s]
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
+    assert m["mae"] == pytest.approx(np.median(np.abs(err)))
+    # bootstrap SE of a proportion is close to the binomial SE; intervals contain the estimate
+    unc = m["uncertainty"]
+    p = m["prob_superior"]
+    assert unc["prob_superior"]["se"] == pytest.approx(math.sqrt(p * (1 - p) / 300), rel=0.25)
+    for key in ("size_mean", "prob_superior", "idp"):
+        assert unc[key]["lo"] <= m[key] <= unc[key]["hi"]
+    only_sup = check_performance(res, restrict="superior")
+    assert only_sup["prob_superior"] == 1 and only_sup["n_summarised"] == int(np.sum(fs == 1))

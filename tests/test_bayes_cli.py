@@ -216,6 +216,12 @@ def _bad(tmp_path, export, change):
     (lambda t: t.__setitem__("retention", 2), ("--outcome", "retention"),
      "values other than 0 and 1"),
     (lambda t: None, ("--weight", "retention"), "OUTCOME=NUMBER"),
+    (lambda t: t.__setitem__("phq9_change", t["phq9_change"].where(t.index > 0, np.inf)), (),
+     "'phq9_change' has 1 infinite values"),
+    (lambda t: t.__setitem__("phq9_change", 1.0), (), "same value in every row"),
+    (lambda t: None, ("--covariate", "phq9_change"), "is a factor or an analysed outcome"),
+    (lambda t: None, ("--budget", "nan"), "budget nan is not a number"),
+    (lambda t: None, ("--mcid", "nan"), "--mcid nan is not a number"),
 ])
 def test_bad_input_exit_2_one_line(run, pytestconfig, tmp_path, export, change, args, message):
     path = _bad(tmp_path, export, change)
@@ -261,3 +267,110 @@ def test_wrong_design_kind_and_too_many_factors_exit_2(run, pytestconfig, tmp_pa
     res = run("simulate", "decision", path, "--reps", "10")
     assert res.exit_code == 2 and "at most 12 factors" in res.stderr
     assert res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("outcome", ["phq9_change", "retention"])
+def test_null_p_best_uniform_over_trials_and_rarely_separated(design, outcome):
+    # Acceptance (issue 6): with all effects zero, P(best) is near uniform and the tool says the
+    # data cannot separate the options. In one trial the noise favours some combinations; over
+    # trials every combination is equally likely to be best (the null is symmetric under
+    # switching any factor's coding), so the average P(best) is uniform.
+    from trialkit.bayes.analyse import analyse_factorial
+
+    p_best, separated, credible = [], [], []
+    for i in range(200):
+        table = pd.DataFrame(individual_data(design, outcome, {}, 512, seed=500 + i))
+        res = analyse_factorial(design, table, outcomes=(outcome,), method="bayes",
+                                engine="fast", draws=1000, chains=1, seed=i)
+        dec = res["decision"]
+        p_best.append([c["p_best"] for c in res["combinations"]])
+        separated.append(dec["separated"])
+        credible.append(dec["best_credible_set_size"])
+        assert ("cannot separate" in dec["note"]) is (not dec["separated"])
+    mean = np.array(p_best).mean(0)
+    # 200 trials: SE of each average ≈ 0.003; allow ±0.02 around 1/32 and a small total distance
+    assert np.abs(mean - 1 / 32).max() < 0.02
+    assert 0.5 * np.abs(mean - 1 / 32).sum() < 0.1
+    # the 0.5 threshold declares a null trial separated rarely
+    assert np.mean(separated) < 0.05
+    assert np.median(credible) >= 8
+
+
+def test_null_note_in_the_default_table_output(run, pytestconfig, design, tmp_path):
+    path = tmp_path / "null.csv"
+    pd.DataFrame(individual_data(design, "phq9_change", {}, 512, seed=3)).to_csv(path,
+                                                                               index=False)
+    res = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, path, "--engine", "fast")
+    assert res.exit_code == 0, res.output
+    note = next(line for line in res.stdout.splitlines() if line.startswith("decision.note"))
+    assert "the data cannot separate the options" in note
+    assert "decision.separated" in res.stdout and "False" in res.stdout
+
+
+def test_budget_decisions_through_the_cli(run, pytestconfig, export):
+    def decision(*args):
+        out = _json(run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export,
+                        "--engine", "fast", "--method", "bayes", "--seed", "4", *args,
+                        "--format", "json"))
+        costs = {tuple(c["components_on"]): c["cost"] for c in out["combinations"]}
+        return out["decision"], costs
+
+    free, costs = decision()
+    assert free["pev_within_budget"] == free["pev"]
+    large, _ = decision("--budget", "1000")
+    assert large["pev_within_budget"] == large["pev"] == free["pev"]
+    assert costs[tuple(free["pev"])] > 5  # so that a budget of 5 binds
+    tight, _ = decision("--budget", "5")
+    assert costs[tuple(tight["pev_within_budget"])] <= 5
+    assert decision("--budget", "0")[0]["pev_within_budget"] == []
+
+
+def test_component_probabilities_follow_the_better_direction(design):
+    from trialkit.bayes.analyse import _component_rows
+    from trialkit.bayes.spec import build_spec
+
+    # classic effects (2 × coefficient) spread evenly over (-1, 3) for every component
+    effects = np.linspace(-1, 3, 40001)[1:-1]
+    for outcome, beneficial, above in (("phq9_change", 0.25, 0.125),
+                                       ("retention", 0.75, 0.625)):
+        spec = build_spec(design, outcome)
+        b = np.zeros((len(effects), spec.n_coef))
+        b[:, spec.main_index] = effects[:, None] / 2
+        rows = _component_rows(spec, b, mcid=0.5)
+        for row in rows:
+            assert row["effect_mean"] == pytest.approx(1.0)
+            assert row["p_positive"] == pytest.approx(0.75, abs=1e-3)
+            assert row["p_beneficial"] == pytest.approx(beneficial, abs=1e-3)
+            assert row["p_above_mcid"] == pytest.approx(above, abs=1e-3)
+            assert row["hdi_high"] - row["hdi_low"] == pytest.approx(0.95 * 4, abs=1e-3)
+        assert _component_rows(spec, b, mcid=None)[0]["p_above_mcid"] is None
+
+
+def test_convergence_warning_exit_0_and_strict_exit_1(run, pytestconfig, export):
+    # ten prior draws per chain fail the ESS limit: a warning, and exit 1 only with --strict
+    args = ("analyse", "factorial", pytestconfig.rootpath / DESIGN, export, "--engine", "prior",
+            "--draws", "10", "--chains", "2", "--tune", "0", "--method", "bayes",
+            "--covariate", "baseline_phq9", "--format", "json")
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    assert "Warning: convergence diagnostics failed" in res.stderr
+    out = json.loads(res.stdout)
+    assert out["diagnostics"]["ok"] is False
+    assert any("bulk ESS" in p for p in out["diagnostics"]["problems"])
+    assert out["terms"][-1]["term"] == "baseline_phq9"
+    strict = run(*args, "--strict")
+    assert strict.exit_code == 1
+    assert "Warning: convergence diagnostics failed" in strict.stderr
+
+
+def test_bad_decision_simulation_inputs_exit_2(run, pytestconfig, tmp_path):
+    res = run("simulate", "decision", pytestconfig.rootpath / DESIGN, "--budget", "nan")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "budget nan is not a number" in res.stderr
+    # a resolution IV fraction cannot estimate two-factor interactions
+    text = (pytestconfig.rootpath / "designs/app-components-fraction.toml").read_text()
+    path = tmp_path / "fraction2.toml"
+    path.write_text(text.replace("model_order = 1", "model_order = 2"))
+    res = run("simulate", "decision", path, "--reps", "5")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "cannot estimate the model of order 2" in res.stderr

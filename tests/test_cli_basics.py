@@ -104,3 +104,16 @@ def test_render_formats():
     csv_text = render(data, "csv")
     assert csv_text.splitlines()[0] == "term,power"
     assert render({"a": 1, "b": "x"}, "csv").splitlines() == ["key,value", "a,1", "b,x"]
+
+
+def test_public_api_names_resolve_lazily():
+    code = ("import sys, trialkit\n"
+            "assert 'numpy' not in sys.modules  # import trialkit stays cheap\n"
+            "names = sorted(trialkit._API)\n"
+            "missing = [n for n in names if not callable(getattr(trialkit, n, None))]\n"
+            "print(len(names), missing)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    count, missing = out.stdout.split(" ", 1)
+    assert int(count) >= 20 and missing.strip() == "[]"
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        getattr(trialkit, "nonexistent")

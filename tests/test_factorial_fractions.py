@@ -101,6 +101,35 @@ def test_large_or_budget_limited_searches_keep_their_resolution(k, res, runs):
     assert brute_force_resolution(codes) >= res
 
 
+def test_budget_exhausted_search_still_finds_a_resolution_vi_design():
+    # 20 factors in 1024 runs at resolution VI exist (a [20, 10, 6] binary linear code; MOST
+    # RelativeCosts1's table); the depth-first search alone runs out of budget here
+    gens = generators_for_resolution(20, 6, 1024)
+    assert len(gens) == 10
+    assert resolution(20, gens) >= 6
+    assert brute_force_resolution(fraction_matrix(20, gens)) >= 6
+
+
+def test_half_fraction_uses_the_single_longest_word():
+    assert generators_for_resolution(5, 5) == ("E = ABCD",)
+    gens = generators_for_resolution(26, 7)
+    assert gens == ("Z = " + "ABCDEFGHIJKLMNOPQRSTUVWXY",)
+    assert resolution(26, gens) == 26
+
+
+def test_design_file_resolution_above_k_is_one_line(run, tmp_path, designs_dir):
+    text = (designs_dir / "app-components-fraction.toml").read_text()
+    path = tmp_path / "toohigh.toml"
+    for res in (8, 9):
+        path.write_text(text.replace('generators = ["F = ABCD", "G = ABDE"]',
+                                     f"resolution = {res}"))
+        out = run("design", "show", path)
+        assert out.exit_code == 2
+        lines = out.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error:")
+        assert "fraction.resolution" in lines[0] and "[3, 7]" in lines[0]
+
+
 def test_defining_relation_and_aliases_of_the_example_fraction():
     gens = ("F = ABCD", "G = ABDE")
     words = {m for _, m in defining_relation(7, gens)}

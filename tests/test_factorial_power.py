@@ -206,6 +206,20 @@ BAD = [
     (["costs", "--factors", "5", "--resolution", "6"], "higher than"),
     (["costs", "--factors", "5", "--d-main", "0"], "--d-main"),
     (["mde", "factorial", "--factors", "5", "--power", "0.8"], "--n-total"),
+    (["samplesize", "factorial", "--factors", "5", "--d-main", "0.2", "--assignment", "between",
+      "--cluster-size", "inf", "--icc", "0.1"], "--cluster-size"),
+    (["samplesize", "factorial", "--factors", "5", "--d-main", "0.2", "--assignment", "between",
+      "--cluster-size", "10", "--icc", "0.1", "--cluster-size-sd", "nan"], "--cluster-size-sd"),
+    (["power", "factorial", "--factors", "4", "--n-total", "800", "--baseline", "0.45",
+      "--logodds-main", "nan"], "--logodds-main"),
+    (["power", "factorial", "--factors", "4", "--n-total", "inf", "--baseline", "0.45",
+      "--logodds-main", "0.3"], "not finite"),
+    (["power", "factorial", "--factors", "4", "--n-total", "800", "--baseline", "0.45",
+      "--risk-diff", "0.1", "--icc", "0.1"], "drop --icc"),
+    (["power", "factorial", "--factors", "4", "--n-total", "800", "--baseline", "0.45",
+      "--risk-diff", "0.1", "--exact"], "drop --exact"),
+    (["power", "factorial", "--factors", "24", "--n-total", "800", "--baseline", "0.45",
+      "--risk-diff", "0.1"], "too large"),
 ]
 
 
@@ -217,6 +231,30 @@ def test_cli_bad_input_exits_2_with_one_line(run, args, fragment):
     assert len(lines) == 1 and lines[0].startswith("Error:")
     assert fragment in lines[0]
     assert "Traceback" not in res.output
+
+
+def test_cli_cluster_and_pretest_options_reach_the_formula(run):
+    # between clusters with a repeated pretest (Dziak, Nahum-Shani & Collins 2012; MOST):
+    # lambda = m J b^2 (1 - icc_d) / (2 sigma^2 (1 - r)(1 - icc)(1 + (m (1 + cv^2) - 1) icc_d))
+    data = _json(run, "power", "factorial", "--factors", "5", "--clusters", "60", "--raw-main",
+                 "3", "--sigma", "10", "--assignment", "between", "--cluster-size", "8",
+                 "--cluster-size-sd", "4", "--icc", "0.1", "--pretest", "repeated",
+                 "--pre-post-corr", "0.6", "--change-score-icc", "0.02", "--exact")
+    deff = 1 + (8 * 1.25 - 1) * 0.02
+    lam = 8 * 60 * 2.25 * 0.98 / (2 * 100 * 0.4 * 0.9 * deff)
+    assert data["noncentrality"] == pytest.approx(lam) and data["df2"] == 60 - 6
+    assert data["power"] == pytest.approx(_ncf_power(lam, 54))
+    assert data["n_clusters"] == 60 and data["n_total"] == 480
+
+
+def test_binary_rates_pushed_to_the_bounds_is_a_clear_error(run, tmp_path, designs_dir):
+    text = (designs_dir / "app-components-factorial.toml").read_text()
+    path = tmp_path / "saturated.toml"
+    path.write_text(text.replace("human_voice = 0.2", "human_voice = 60"))
+    res = run("power", path, "--outcome", "retention")
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "rates to 0 or 1" in lines[0]
 
 
 def test_no_nan_in_results(run):

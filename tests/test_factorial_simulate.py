@@ -243,6 +243,7 @@ def test_design_truth_feeds_the_data_generator(designs_dir):
     (["--curve"], "--n-from"),
     (["--outcome", "wellbeing"], "use one of"),
     (["--n-total", "10"], "too few"),
+    (["--simulate", "--reps", "10", "--n-total", "12"], "too few"),
 ])
 def test_cli_design_file_bad_input(run, designs_dir, args, fragment):
     res = run("power", designs_dir / "app-components-factorial.toml", *args)

@@ -27,6 +27,13 @@ def test_pocock_constant_and_one_look_is_fixed_design():
                                                                                  abs=1e-6)
 
 
+def test_obrien_fleming_spending_three_looks_matches_rpact():
+    # rpact getDesignGroupSequential(kMax = 3, alpha = 0.025, sided = 1, typeOfDesign = "asOF"):
+    # 3.710, 2.511, 1.993 (as printed by rpact, 3 decimals)
+    got = gsd_boundaries(3, 0.025, "asOF")["critical_values"]
+    np.testing.assert_allclose(got, [3.710, 2.511, 1.993], atol=5e-4)
+
+
 @pytest.mark.parametrize("kind", ["asOF", "asP"])
 def test_spending_designs_spend_exactly_the_spending_function(kind):
     info = [0.3, 0.7, 1.0]
@@ -63,6 +70,11 @@ def test_gsd_cli_json_contract(run):
         (["--looks", "3", "--alpha", "0.7"], "--alpha"),
         (["--looks", "3", "--effect", "0.3"], "--effect"),
         (["--looks", "3", "--type", "XX"], "--type"),
+        (["--looks", "3", "--effect", "nan", "--power", "0.8"], "--effect"),
+        (["--looks", "3", "--effect", "inf", "--power", "0.8"], "--effect"),
+        (["--looks", "3", "--effect", "1e-200", "--power", "0.8"], "--effect"),
+        (["--looks", "3", "--info-fractions", "nan,0.5,1"], "--info-fractions"),
+        (["--looks", "3", "--power", "nan"], "--power"),
     ],
 )
 def test_gsd_bad_input_exit_2(run, args, needle):

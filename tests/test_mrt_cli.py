@@ -175,3 +175,59 @@ def test_collinear_moderators_and_missing_decision_point(run, frame, tmp_path):
     df.loc[row, "decision_point"] = np.nan
     out = _bad(run, df, tmp_path)
     assert "'decision_point'" in out and f"row {row + 1}" in out
+
+
+def test_too_few_participants_and_no_available_rows(run, frame, tmp_path):
+    few = frame[frame.id <= 3].reset_index(drop=True)              # 3 participants, p + q = 3
+    out = _bad(run, few, tmp_path, "--moderator", "day")
+    assert "only 3 participant(s)" in out and "df = n − p − q = 0" in out
+    never = frame.copy()
+    never["avail"] = 0
+    out = _bad(run, never, tmp_path)
+    assert "'avail'" in out and "0 on every row" in out
+
+
+def test_constant_treatment_or_outcome_at_available_rows(run, frame, tmp_path):
+    first = int(np.flatnonzero(frame.avail == 1)[0])
+    df = frame.copy()
+    df.loc[df.avail == 1, "a"] = 1
+    out = _bad(run, df, tmp_path)
+    assert "'a'" in out and "every available row" in out and f"row {first + 1}" in out
+    df = frame.copy()
+    df.loc[df.avail == 1, "engaged"] = 1                           # always engaged: no EMEE
+    args = [("engaged" if prev == "--outcome" else v) for prev, v in zip(["", *BASE], BASE)]
+    res = run("analyse", "mrt", _write(df, tmp_path), *args, "--binary")
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "'engaged'" in res.output and "is 1 at every available row" in res.output
+
+
+def test_non_finite_or_zero_lincomb_and_nan_probability(run, frame, tmp_path):
+    assert "not a finite number" in _bad(run, frame, tmp_path, "--lincomb", "nan")
+    assert "not a finite number" in _bad(run, frame, tmp_path, "--lincomb", "inf")
+    assert "all zero" in _bad(run, frame, tmp_path, "--lincomb", "1;0")
+    out = _bad(run, frame, tmp_path, "--prob", "nan")               # the later --prob wins
+    assert "--prob" in out and "nan" in out and "row 1" in out
+
+
+def test_missing_values_at_unavailable_rows_are_ignored(run, frame, tmp_path):
+    full = json.loads(run("analyse", "mrt", _write(frame, tmp_path), *BASE, "--control",
+                          "stress", "--format", "json").output)
+    df = frame.copy()
+    off = df.avail == 0
+    df["a"] = df["a"].astype(float)
+    df.loc[off, ["a", "prob", "stress"]] = np.nan
+    holes = run("analyse", "mrt", _write(df, tmp_path, "holes.csv"), *BASE, "--control",
+                "stress", "--format", "json")
+    assert holes.exit_code == 0, holes.output
+    assert json.loads(holes.output) == full
+
+
+def test_probability_as_a_number_and_extreme_probability_warning(run, frame, tmp_path):
+    path = _write(frame, tmp_path)                                  # the prob column is 0.4
+    column = json.loads(run("analyse", "mrt", path, *BASE, "--format", "json").output)
+    number = run("analyse", "mrt", path, *BASE, "--prob", "0.4", "--format", "json")
+    assert number.exit_code == 0, number.output
+    assert json.loads(number.output) == column
+    res = run("analyse", "mrt", path, *BASE, "--prob", "0.02")
+    assert res.exit_code == 0, res.output
+    assert "Warning:" in res.output and "weights explode" in res.output

@@ -204,3 +204,70 @@ def test_cli_plot_is_written(run, reference_design, tmp_path):
     res = run("samplesize", reference_design, "--plot", out)
     assert res.exit_code == 0, res.output
     assert out.stat().st_size > 10_000
+
+
+def test_design_probability_per_day_reaches_the_formula(run, tmp_path):
+    per_day = [round(0.3 + 0.01 * (d % 7), 2) for d in range(DAYS)]
+    text = REFERENCE_DESIGN.replace("probability = 0.4",
+                                    f'probability_by = "day"\nprobability = {per_day}')
+    path = tmp_path / "day.toml"
+    path.write_text(text)
+    from trialkit.design import load_design
+
+    design = load_design(path)
+    assert design.probability_at(1) == per_day[0] and design.probability_at(5) == per_day[0]
+    assert design.probability_at(6) == per_day[1] and design.probability_at(210) == per_day[-1]
+    res = run("power", path, "--n-participants", "40", "--format", "json")
+    assert res.exit_code == 0, res.output
+    effect, avail, _, basis = liao_reference_inputs()
+    expected = ss.continuous_power(40, effect, avail, expand_days(np.array(per_day), DPD),
+                                   basis, 3)
+    assert json.loads(res.output)["power"] == pytest.approx(expected, rel=1e-12)
+    assert expected != pytest.approx(ss.continuous_power(40, effect, avail, 0.4, basis, 3))
+    bad = tmp_path / "short.toml"
+    bad.write_text(text.replace(str(per_day), "[0.4, 0.5]"))
+    res = run("power", bad, "--n-participants", "40")
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "treatment.probability" in res.output
+
+
+def test_few_participants_warn(run, reference_design):
+    res = run("power", reference_design, "--n-participants", "8", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert "Warning:" in res.output and "below 11" in res.output
+    effect, avail, prob, basis = liao_reference_inputs()
+    with pytest.warns(MrtWarning, match="below"):
+        ss.continuous_sample_size(effect * 5, avail, prob, basis, 3)
+
+
+def test_cli_power_plot_for_binary_design(run, designs_dir, tmp_path):
+    out = tmp_path / "binary.svg"
+    res = run("power", designs_dir / "checkin-prompts-mrt.toml", "--n-participants", "40",
+              "--plot", out, "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert "baseline success" in out.read_text()
+
+
+def test_zero_effect_has_power_alpha_not_a_negative_number(run, tmp_path):
+    # scipy's ncf.sf returns −(1 − α) at noncentrality 0; power under no effect is α
+    effect, avail, prob, basis = liao_reference_inputs()
+    assert ss.continuous_power(40, 0 * effect, avail, prob, basis, 3, 0.05) == pytest.approx(0.05)
+    f = np.column_stack([np.ones(10), np.arange(1, 11)])
+    assert ss.binary_power(300, f, [0.0, 0.0], f, [-0.2, -0.1], 0.8, 0.4, 0.1) == (
+        pytest.approx(0.1))
+    path = tmp_path / "null.toml"
+    path.write_text(REFERENCE_DESIGN.replace("mean = 0.1", "mean = 0.0"))
+    res = run("power", path, "--n-participants", "40", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["power"] == pytest.approx(0.05)
+
+
+def test_cli_binary_success_probability_above_one_names_the_day(run, designs_dir, tmp_path):
+    path = tmp_path / "strong.toml"
+    path.write_text((designs_dir / "checkin-prompts-mrt.toml").read_text()
+                    .replace("mean = 0.15", "mean = 2.0"))
+    for args in (["samplesize", path], ["power", path, "--simulate", "--n-participants", "30",
+                                        "--reps", "5"]):
+        res = run(*args)
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+        assert "engagement_1h" in res.output and "reaches 1 on day 16" in res.output

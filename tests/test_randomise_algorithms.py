@@ -166,3 +166,18 @@ def test_mrt_action_rate_matches_probability():
     assert a1 == mrt_draw(KEY, "m", "u1", 3, 0.5)
     with pytest.raises(ValueError):
         mrt_draw(KEY, "m", "u1", 3, 1.0)
+
+
+def test_minimisation_breaks_a_partial_tie_at_random_by_ratio():
+    # three arms, counts (0, 0, 2) at this level: arms 0 and 1 tie (range 2), arm 2 gives 3
+    counts = [[0, 0, 2]]
+    assert imbalance_scores(counts, (1.0,), (1, 1, 1), "range") == [2.0, 2.0, 3.0]
+    picks = [minimisation_choice(counts, (1.0,), (1, 1, 1), "range", 1.0, u, 0.0)
+             for u in (0.2, 0.7)]
+    assert [arm for arm, _ in picks] == [0, 1]
+    assert [info["preferred"] for _, info in picks] == [0, 1]
+    # ratio 3:1:1, counts (0, 0, 1): arms 0 and 1 tie; the tie goes to arm 0 for u_tie < 3/4
+    assert imbalance_scores([[0, 0, 1]], (1.0,), (3, 1, 1), "range") == [1.0, 1.0, 2.0]
+    arms = [minimisation_choice([[0, 0, 1]], (1.0,), (3, 1, 1), "range", 1.0, u, 0.0)[0]
+            for u in (0.1, 0.74, 0.76, 0.99)]
+    assert arms == [0, 0, 1, 1]

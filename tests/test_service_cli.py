@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dbtools import run_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTORIAL = ROOT / "designs" / "app-components-factorial.toml"
@@ -155,3 +156,83 @@ def test_sqlite_url_options_and_opening_the_only_trial(tmp_path, run):
                tmp_path / "k2").exit_code == 0
     with pytest.raises(ServiceError, match="holds 2 trials"):
         Trial.open(url)
+
+
+@pytest.mark.parametrize("where", ["missing_folder", "existing_file"])
+def test_create_with_a_bad_key_path_creates_no_database(tmp_path, run, where):
+    key = tmp_path / "no" / "such" / "k" if where == "missing_folder" else tmp_path / "old.key"
+    if where == "existing_file":
+        key.write_text("keep me\n")
+    db = tmp_path / "new.db"
+    result = run("trial", "create", MRT, "--db", f"sqlite:///{db}", "--key-file", key)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "—" in lines[0]
+    assert not db.exists() and not Path(f"{db}.lock").exists()
+    if where == "existing_file":
+        assert key.read_text() == "keep me\n"
+
+
+def test_a_command_on_an_empty_file_leaves_it_byte_identical(tmp_path, run):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    result = run("trial", "enrol", "t", "P1", "--db", f"sqlite:///{empty}")
+    assert result.exit_code == 2 and result.output.startswith("Error: ")
+    assert len(result.output.strip().splitlines()) == 1
+    assert empty.read_bytes() == b""
+
+
+@pytest.mark.parametrize("table", [False, True], ids=["rows", "allocation_table"])
+def test_export_to_a_missing_folder_exits_2_and_logs_nothing(trials, run, tmp_path, table):
+    before = snapshot(trials["db"])
+    extra = ["--allocation-table", "--key-file", trials["fkey"]] if table else []
+    result = run("trial", "export", "app_components_factorial", *extra, "--output",
+                 tmp_path / "missing" / "out.csv", "--db", trials["db"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "--output" in lines[0]
+    assert snapshot(trials["db"]) == before
+
+
+def test_empty_export_still_has_the_analysis_columns(db_url, tmp_path, run):
+    assert run("trial", "create", MRT, "--db", db_url, "--key-file",
+               tmp_path / "m.key").exit_code == 0
+    assert run("trial", "create", FACTORIAL, "--db", db_url, "--key-file",
+               tmp_path / "f.key").exit_code == 0
+    empty = run("trial", "export", "checkin_prompts_mrt", "--db", db_url)
+    assert empty.output.splitlines() == ["id,decision_point,availability,treatment,probability"]
+    header = run("trial", "export", "app_components_factorial", "--db", db_url).output
+    run("trial", "enrol", "app_components_factorial", "P1", "--stratum", "site=online",
+        "--db", db_url)
+    full = run("trial", "export", "app_components_factorial", "--db", db_url).output
+    assert header.splitlines() == full.splitlines()[:1]
+    assert len(full.splitlines()) == 2
+
+
+def test_mrt_randomisation_settings_that_would_be_ignored_are_refused(tmp_path, run):
+    design = tmp_path / "mrt.toml"
+    design.write_text(MRT.read_text() + '\n[randomisation]\nblinded = true\n\n'
+                      '[randomisation.strata]\nsite = ["a", "b"]\n')
+    db = tmp_path / "m.db"
+    result = run("trial", "create", design, "--db", f"sqlite:///{db}", "--key-file",
+                 tmp_path / "k")
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    assert "strata, blinded" in result.output
+    assert not db.exists() and not (tmp_path / "k").exists()
+
+
+def test_user_is_recorded_in_the_audit_trail(tmp_path, run, monkeypatch):
+    monkeypatch.setenv("TRIALKIT_USER", "os-user")
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    assert run("trial", "create", MRT, "--db", db, "--key-file", tmp_path / "k",
+               "--user", "alice").exit_code == 0
+    assert run("trial", "decide", "checkin_prompts_mrt", "U1", "--decision-point", "1",
+               "--unavailable", "--reason", "driving", "--user", "bob", "--db", db).exit_code == 0
+    assert run("trial", "decide", "checkin_prompts_mrt", "U1", "--decision-point", "2",
+               "--available", "--db", db).exit_code == 0
+    rows = run_sql(db, "SELECT who, action FROM audit ORDER BY seq")
+    assert rows == [("alice", "create"), ("bob", "decide"), ("os-user", "decide")]
+    # an unavailable point: action 0, no draw, the reason recorded
+    assert run_sql(db, "SELECT action, draw, reason FROM decisions WHERE decision_point = 1") \
+        == [(0, None, "driving")]

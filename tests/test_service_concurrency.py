@@ -118,3 +118,38 @@ def test_sigkill_mid_loop_leaves_no_half_written_participant(multi):
         nxt = trial.enrol("after-kill", {"site": "a"})
         assert nxt["new"] is True and nxt["sequence"] == n_enrolled + 1
         assert trial.verify(key)["ok"]
+
+
+SAME = """
+import json, sys
+from trialkit.service import Trial
+url, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with Trial.open(url, "multi", key_file=key) as trial:
+    out = [trial.enrol(f"same-{i}", {"site": "abc"[i % 3]}) for i in range(n)]
+print(json.dumps([[r["participant"], r["allocation"], r["sequence"], r["new"]] for r in out]))
+"""
+
+
+def test_processes_enrolling_the_same_participants_draw_each_once(multi):
+    import json
+
+    url, key = multi
+    procs = [subprocess.Popen([sys.executable, "-c", SAME, url, key, "40"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        results += json.loads(out)
+    assert len(results) == 160
+    by_participant = defaultdict(set)
+    for participant, allocation, sequence, _ in results:
+        by_participant[participant].add((allocation, sequence))
+    assert len(by_participant) == 40
+    assert all(len(v) == 1 for v in by_participant.values())  # one allocation, everywhere
+    assert Counter(r[0] for r in results if r[3]) == Counter({f"same-{i}": 1 for i in range(40)})
+    assert run_sql(url, "SELECT COUNT(*) FROM participants")[0][0] == 40
+    assert run_sql(url, "SELECT COUNT(*) FROM audit WHERE action = 'enrol'")[0][0] == 40
+    with Trial.open(url, "multi") as trial:
+        assert trial.verify(key)["ok"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -293,9 +294,13 @@ TAMPERS = {
     "edit_allocation": ["UPDATE participants SET allocation = CASE WHEN allocation = "
                         "'usual_app' THEN 'core_package' ELSE 'usual_app' END "
                         "WHERE participant = 'P0'"],
+    "edit_settings": ["UPDATE trials SET config = replace(config, '\"block_sizes\":[3]', "
+                      "'\"block_sizes\":[6]')"],
+    "replace_design": ["UPDATE trials SET design_text = 'edited', design_sha256 = "
+                       f"'{hashlib.sha256(b'edited').hexdigest()}'"],
 }
 EXPECTED_ROW = {"edit_payload": 3, "delete_row": 3, "delete_last_row": 6, "insert_row": 7,
-                "reorder": 3, "edit_allocation": 2}
+                "reorder": 3, "edit_allocation": 2, "edit_settings": 1, "replace_design": 1}
 
 
 @pytest.mark.parametrize("tamper", list(TAMPERS))
@@ -358,3 +363,77 @@ def test_reproducible_from_the_key_in_a_fresh_process(db_url, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, db_url, key], capture_output=True,
                           text=True, check=True)
     assert [tuple(x) for x in json.loads(proc.stdout)] == logged
+
+
+def test_mrt_time_varying_probability_is_used_logged_and_replayed(db_url, tmp_path, run):
+    """Probability by decision point of the day: each draw uses, and logs, that point's p."""
+    probs = [0.2, 0.4, 0.6, 0.8, 0.5]
+    text = MRT.read_text().replace('name = "checkin_prompts_mrt"', 'name = "varying"').replace(
+        "probability = 0.6", f'probability_by = "decision_point"\nprobability = {probs}')
+    design = tmp_path / "varying.toml"
+    design.write_text(text)
+    key = tmp_path / "v.key"
+    assert run("trial", "create", design, "--db", db_url, "--key-file", key).exit_code == 0
+    lines = ["participant,decision_point,available"]
+    lines += [f"V{i},{dp},1" for i in range(160) for dp in range(1, 11)]
+    res = run("trial", "decide", "varying", "--bulk", "--db", db_url, "--format", "json",
+              input="\n".join(lines) + "\n")
+    assert res.exit_code == 0, res.output
+    decisions = json.loads(res.output)["decisions"]
+    for d in decisions:
+        assert d["probability"] == probs[(d["decision_point"] - 1) % 5]
+    for p in (0.2, 0.8):
+        acts = [d["action"] for d in decisions if d["probability"] == p]
+        assert len(acts) == 320
+        assert sum(acts) / len(acts) == pytest.approx(p, abs=4 * (p * (1 - p) / 320) ** 0.5)
+    rows = list(csv.DictReader(io.StringIO(run("trial", "export", "varying", "--db",
+                                               db_url).output)))
+    assert {(int(r["decision_point"]), float(r["probability"])) for r in rows} == \
+        {(dp, probs[(dp - 1) % 5]) for dp in range(1, 11)}
+    assert run("trial", "verify", "varying", "--key-file", key, "--db", db_url).exit_code == 0
+
+
+def test_fraction_conditions_in_balanced_blocks(db_url, tmp_path):
+    """A 2^(7-2) fraction: blocks of 32 hold each of its 32 conditions once."""
+    fraction = ROOT / "designs" / "app-components-fraction.toml"
+    conditions = load_design(fraction).conditions()
+    with Trial.create(fraction, db_url, key_file=str(tmp_path / "k")) as trial:
+        for i in range(64):
+            out = trial.enrol(f"F{i}")
+            assert list(out["condition"].values()) == \
+                conditions[out["allocation"] - 1].tolist()
+        rows = trial.export()
+    assert len(conditions) == 32
+    for block in (rows[:32], rows[32:]):
+        assert sorted(r["condition"] for r in block) == list(range(1, 33))
+
+
+def test_a_newer_migration_is_applied_when_an_older_store_is_opened(db_url, tmp_path,
+                                                                   monkeypatch):
+    from trialkit.service import store as store_module
+
+    Trial.create(MRT, db_url, key_file=str(tmp_path / "k")).close()
+    extra = ("0099_test_upgrade", ["CREATE TABLE upgrade_probe (x INTEGER)"])
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, extra])
+    with Trial.open(db_url) as trial:
+        assert trial.decide("U1", 1, available=True)["decision_point"] == 1
+    names = [r[0] for r in run_sql(db_url, "SELECT name FROM schema_migrations ORDER BY name")]
+    assert names == ["0001_initial", "0099_test_upgrade"]
+    assert run_sql(db_url, "SELECT COUNT(*) FROM upgrade_probe") == [(0,)]
+
+
+@pytest.mark.parametrize("sql,row", [
+    ("UPDATE decisions SET action = 1 - action WHERE decision_point = 2", 3),
+    ("DELETE FROM decisions WHERE decision_point = 1", 2),
+])
+def test_editing_the_decisions_table_is_detected(db_url, tmp_path, run, sql, row):
+    key = tmp_path / "m.key"
+    run("trial", "create", MRT, "--db", db_url, "--key-file", key)
+    for dp in (1, 2, 3):
+        run("trial", "decide", "checkin_prompts_mrt", "U1", "--decision-point", dp,
+            "--available", "--db", db_url)
+    assert run("trial", "verify", "checkin_prompts_mrt", "--db", db_url).exit_code == 0
+    run_sql(db_url, sql)
+    res = run("trial", "verify", "checkin_prompts_mrt", "--db", db_url, "--format", "json")
+    assert res.exit_code == 1 and f"row {row}" in res.stderr
+    assert json.loads(res.stdout)["first_bad_row"] == row

@@ -33,7 +33,7 @@ def read_table(path: str | os.PathLike[str]):
 
 
 def numeric_column(table, col: str, what: str) -> np.ndarray:
-    """Return column ``col`` as floats; non-numeric or missing values are a :class:`DataError`."""
+    """Return column ``col`` as floats; non-numeric, missing or infinite values raise DataError."""
     import pandas as pd
 
     values = pd.to_numeric(table[col], errors="coerce")
@@ -44,7 +44,11 @@ def numeric_column(table, col: str, what: str) -> np.ndarray:
     if values.isna().any():
         raise DataError(f"{what} column '{col}' has {int(values.isna().sum())} missing values — "
                         "remove or impute those rows before the analysis")
-    return values.to_numpy(float)
+    arr = values.to_numpy(float)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{what} column '{col}' has {int((~np.isfinite(arr)).sum())} infinite "
+                        "values — give finite numbers only")
+    return arr
 
 
 def factor_codes(design, table) -> np.ndarray:

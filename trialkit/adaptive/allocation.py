@@ -27,6 +27,25 @@ def sqrt_control_probability(n_active: int) -> float:
     return float(np.sqrt(k) / (np.sqrt(k) + k))
 
 
+def rescale_factor(n_arms: int, n_active, control_fixed: bool = False) -> np.ndarray:
+    """Factor for fixed probabilities and limits after arms are dropped (``rescale``).
+
+    ``n_arms / n_active``; when the control arm's probability is set by a control rule (fixed,
+    square-root-based or matched) the control takes no part in the rescaling, as in adaptr
+    (``rescale_ignore``), and the factor is ``(n_arms - 1) / (n_active - 1)``.
+
+    Examples
+    --------
+    >>> rescale_factor(4, np.array([4, 3, 2])).tolist()
+    [1.0, 1.3333333333333333, 2.0]
+    >>> rescale_factor(4, np.array([4, 3, 2]), control_fixed=True).tolist()
+    [1.0, 1.5, 3.0]
+    """
+    n_active = np.asarray(n_active, dtype=float)
+    k = 1 if control_fixed else 0
+    return (n_arms - k) / np.maximum(n_active - k, 1)
+
+
 def _rescale(x: np.ndarray) -> np.ndarray:
     total = x.sum(axis=-1, keepdims=True)
     return np.divide(x, total, out=np.zeros_like(x), where=total > 0)

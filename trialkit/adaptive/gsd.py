@@ -77,6 +77,9 @@ def _check(looks: int, alpha: float, kind: str, info: np.ndarray) -> None:
         raise TrialkitError(f"--looks {looks!r} is invalid — use a whole number from 1 to 20")
     if not 0 < alpha < 0.5:
         raise TrialkitError(f"--alpha {alpha} is invalid — use a one-sided level in (0, 0.5)")
+    if not np.all(np.isfinite(info)):
+        raise TrialkitError("--info-fractions contains a value that is not a finite number — "
+                            "give increasing fractions ending at 1, e.g. '0.5,0.75,1'")
     if info.size != looks:
         raise TrialkitError(f"--info-fractions has {info.size} values for {looks} looks — give "
                             f"exactly {looks} values")
@@ -156,7 +159,7 @@ def gsd_boundaries(
         "n": None,
     }
     if power is not None:
-        if not 0 < power < 1 or power <= alpha:
+        if not (0 < power < 1) or power <= alpha:
             raise TrialkitError(f"--power {power} is invalid — use a number between alpha and 1")
         z_sum = -special.ndtri(alpha) - special.ndtri(1 - power)
 
@@ -168,10 +171,13 @@ def gsd_boundaries(
         out["inflation"] = (drift / z_sum) ** 2
         out["power_by_look"] = np.cumsum(_crossing(bounds, info, drift)).tolist()
         if effect is not None:
-            if effect <= 0:
-                raise TrialkitError(f"--effect {effect} is invalid — use a standardised effect "
-                                    "above 0")
-            n_fixed = 4 * z_sum**2 / effect**2
+            if not (math.isfinite(effect) and effect > 0):
+                raise TrialkitError(f"--effect {effect} is invalid — use a finite standardised "
+                                    "effect above 0")
+            n_fixed = 4 * z_sum**2 / effect**2 if effect > 1e-100 else math.inf
+            if not math.isfinite(n_fixed * out["inflation"]) or n_fixed > 1e15:
+                raise TrialkitError(f"--effect {effect} is too small for a sample size — give a "
+                                    "standardised effect such as 0.2")
             n_max = out["inflation"] * n_fixed
             out["n_fixed"] = math.ceil(n_fixed - 1e-9)
             out["n"] = math.ceil(n_max - 1e-9)

@@ -38,13 +38,36 @@ def ideal_design_percentage(select_probs, true_values, highest_is_best: bool = F
     return float(100 * (expected - worst) / (best - worst))
 
 
-def select_arms(results, selection: str | None = None) -> np.ndarray:
-    """Selected arm per trial (``-1`` = none), following adaptr's selection strategies."""
+LIST_SELECTION = ("list", "list or best")
+
+
+def select_arms(results, selection: str | None = None, preferences=None) -> np.ndarray:
+    """Selected arm per trial (``-1`` = none), following adaptr's selection strategies.
+
+    Trials stopped for superiority select the superior arm. Otherwise ``selection`` decides:
+    ``none``; ``best`` (the remaining arm with the highest P(best) at the last analysis);
+    ``control`` (the first control, if still remaining); ``final control``; ``control or best``;
+    and, with ``preferences`` (arm names in order of preference), ``list`` (the first remaining
+    arm of the list, else none) and ``list or best`` (else the best remaining arm).
+    """
     spec = results.spec
     selection = selection or spec.selection
-    if selection not in SELECTION:
+    if selection not in SELECTION + LIST_SELECTION:
         raise TrialkitError(f"selection {selection!r} is unknown — use one of: "
-                            + ", ".join(SELECTION))
+                            + ", ".join(SELECTION + LIST_SELECTION))
+    pref_idx: list[int] = []
+    if selection in LIST_SELECTION:
+        if not preferences:
+            raise TrialkitError(f"selection {selection!r} needs preferences — give the arm "
+                                "names in order of preference, or use 'best'")
+        for name in preferences:
+            if name not in spec.arms:
+                raise TrialkitError(f"preference {name!r} is not an arm — use arm names: "
+                                    + ", ".join(spec.arms))
+        pref_idx = [spec.arms.index(name) for name in preferences]
+    elif preferences:
+        raise TrialkitError(f"preferences are only used with selection 'list' or 'list or "
+                            f"best', not {selection!r} — drop them or change the selection")
     if selection in ("control", "final control", "control or best") and spec.control < 0:
         raise TrialkitError(f"selection {selection!r} needs a common control — use 'best' or "
                             "'none'")
@@ -76,6 +99,13 @@ def select_arms(results, selection: str | None = None) -> np.ndarray:
     elif selection == "control or best":
         ok = candidates[:, first_control]
         sel[rest] = np.where(ok[rest], first_control, best[rest])
+    elif selection in LIST_SELECTION:
+        chosen = np.full(t, -1, dtype=np.int64)
+        for k in reversed(pref_idx):  # the first listed remaining arm wins
+            chosen = np.where(candidates[:, k], k, chosen)
+        if selection == "list or best":
+            chosen = np.where(chosen >= 0, chosen, best)
+        sel[rest] = chosen[rest]
     return sel
 
 
@@ -139,6 +169,7 @@ def _flat(m: dict) -> dict:
 def check_performance(
     results,
     selection: str | None = None,
+    preferences=None,
     restrict: str | None = None,
     uncertainty: bool = False,
     n_boot: int = 1000,
@@ -152,7 +183,11 @@ def check_performance(
     results : TrialResults
         From :func:`~trialkit.adaptive.results.run_trials`.
     selection : str, optional
-        Arm-selection strategy for trials without a superior arm (default: the design's).
+        Arm-selection strategy for trials without a superior arm (default: the design's):
+        ``none``, ``best``, ``control``, ``final control``, ``control or best``, ``list`` or
+        ``list or best`` (see :func:`select_arms`).
+    preferences : sequence of str, optional
+        Arm names in order of preference, for ``list`` and ``list or best``.
     restrict : {None, "superior", "selected"}
         Summarise only trials with a superior arm, or with a selected arm.
     uncertainty : bool
@@ -168,7 +203,7 @@ def check_performance(
         ``uncertainty`` (metric → ``{"se", "lo", "hi"}``).
     """
     arr = results.arrays
-    sel = select_arms(results, selection)
+    sel = select_arms(results, selection, preferences)
     idx = np.arange(results.n_rep)
     if restrict == "superior":
         idx = idx[arr["final_status"] == 1]

@@ -8,7 +8,8 @@ from trialkit.adaptive.performance import select_arms
 from trialkit.adaptive.simulator import FINAL_STATUS
 
 
-def plot_results(results, path: str, selection: str | None = None) -> str:
+def plot_results(results, path: str, selection: str | None = None,
+                 preferences=None) -> str:
     """Write one PNG with three panels and return its path.
 
     Panels: mean allocation probability per arm over looks (trials still running), the share of
@@ -42,7 +43,7 @@ def plot_results(results, path: str, selection: str | None = None) -> str:
     axes[1].set(xlabel="patients with outcome data", ylabel="share of trials stopped",
                 title="Stopping times", ylim=(0, 1))
     axes[1].legend(fontsize=8)
-    sel = select_arms(results, selection)
+    sel = select_arms(results, selection, preferences)
     labels = [*spec.arms, "none"]
     probs = [float(np.mean(sel == i)) for i in range(spec.n_arms)] + [float(np.mean(sel < 0))]
     axes[2].bar(labels, probs, color="tab:blue")

@@ -85,18 +85,33 @@ def load_results(path: str | os.PathLike[str], spec: TrialSpec) -> TrialResults:
     if data.get("format") != "trialkit-adaptive-results/1":
         raise TrialkitError(f"{path}: is not a trialkit adaptive results file — give a file "
                             "written by 'trialkit simulate --save'")
-    if data["design"]["sha256"] != spec.design_sha256 or data["scenario"] != spec.scenario:
-        raise TrialkitError(f"{path}: was simulated from another design or scenario — use a new "
-                            "file name or the same design and scenario")
-    arrays = {}
-    for k, v in data["arrays"].items():
-        arr = np.array(v, dtype=float if k not in _INT_KEYS else np.int64)
-        arrays[k] = arr
-    arrays["final_status"] = arrays["final_status"].astype(np.int8)
-    arrays["arm_status"] = arrays["arm_status"].astype(np.int8)
-    arrays["alloc_history"] = arrays["alloc_history"].astype(np.float32)
-    return TrialResults(spec, int(data["seed"]), arrays, data["version"],
-                        float(data["seconds"]), data["created"])
+    try:
+        if data["design"]["sha256"] != spec.design_sha256 or data["scenario"] != spec.scenario:
+            raise TrialkitError(f"{path}: was simulated from another design or scenario — use a "
+                                "new file name or the same design and scenario")
+        saved = data["spec"]
+        old = (saved.get("method", "draws"), saved.get("draws"))
+        if old[0] != spec.method or (spec.method == "draws" and old[1] != spec.draws):
+            def how(method, draws):
+                return f"{method!r}" + (f" with {draws} draws" if method == "draws" else "")
+
+            raise TrialkitError(f"{path}: was simulated by method {how(*old)}, not "
+                                f"{how(spec.method, spec.draws)} — use the same method and draws "
+                                "to grow it, or a new file name")
+        arrays = {}
+        for k, v in data["arrays"].items():
+            arr = np.array(v, dtype=float if k not in _INT_KEYS else np.int64)
+            arrays[k] = arr
+        arrays["final_status"] = arrays["final_status"].astype(np.int8)
+        arrays["arm_status"] = arrays["arm_status"].astype(np.int8)
+        arrays["alloc_history"] = arrays["alloc_history"].astype(np.float32)
+        if len({v.shape[0] for v in arrays.values()}) != 1:
+            raise ValueError("arrays of different lengths")
+        return TrialResults(spec, int(data["seed"]), arrays, data["version"],
+                            float(data["seconds"]), data["created"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TrialkitError(f"{path}: is an incomplete or damaged results file ({exc!r}) — "
+                            "delete it or use a new file name") from None
 
 
 def run_trials(

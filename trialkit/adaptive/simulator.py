@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from trialkit.adaptive.allocation import reallocate_rows
+from trialkit.adaptive.allocation import reallocate_rows, rescale_factor
 from trialkit.adaptive.posterior import DrawsPosterior, ExactPosterior
 from trialkit.adaptive.spec import TrialSpec
 from trialkit.simulate.engine import concatenate, replicate_rngs
@@ -118,7 +118,8 @@ def _simulate_block(start: int, stop: int, spec: TrialSpec, seed: int) -> dict:
         fx = np.tile(fixed, (rows.size, 1))
         lo = np.tile(mins, (rows.size, 1))
         hi = np.tile(maxs, (rows.size, 1))
-        factor = (a / np.maximum(n_act, 1))[:, None]
+        control_rule = spec.control >= 0 and spec.control_allocation != "none"
+        factor = rescale_factor(a, n_act, control_rule)[:, None]
         if spec.rescale in ("fixed", "both"):
             fx = fx * factor
         if spec.rescale in ("limits", "both"):

@@ -42,9 +42,15 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
         if out.type == "binary" and not set(np.unique(y).tolist()) <= {0.0, 1.0}:
             raise DataError(f"binary outcome column '{name}' has values other than 0 and 1 — "
                             "code it as 0/1")
+        if out.type == "continuous" and not np.ptp(y) > 0:
+            raise DataError(f"outcome column '{name}' has the same value in every row — check "
+                            "the data export")
         ys[name] = y
     cov = np.empty((len(table), len(covariates)))
     for j, c in enumerate(covariates):
+        if c in design.factor_names or c in outcomes:
+            raise DataError(f"--covariate {c!r} is a factor or an analysed outcome — give a "
+                            "baseline column such as baseline PHQ-9")
         if c not in cols:
             raise DataError(f"the data have no covariate column {c!r} — check --covariate")
         v = numeric_column(table, c, "covariate")
@@ -193,6 +199,8 @@ def analyse_factorial(
         raise TrialkitError(f"method {method!r} is unknown — use one of: {', '.join(METHODS)}")
     if engine not in ENGINES:
         raise TrialkitError(f"engine {engine!r} is unknown — use one of: {', '.join(ENGINES)}")
+    if mcid is not None and np.isnan(mcid):
+        raise TrialkitError("--mcid nan is not a number — give the MCID as a positive size")
     if mcid is not None and mcid < 0:
         raise TrialkitError(f"--mcid {mcid:g} is negative — give the MCID as a positive size")
     outcomes = tuple(outcomes) or (design.primary_outcome.name,)
@@ -204,7 +212,8 @@ def analyse_factorial(
             raise TrialkitError(f"weight given for {name!r}, which is not an analysed outcome — "
                                 "use one of: " + ", ".join(outcomes))
         if not w >= 0:
-            raise TrialkitError(f"weight {w} of {name!r} is negative — use weights ≥ 0")
+            raise TrialkitError(f"weight {w} of {name!r} is negative or not a number — use "
+                                "weights ≥ 0")
     table = read_table(data) if isinstance(data, str | os.PathLike) else data
     codes, ys, cov = prepare_data(design, table, outcomes, tuple(covariates))
     costs_k = [f.cost for f in design.factors]

@@ -177,6 +177,11 @@ def simulate_decision(
         raise TrialkitError(f"n_total {design.sample.n_total} leaves about {analysed:.0f} "
                             f"participants for a model of {spec.n_coef} terms — increase "
                             "[sample] n_total or lower [analysis] model_order")
+    x = spec.design_matrix(design.conditions())
+    if np.linalg.matrix_rank(x) < x.shape[1]:
+        raise TrialkitError(f"the design's conditions cannot estimate the model of order "
+                            f"{design.analysis.model_order} (some of its terms are aliased) — "
+                            "lower [analysis] model_order")
     combos = spec.combinations()
     costs = decide.combination_costs(combos, [f.cost for f in design.factors])
     if budget is None:

@@ -55,7 +55,7 @@ def simulate_design(file, scenario, reps, seed, jobs, method, selection, uncerta
     if plot:
         from trialkit.adaptive.plots import plot_results
 
-        out["plot"] = plot_results(res, plot)
+        out["plot"] = plot_results(res, plot, selection)
     emit(out, fmt)
 
 

@@ -104,11 +104,16 @@ def power_factorial(fmt: str, **kw) -> None:
     from trialkit.factorial.power import factorial_binary_power, factorial_power
 
     if kw["baseline"] is not None or kw["logodds_main"] is not None or kw["risk_diff"] is not None:
-        extra = [k for k in ("d_main", "raw_main", "raw_coef", "f2", "sigma", "clusters")
-                 if kw[k] is not None]
-        if extra or kw["assignment"] != "independent" or kw["pretest"] != "none":
-            raise UserError("binary power (--baseline) takes --logodds-main or --risk-diff with "
-                            "independent assignment and no pretest — drop the continuous options")
+        extra = [k for k in ("d_main", "raw_main", "raw_coef", "f2", "sigma", "clusters",
+                             "cluster_size", "cluster_size_sd", "icc", "pre_post_corr",
+                             "change_score_icc") if kw[k] is not None]
+        extra += [k for k, on in (("exact", kw["exact"]),
+                                  ("assignment", kw["assignment"] != "independent"),
+                                  ("pretest", kw["pretest"] != "none")) if on]
+        if extra:
+            given = ", ".join("--" + k.replace("_", "-") for k in extra)
+            raise UserError(f"binary power (--baseline) takes --logodds-main or --risk-diff with "
+                            f"independent assignment and no pretest — drop {given}")
         if kw["baseline"] is None or kw["n_total"] is None:
             raise UserError("binary power needs --baseline and --n-total — add them")
         result = factorial_binary_power(

@@ -240,17 +240,27 @@ def export(name, fmt, output, allocation_table, n_rows, db, key_file, user) -> N
 
     if fmt == "parquet" and not output:
         raise ServiceError("parquet is binary — give --output FILE.parquet")
+    if output:
+        import os
+
+        folder = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(folder):
+            raise ServiceError(f"cannot write {output}: folder {folder} does not exist — "
+                               "check --output")
     if allocation_table and not key_file:
         raise ServiceError("an allocation table needs the key — give --key-file")
+    from trialkit.service.report import export_columns
+
     t = _open(db, name, user=user)
     try:
         rows = (t.allocation_table(n_rows, key_file) if allocation_table
                 else t.export(key_file))
+        columns = () if allocation_table else export_columns(t, key_file)
     finally:
         t.close()
     from trialkit.service.export import write_rows
 
-    write_rows(rows, fmt, output)
+    write_rows(rows, fmt, output, columns)
 
 
 @trial.command()

@@ -278,6 +278,14 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
     if fixed_sum > 1 + 1e-9:
         raise al.error("fixed_probs", list(fixed), "sum to more than 1",
                        "lower the fixed probabilities so they sum to at most 1")
+    if all(not math.isnan(v) for v in fixed) and abs(fixed_sum - 1) > 1e-6:
+        raise al.error("fixed_probs", list(fixed), "do not sum to 1 although every arm has one",
+                       "make the fixed probabilities sum to 1, or leave some arms adaptive")
+    if all(not (math.isnan(f) and math.isnan(h)) for f, h in zip(fixed, max_probs, strict=True)) \
+            and fixed_sum + sum(v for v in max_probs if not math.isnan(v)) < 1 - 1e-9:
+        raise al.error("max_probs", [None if math.isnan(v) else v for v in max_probs],
+                       "sum (with the fixed probabilities) to less than 1 although every arm is "
+                       "capped", "raise the maximum probabilities so they sum to at least 1")
     if fixed_sum + sum(v for v in min_probs if not math.isnan(v)) > 1 + 1e-9:
         raise al.error("min_probs", [None if math.isnan(v) else v for v in min_probs],
                        "sum (with any fixed probabilities) to more than 1",

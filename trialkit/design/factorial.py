@@ -224,7 +224,7 @@ def _read_fraction(root: Section, k: int) -> Fraction:
     if sec is None:
         return Fraction()
     generators = sec.string_list("generators", ())
-    resolution = sec.integer("resolution", None, minimum=3, maximum=k + 1)
+    resolution = sec.integer("resolution", None, minimum=3, maximum=k)
     runs = sec.integer("runs", None, minimum=4, maximum=2**k)
     if generators and resolution is not None:
         raise sec.error("resolution", resolution, "is given together with generators",

@@ -239,6 +239,9 @@ def _search(k: int, m: int, resolution: int, budget: int) -> tuple[list[int] | N
     search was exhaustive. ``budget`` bounds the number of defining words examined.
     """
     p = k - m
+    if p == 1:
+        # a half fraction has a single defining word: the longest, ABC…, has minimum aberration
+        return [2**m - 1], True
     cands = _candidate_columns(m, resolution - 1)
     best: list[int] | None = None
     best_key: tuple[int, ...] | None = None
@@ -273,6 +276,8 @@ def _search(k: int, m: int, resolution: int, budget: int) -> tuple[list[int] | N
                 return
 
     rec(0, [], [])
+    if best is None:
+        best = _greedy(k, m, resolution, cands)
     if best is None and resolution <= 4:
         # constructions: distinct columns give resolution III; odd-weight columns (a foldover)
         # give resolution IV — heaviest first
@@ -280,6 +285,33 @@ def _search(k: int, m: int, resolution: int, budget: int) -> tuple[list[int] | N
         if len(pool) >= p:
             best = pool[:p]
     return best, exhausted
+
+
+def _greedy(k: int, m: int, resolution: int, cands: list[int], tries: int = 200,
+            seed: int = 0) -> list[int] | None:
+    """Randomised greedy search: add columns in a shuffled order while the resolution holds.
+
+    Used when the depth-first search runs out of budget without meeting any design; the fixed
+    ``seed`` keeps the result reproducible.
+    """
+    import random
+
+    p = k - m
+    rng = random.Random(seed)
+    for _ in range(tries):
+        order = list(cands)
+        rng.shuffle(order)
+        cols: list[int] = []
+        words: list[int] = []
+        for c in order:
+            w = c | 1 << (m + len(cols))
+            new = [w] + [w ^ x for x in words]
+            if min(x.bit_count() for x in new) >= resolution:
+                cols.append(c)
+                words += new
+                if len(cols) == p:
+                    return cols
+    return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -299,8 +331,10 @@ def generators_for_resolution(
     budget : int
         Maximum number of defining words the depth-first search examines. A search that finishes
         inside it is exhaustive, so the design returned has minimum aberration among all fractions
-        of that size. Otherwise the best design met is returned or, when none was met, a
-        construction (distinct columns for resolution III, odd-weight columns for IV).
+        of that size. Otherwise the best design met is returned or, when none was met, the
+        first design of a seeded randomised greedy search or a construction (distinct columns
+        for resolution III, odd-weight columns for IV). A half fraction uses the single longest
+        word.
 
     Returns
     -------

@@ -181,6 +181,19 @@ def factorial_design_sample_size(
 ) -> dict:
     """Smallest enrolment at which every main effect with a non-zero assumed effect reaches power.
 
+    Parameters
+    ----------
+    design : FactorialDesign
+        A loaded design (``trialkit.load_design``).
+    power : float, optional
+        Target power (default: the design's ``analysis.power``).
+    outcome : str, optional
+        Outcome name (default: the first listed).
+    exact : bool
+        Exact mode instead of MOST parity (continuous outcomes).
+    adjust : {"none", "holm", "bonferroni"}, optional
+        Override the design's adjustment; analytically both use the Bonferroni level α/m.
+
     Returns
     -------
     dict
@@ -306,6 +319,14 @@ def simulate_factorial_power(
     codes, terms = _model(design)
     n, clusters, _ = _sizes(design, n_total)
     spec = _sim_spec(design, out, codes, terms, n, clusters, adjust)
+    n_coefs = len(terms) + (1 if design.sample.pretest == "covariate" else 0)
+    if spec.layout.between:
+        units, unit = spec.layout.n_clusters, "clusters"
+    else:
+        units, unit = spec.layout.condition.shape[0] * (1 - spec.dropout), "participants"
+    if units - n_coefs < 1:
+        raise TrialkitError(f"{units:g} analysed {unit} are too few to fit the planned model of "
+                            f"{n_coefs} coefficients — use more {unit}")
     res = run_replicates(simulate_chunk, reps, jobs=jobs, chunk_size=chunk_size, seed=seed,
                          spec=spec)
     reject = res["reject"]
@@ -338,7 +359,25 @@ def factorial_power_curve(
 ) -> dict:
     """Draw analytic power against enrolled N for every model term with a non-zero effect.
 
-    Returns the grid and curves and writes the figure (PNG, PDF or SVG by extension) to ``out``.
+    Parameters
+    ----------
+    design : FactorialDesign
+        A loaded design.
+    n_from, n_to : int
+        Smallest and largest enrolment of the grid (2 <= n_from < n_to).
+    out : str
+        Figure file; the format follows the extension (PNG, PDF, SVG, …).
+    points : int
+        Number of grid points (rounded to whole participants, duplicates dropped).
+    exact : bool
+        Exact mode instead of MOST parity (continuous outcomes).
+    outcome : str, optional
+        Outcome name (default: the first listed).
+
+    Returns
+    -------
+    dict
+        ``n`` (the grid), ``curves`` (``term`` and ``power`` at each N) and ``out``.
     """
     if not (isinstance(n_from, int) and isinstance(n_to, int) and 2 <= n_from < n_to):
         raise TrialkitError(f"--n-from {n_from!r} and --n-to {n_to!r} do not make a range — use "

@@ -25,6 +25,7 @@ ASSIGNMENTS = ("independent", "within", "between")
 PRETESTS = ("none", "covariate", "repeated")
 LAMBDA_CAP = 100.0
 _TOP = 10_000_000
+_MAX_CELLS = 2**25   # conditions × coefficients of a binary information matrix
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def make_setting(
                 raise _fail(f"{name} is given with independent assignment — drop it, or use "
                             f"--assignment within or between")
     else:
-        if cluster_size is None or not cluster_size >= 1:
+        if cluster_size is None or not (math.isfinite(cluster_size) and cluster_size >= 1):
             raise _fail(f"--cluster-size {cluster_size!r} is missing or below 1 with "
                         f"{assignment} assignment — give the mean number of members per cluster")
         if icc is None or not 0 <= icc < 1:
@@ -94,8 +95,10 @@ def make_setting(
         if assignment == "within" and cluster_size_sd not in (None, 0, 0.0):
             raise _fail("--cluster-size-sd is given with within-cluster assignment — drop it "
                         "(it only matters when whole clusters are randomised)")
-        if cluster_size_sd is not None and cluster_size_sd < 0:
-            raise _fail(f"--cluster-size-sd {cluster_size_sd!r} is negative — use 0 or more")
+        if cluster_size_sd is not None and not (math.isfinite(cluster_size_sd)
+                                                and cluster_size_sd >= 0):
+            raise _fail(f"--cluster-size-sd {cluster_size_sd!r} is negative or not finite — "
+                        f"use 0 or more")
     if pretest == "none":
         if pre_post_corr is not None:
             raise _fail("--pre-post-corr is given without a pretest — add --pretest covariate "
@@ -476,12 +479,19 @@ def binary_power(
     Returns (power, standard error) per term, for ``n_total`` participants allocated equally to
     the conditions; ``design_effect`` inflates the variance (cluster randomisation).
     """
+    from trialkit.factorial.model import model_matrix
+
     info = logistic_information(codes, terms, np.asarray(coefs, dtype=float))
     try:
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
-        raise _fail("the model's terms are aliased in these conditions — lower the model order "
-                    "or use a fraction of higher resolution") from None
+        cov = None
+    if cov is None or not np.all(np.isfinite(cov)) or np.any(np.diag(cov) <= 0):
+        if np.linalg.matrix_rank(model_matrix(codes, terms)) < len(terms):
+            raise _fail("the model's terms are aliased in these conditions — lower the model "
+                        "order or use a fraction of higher resolution")
+        raise _fail("the assumed effects push some conditions' rates to 0 or 1, so the "
+                    "logistic model has no information — assume smaller log-odds effects")
     se = np.sqrt(np.diag(cov) * design_effect / n_total)
     z = stats.norm.ppf(1 - alpha / 2)
     ratio = np.abs(coefs) / se
@@ -524,6 +534,9 @@ def factorial_binary_power(
         raise _fail(f"--baseline {baseline!r} is outside (0, 1) — give the outcome rate, e.g. 0.45")
     if (logodds_main is None) == (risk_diff is None):
         raise _fail("give exactly one binary effect: --logodds-main or --risk-diff")
+    if logodds_main is not None and not math.isfinite(logodds_main):
+        raise _fail(f"--logodds-main {logodds_main!r} is not finite — give a log-odds "
+                    f"difference such as 0.4")
     if risk_diff is not None:
         hi = baseline + risk_diff
         if not 0 < hi < 1:
@@ -533,6 +546,13 @@ def factorial_binary_power(
     else:
         coef = logodds_main / 2
     s = make_setting(factors, model_order=model_order, alpha=alpha)
+    if 2**factors * s.n_coefficients > _MAX_CELLS:
+        raise _fail(f"binary power is computed over all {2**factors} conditions with "
+                    f"{s.n_coefficients} coefficients, which is too large — use fewer factors "
+                    f"or a lower --model-order")
+    if not math.isfinite(n_total):
+        raise _fail(f"--n-total {n_total!r} is not finite — give the total number of "
+                    f"participants")
     if n_total <= s.n_coefficients:
         raise _fail(f"--n-total {n_total:g} is not above the {s.n_coefficients} coefficients — "
                     f"use more participants")

@@ -202,7 +202,7 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     else:
         p = np.full(n_rows, float(prob))
         label = "--prob"
-    bad = avail & ((p <= 0) | (p >= 1))
+    bad = avail & ~((p > 0) & (p < 1))
     if bad.any():
         raise DataError(f"{label} has the probability {p[_row(bad) - 1]:g} at row {_row(bad)} — "
                         "randomisation probabilities must be strictly between 0 and 1")
@@ -212,6 +212,17 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     _no_na(y, outcome, avail)
     if binary:
         _binary(y, outcome, avail, "a binary outcome (--binary)")
+    if not avail.any():
+        raise DataError(f"column '{availability}' is 0 on every row — no participant is ever "
+                        "available, so there is nothing to estimate; check the availability column")
+    first = _row(avail)
+    for col, values, what in ((treatment, a, "both treated and untreated available rows are "
+                               "needed to estimate an effect"),
+                              (outcome, y, "there is no variation to analyse")):
+        live = values[avail]
+        if np.all(live == live[0]):
+            raise DataError(f"column '{col}' is {live[0]:g} at every available row (first at row "
+                            f"{first}) — {what}")
     mod_terms = parse_formula(moderator, "moderator")
     ctl_terms = parse_formula(control, "control")
     z = np.column_stack([np.ones(n_rows)]
@@ -224,6 +235,12 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     n, t_max = starts.size, int(lengths.max())
     pos = np.arange(n_rows) - np.repeat(starts, lengths)
     who = np.repeat(np.arange(n), lengths)
+    n_live, k = np.unique(who[avail]).size, z.shape[1] + b.shape[1]
+    if n_live <= k:
+        raise DataError(f"only {n_live} participant(s) have available rows, too few for "
+                        f"{z.shape[1]} effect and {b.shape[1]} control terms (intercepts "
+                        f"included; df = n − p − q = {n_live - k}) — use more than {k} "
+                        "participants or fewer terms")
 
     def pad(v, fill=0.0):
         out = np.full((n, t_max) + v.shape[1:], fill, dtype=float)
@@ -272,7 +289,14 @@ def parse_lincomb(text: str | None) -> np.ndarray | None:
     if not rows or len({len(r) for r in rows}) != 1:
         raise TrialkitError(f"--lincomb {text!r} has rows of different lengths — give one weight "
                             "per effect term in every combination")
-    return np.array(rows)
+    lin = np.array(rows)
+    if not np.all(np.isfinite(lin)):
+        raise TrialkitError(f"--lincomb {text!r} has a weight that is not a finite number — give "
+                            'finite weights such as "1,1"')
+    if np.any(np.all(lin == 0, axis=1)):
+        raise TrialkitError(f"--lincomb {text!r} has a combination whose weights are all zero — "
+                            "give at least one non-zero weight per combination")
+    return lin
 
 
 def analyse_mrt(path: str, *, id: str, decision_point: str, outcome: str, treatment: str,

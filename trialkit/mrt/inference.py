@@ -59,8 +59,9 @@ def effect_table(coef, cov, names, df: float, conf_level: float = 0.95,
     if not 0 < conf_level < 1:
         raise TrialkitError(f"--conf-level {conf_level!r} is outside (0, 1) — use e.g. 0.95")
     if df < 1:
-        raise TrialkitError(f"only {df + len(coef):g} participants for {len(coef)} effect terms "
-                            "and the controls: no degrees of freedom are left — use fewer terms")
+        raise TrialkitError(f"df = n − p − q = {df:g} for {len(coef)} effect terms and the "
+                            "controls: no degrees of freedom are left — use fewer terms or more "
+                            "participants")
     coef = np.asarray(coef, dtype=float)
     cov = np.asarray(cov, dtype=float)
     rows = [(name, np.eye(len(coef))[j]) for j, name in enumerate(names)]

@@ -50,6 +50,11 @@ def design_inputs(design, outcome: str | None = None) -> dict:
         raise TrialkitError(f"{design.source.path}: the baseline success curve of outcome "
                             f"{out.name!r} leaves (0, 1) — change its initial value or extremum "
                             "day")
+    if baseline is not None and np.any(baseline * np.exp(effect) >= 1):
+        day = int(np.argmax(baseline * np.exp(effect) >= 1) // dpd) + 1
+        raise TrialkitError(f"{design.source.path}: baseline × exp(effect) of outcome "
+                            f"{out.name!r} reaches 1 on day {day} — the success probability "
+                            "under treatment must stay below 1; lower the effect or the baseline")
     return {"outcome": out.name, "type": out.type, "days": days, "decisions_per_day": dpd,
             "probability": prob, "availability": tau, "effect": effect, "baseline": baseline,
             "basis": day_basis(days, dpd, p), "p": p, "q": q, "alpha": design.alpha,
@@ -177,10 +182,11 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
     out = run_replicates(_power_chunk, reps, jobs=jobs, chunk_size=chunk, seed=seed,
                          n_participants=n_participants, inputs=inputs, ar1=ar1, icc=icc,
                          small=small, lag_control=lag_control)
-    failed = int((~out["converged"]).sum())
+    failed = int((~(out["converged"] & np.isfinite(out["p_value"]))).sum())
     if failed:
-        warn(f"the estimator did not converge in {failed} of {reps} replicates; they count as "
-             "non-rejections — use more participants or a less extreme baseline")
+        warn(f"the estimator did not converge (or its variance could not be computed) in "
+             f"{failed} of {reps} replicates; they count as non-rejections — use more "
+             "participants or a less extreme baseline")
     reject = np.where(np.isfinite(out["p_value"]), out["p_value"] < inputs["alpha"], False)
     power = float(reject.mean())
     return {"power": power, "mc_se": math.sqrt(power * (1 - power) / reps), **out}

@@ -25,8 +25,13 @@ N_MAX = 1_000_000
 
 
 def _f_power(ncp: float, df1: int, df2: float, alpha: float) -> float:
-    """P(F > F_{1−α}(df1, df2)) under a noncentral F with noncentrality ``ncp``."""
+    """P(F > F_{1−α}(df1, df2)) under a noncentral F with noncentrality ``ncp``.
+
+    With ``ncp = 0`` this is ``alpha`` (scipy's ``ncf.sf`` returns ``−(1 − alpha)`` there).
+    """
     crit = stats.f.ppf(1.0 - alpha, df1, df2)
+    if not ncp > 0:
+        return float(stats.f.sf(crit, df1, df2))
     return float(stats.ncf.sf(crit, df1, df2, ncp))
 
 

@@ -41,10 +41,28 @@ def _spec_part(spec: RandomisationSpec) -> dict[str, Any]:
     }
 
 
+def _refuse_ignored_settings(design: Any) -> None:
+    """An MRT draws each decision point with the design's probability: refuse settings of its
+    ``[randomisation]`` section that would otherwise be silently ignored."""
+    spec = getattr(design, "randomisation", None)
+    if spec is None:
+        return
+    ignored = [name for name, used in (("method", spec.method != "blocks"),
+                                       ("ratio", set(spec.ratio) != {1}),
+                                       ("strata", bool(spec.strata_levels)),
+                                       ("blinded", spec.blinded)) if used]
+    if ignored:
+        raise ServiceError(f"design {design.name!r} is an MRT but its [randomisation] section "
+                           f"sets {', '.join(ignored)}, which decision points do not use — "
+                           "remove them; each available decision point is drawn with "
+                           "[treatment] probability")
+
+
 def build_config(design: Any) -> dict[str, Any]:
     """The allocation settings of ``design`` (any kind) as a JSON-able dict."""
     kind = design.kind
     if kind == "mrt":
+        _refuse_ignored_settings(design)
         n = design.schedule.n_decision_points
         return {
             "kind": "mrt",

@@ -6,12 +6,30 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+from trialkit.errors import ServiceError
 
-def write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None = None) -> None:
-    """Write ``rows`` (dicts with the same keys) to ``output`` (stdout when ``None``)."""
-    columns: list[str] = []
+
+def write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None = None,
+               columns: Sequence[str] = ()) -> None:
+    """Write ``rows`` (dicts with the same keys) to ``output`` (stdout when ``None``).
+
+    ``columns`` come first (and make the CSV header and Parquet schema of an empty export).
+    """
+    try:
+        _write(rows, fmt, output, columns)
+    except OSError as exc:
+        if output is None:
+            raise
+        reason = exc.strerror or str(exc).strip().splitlines()[0]
+        raise ServiceError(f"cannot write {output} ({reason}) — check --output") from None
+
+
+def _write(rows: list[dict[str, Any]], fmt: str, output: str | None,
+           header: Sequence[str]) -> None:
+    columns: list[str] = list(header)
     for r in rows:
         columns += [c for c in r if c not in columns]
     if fmt == "parquet":

@@ -93,8 +93,8 @@ def export_rows(trial, key_file: str | None = None) -> list[dict[str, Any]]:
         rows = store.query("SELECT participant, decision_point, available, action, probability "
                            "FROM decisions WHERE trial = ? ORDER BY participant, decision_point",
                            (trial.name,))
-        return [{"id": p, "decision_point": dp, "availability": int(a), "treatment": int(t),
-                 "probability": prob} for p, dp, a, t, prob in rows]
+        return [dict(zip(MRT_COLUMNS, (p, dp, int(a), int(t), prob), strict=True))
+                for p, dp, a, t, prob in rows]
     blinded = cfg["blinded"]
     key = trial.key(key_file) if (blinded and key_file) else None
     rows = store.query("SELECT participant, sequence, strata, arm, allocation, enrolled_at, "
@@ -116,6 +116,22 @@ def export_rows(trial, key_file: str | None = None) -> list[dict[str, Any]]:
         rec.update({"enrolled_at": at, "marked_error": int(error), "error_reason": reason})
         out.append(rec)
     return out
+
+
+MRT_COLUMNS = ("id", "decision_point", "availability", "treatment", "probability")
+
+
+def export_columns(trial, key_file: str | None = None) -> list[str]:
+    """The columns of :func:`export_rows`, also when there are no rows yet (the CSV header)."""
+    cfg = trial.config
+    if trial.kind == "mrt":
+        return list(MRT_COLUMNS)
+    cols = ["participant", "sequence"]
+    if cfg["blinded"]:
+        cols.append("code")
+    if not cfg["blinded"] or key_file:
+        cols += ["condition", *cfg["factor_names"]] if trial.kind == "factorial" else ["arm"]
+    return [*cols, *cfg["strata"], "enrolled_at", "marked_error", "error_reason"]
 
 
 def allocation_table(trial, n_per_stratum: int, key_file: str | None = None,

@@ -199,7 +199,7 @@ class SqliteStore(Store):
                                         check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = 30000")
             mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode != "wal" and (create or os.path.getsize(path) == 0):
+            if mode != "wal" and create:
                 self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self.conn.execute("PRAGMA foreign_keys = ON")

@@ -173,6 +173,14 @@ class Trial:
         if not key_file:
             raise ServiceError("no key file given — pass --key-file PATH (a new file, kept "
                                "outside the database)")
+        # Checked before the store is opened, so a bad key path creates no database.
+        if os.path.lexists(key_file):
+            raise ServiceError(f"key file {key_file} already exists — choose a new path; a key "
+                               "file is never overwritten")
+        key_dir = os.path.dirname(os.path.abspath(key_file))
+        if not os.path.isdir(key_dir):
+            raise ServiceError(f"cannot create key file {key_file}: folder {key_dir} does not "
+                               "exist — create the folder or choose another --key-file")
         store = connect(url, create=True)
         try:
             db_path = getattr(store, "path", None)

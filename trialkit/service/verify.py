@@ -119,17 +119,25 @@ def verify(trial, key_file: str | None = None) -> dict[str, Any]:
     allocations and decisions recomputed, ``None`` without a key) and ``replay_ok``.
     """
     key = trial.key(key_file) if key_file else None
-    head = trial.store.query("SELECT n_audit, last_hash, design_text, design_sha256 FROM trials "
-                             "WHERE name = ?", (trial.name,))
+    head = trial.store.query("SELECT n_audit, last_hash, design_text, design_sha256, config "
+                             "FROM trials WHERE name = ?", (trial.name,))
     if not head:
         raise ServiceError(f"trial {trial.name!r} no longer exists — check --db")
-    n_audit, last_hash, design_text, design_sha = head[0]
+    n_audit, last_hash, design_text, design_sha, config = head[0]
     rows = _audit_rows(trial)
     bad, problem = check_chain(trial.name, rows, n_audit, last_hash)
     chain_ok = bad is None
     if chain_ok and hashlib.sha256(design_text.encode("utf-8")).hexdigest() != design_sha:
         chain_ok = False
         problem = "the stored design text does not match its SHA-256 — it was edited"
+    if chain_ok and rows and rows[0][3] == "create":
+        created = json.loads(rows[0][4])
+        if (created.get("design_sha256") != design_sha
+                or canonical(created.get("config")) != config):
+            chain_ok = False
+            bad = rows[0][0]
+            problem = (f"the trial's stored design or allocation settings differ from audit row "
+                       f"{bad} (create) — the trials table was edited")
     tables_ok = True
     if chain_ok:
         bad, problem = _cross_check(trial, rows)
