@@ -81,3 +81,13 @@ def test_rescale_factor_initial_over_active_arms():
     np.testing.assert_allclose(rescale_factor(4, np.array([4, 3, 2]), control_fixed=True),
                                [1, 3 / 2, 3])
     assert np.isfinite(rescale_factor(3, np.array([1]), control_fixed=True)).all()
+
+
+def test_rescaled_fixed_probabilities_above_one_never_give_negative_probabilities():
+    # two arms fixed at 0.4 of 4, rescaled by 4/3 after one arm is dropped: 0.533 each
+    pb = np.array([[0.2, 0.3, 0.5, 0.0]])
+    active = np.array([[True, True, True, False]])
+    fixed = np.array([0.4, 0.4, NAN, NAN]) * 4 / 3
+    out = reallocate_rows(pb, active, fixed, np.full(4, NAN), np.full(4, NAN))
+    assert np.all(out >= 0)
+    np.testing.assert_allclose(out, [[0.5, 0.5, 0.0, 0.0]])

@@ -117,6 +117,8 @@ def test_unknown_scenario_exit_2(run, designs_dir):
         ("draws = 5000", "draws = 50", "posterior.draws"),
         ("equivalence_diff = 0.05", "equivalence_diff = 0.05\nfutility_prob = 0.9\n"
          "futility_diff = 0.05", "stopping.futility_prob"),
+        ("inferiority = 0.01", "inferiority = [" + ", ".join(["0.01"] * 17) + ", 0.005]",
+         "stopping.inferiority"),
         ("min_probs = [0.2, 0.2, 0.2]", "fixed_probs = [0.3, 0.3, 0.3]", "allocation.fixed_probs"),
         ("min_probs = [0.2, 0.2, 0.2]", "max_probs = [0.3, 0.3, 0.3]", "allocation.max_probs"),
     ],

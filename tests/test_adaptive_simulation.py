@@ -361,3 +361,24 @@ def test_metrics_follow_their_definitions_and_bootstrap(design_path):
         assert unc[key]["lo"] <= m[key] <= unc[key]["hi"]
     only_sup = check_performance(res, restrict="superior")
     assert only_sup["prob_superior"] == 1 and only_sup["n_summarised"] == int(np.sum(fs == 1))
+
+
+def test_results_do_not_depend_on_block_size(design_path, monkeypatch):
+    from trialkit.adaptive import simulator
+
+    spec = setup_trial(design_path, "alternative", "draws")
+    base = run_trials(spec, 12, seed=21)
+    # many posterior draws shrink the blocks (bounded memory); the trials stay the same
+    monkeypatch.setattr(simulator, "_BLOCK_VALUES", spec.n_arms * spec.draws * 5)
+    sizes = []
+    original = simulator._simulate_block
+
+    def spy(start, stop, *args):
+        sizes.append(stop - start)
+        return original(start, stop, *args)
+
+    monkeypatch.setattr(simulator, "_simulate_block", spy)
+    small = run_trials(spec, 12, seed=21)
+    assert sizes == [5, 5, 2]
+    for key in base.arrays:
+        np.testing.assert_array_equal(base.arrays[key], small.arrays[key], err_msg=key)

@@ -220,6 +220,10 @@ BAD = [
       "--risk-diff", "0.1", "--exact"], "drop --exact"),
     (["power", "factorial", "--factors", "24", "--n-total", "800", "--baseline", "0.45",
       "--risk-diff", "0.1"], "too large"),
+    (["power", "factorial", "--factors", "5", "--n-total", "1e30", "--d-main", "0.2"],
+     "realistic"),
+    (["samplesize", "factorial", "--factors", "5", "--d-main", "0.2", "--assignment", "within",
+      "--cluster-size", "1e300", "--icc", "0.1"], "--cluster-size"),
 ]
 
 

@@ -104,6 +104,22 @@ def test_results_do_not_depend_on_jobs_or_chunks(designs_dir):
                                                          outcome="retention")["effects"]
 
 
+def test_default_chunks_bound_memory_and_keep_results(designs_dir, monkeypatch):
+    from trialkit.factorial import plan
+    from trialkit.simulate import engine
+
+    design = load_design(designs_dir / "app-components-factorial.toml")
+    whole = simulate_factorial_power(design, 120, seed=9, chunk_size=120)
+    sizes = []
+    real = engine._chunks
+    monkeypatch.setattr(engine, "_chunks", lambda reps, size: sizes.append(size) or
+                        real(reps, size))
+    monkeypatch.setattr(plan, "_CHUNK_VALUES", 512 * 25)   # 25 replicates of 512 per chunk
+    bounded = simulate_factorial_power(design, 120, seed=9)
+    assert sizes == [25]
+    assert bounded["effects"] == whole["effects"]
+
+
 def test_vectorised_ols_matches_statsmodels_per_replicate():
     codes = np.array([[a, b, c] for c in (-1, 1) for b in (-1, 1) for a in (-1, 1)])
     terms = model_terms(3, 2)
@@ -244,6 +260,8 @@ def test_design_truth_feeds_the_data_generator(designs_dir):
     (["--outcome", "wellbeing"], "use one of"),
     (["--n-total", "10"], "too few"),
     (["--simulate", "--reps", "10", "--n-total", "12"], "too few"),
+    (["--simulate", "--reps", "10", "--n-total", "2000000"], "simulated trial"),
+    (["--n-total", "100000000000000000000"], "smaller --n-total"),
 ])
 def test_cli_design_file_bad_input(run, designs_dir, args, fragment):
     res = run("power", designs_dir / "app-components-factorial.toml", *args)

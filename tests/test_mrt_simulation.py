@@ -106,3 +106,20 @@ def test_cli_simulation_rejects_too_few_participants(run, designs_dir):
     res = run("power", designs_dir / "checkin-prompts-mrt.toml", "--simulate",
               "--n-participants", "5", "--reps", "10")
     assert res.exit_code == 2 and res.output.count("\n") == 1
+
+
+def test_large_trials_use_smaller_batches_with_identical_results(monkeypatch):
+    from trialkit.mrt import planning
+
+    assert planning.batch_size(40, 210) == planning.BATCH
+    assert planning.batch_size(500, 210) < planning.BATCH
+    assert planning.batch_size(10**6, 210) == 1
+    inp = liao_inputs()
+    ref = simulate_power_arrays(inp, 20, reps=12, seed=3)
+    # force small batches: the estimates must not change, for any number of jobs
+    monkeypatch.setattr(planning, "BATCH_CELLS", 20 * 210 * 4)
+    assert planning.batch_size(20, 210) == 4
+    for jobs in (1, 2):
+        small = simulate_power_arrays(inp, 20, reps=12, seed=3, jobs=jobs)
+        np.testing.assert_allclose(small["coef"], ref["coef"], rtol=1e-12, atol=1e-14)
+        assert small["power"] == ref["power"]

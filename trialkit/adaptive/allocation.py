@@ -152,6 +152,11 @@ def _limited(p, active, fixed, mins, maxs, soften):
     if todo.any():  # limits that cannot all be met: share what is left evenly (never reached
         f = final[todo]  # for valid designs, kept so the result is always a distribution)
         out[todo] = _rescale(np.where(np.isnan(f), 0.0, f) + 1e-12 * active[todo])
+    # Fixed probabilities (after rescaling) summing to more than 1 leave a negative share for
+    # the adaptive arms: those get nothing and the fixed ones are scaled back to sum to 1.
+    negative = (out < 0).any(axis=1)
+    if negative.any():
+        out[negative] = _rescale(np.maximum(out[negative], 0.0))
     return out
 
 

@@ -27,13 +27,16 @@ FINAL_STATUS = ("max", "superiority", "equivalence", "futility")
 ARM_STATUS = ("active", "control", "superior", "inferior", "equivalence", "futile")
 ACTIVE, CONTROL, SUPERIOR, INFERIOR, EQUIVALENT, FUTILE = range(6)
 BLOCK = 200
+_BLOCK_VALUES = 20_000_000  # at most this many values per large array of a block (~160 MB)
 
 
 def simulate_range(reps: range, spec: TrialSpec, seed: int, offset: int = 0) -> dict:
     """Simulate trials ``offset + reps`` (a module-level function for :func:`run_replicates`)."""
     start, stop = reps.start + offset, reps.stop + offset
-    parts = [_simulate_block(a, min(a + BLOCK, stop), spec, seed)
-             for a in range(start, stop, BLOCK)]
+    per_trial = max(spec.max_n, spec.n_arms * spec.draws if spec.method == "draws" else 0)
+    block = max(1, min(BLOCK, _BLOCK_VALUES // per_trial))  # bounded memory for many draws
+    parts = [_simulate_block(a, min(a + block, stop), spec, seed)
+             for a in range(start, stop, block)]
     return concatenate(parts)
 
 

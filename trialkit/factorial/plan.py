@@ -12,6 +12,9 @@ from trialkit.errors import TrialkitError
 from trialkit.factorial import power as fp
 from trialkit.factorial.model import model_matrix, model_terms, outcome_coefficients, term_name
 
+_MAX_SIMULATED = 1_000_000   # participants in one simulated trial
+_CHUNK_VALUES = 2**23        # outcomes drawn per chunk of replicates (64 MB of float64)
+
 
 def _model(design):
     """Return (codes, model terms) after checking every model term is estimable in the design."""
@@ -66,6 +69,7 @@ def _sizes(design, n_total: int | None):
                                 f"or add n_total to [sample]")
         if n < 2:
             raise TrialkitError(f"--n-total {n} is too small — use at least 2 participants")
+        _check_total(n)
         return int(n), None, None
     if n_total is not None or s.clusters is None:
         if n is None:
@@ -74,7 +78,14 @@ def _sizes(design, n_total: int | None):
         clusters = max(2, round(n / s.cluster_size))
     else:
         clusters = s.clusters
+    _check_total(clusters * s.cluster_size)
     return int(round(clusters * s.cluster_size)), int(clusters), s.cluster_size
+
+
+def _check_total(n: float, limit: float = fp._MAX_SIZE, what: str = "") -> None:
+    if n > limit:
+        raise TrialkitError(f"{n:g} participants{what} are more than {limit:g} — give a "
+                            f"smaller --n-total (or sample size in the design)")
 
 
 def _setting(design, m_eff: float | None, exact: bool, alpha: float) -> fp.Setting:
@@ -318,6 +329,7 @@ def simulate_factorial_power(
     out = design.outcome(outcome)
     codes, terms = _model(design)
     n, clusters, _ = _sizes(design, n_total)
+    _check_total(n, _MAX_SIMULATED, " in a simulated trial")
     spec = _sim_spec(design, out, codes, terms, n, clusters, adjust)
     n_coefs = len(terms) + (1 if design.sample.pretest == "covariate" else 0)
     if spec.layout.between:
@@ -327,6 +339,9 @@ def simulate_factorial_power(
     if units - n_coefs < 1:
         raise TrialkitError(f"{units:g} analysed {unit} are too few to fit the planned model of "
                             f"{n_coefs} coefficients — use more {unit}")
+    if chunk_size is None and isinstance(reps, int) and isinstance(jobs, int) and jobs >= 1:
+        # bound the (replicates × participants) arrays of a chunk; results do not depend on it
+        chunk_size = max(1, min(-(-reps // jobs), _CHUNK_VALUES // spec.x.shape[0]))
     res = run_replicates(simulate_chunk, reps, jobs=jobs, chunk_size=chunk_size, seed=seed,
                          spec=spec)
     reject = res["reject"]

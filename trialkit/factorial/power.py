@@ -26,6 +26,7 @@ PRETESTS = ("none", "covariate", "repeated")
 LAMBDA_CAP = 100.0
 _TOP = 10_000_000
 _MAX_CELLS = 2**25   # conditions × coefficients of a binary information matrix
+_MAX_SIZE = 1e9      # largest number of participants, clusters or cluster members accepted
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ def make_setting(
         if cluster_size is None or not (math.isfinite(cluster_size) and cluster_size >= 1):
             raise _fail(f"--cluster-size {cluster_size!r} is missing or below 1 with "
                         f"{assignment} assignment — give the mean number of members per cluster")
+        if cluster_size > _MAX_SIZE:
+            raise _fail(f"--cluster-size {cluster_size:g} is above {_MAX_SIZE:g} — give a "
+                        f"realistic number of members per cluster")
         if icc is None or not 0 <= icc < 1:
             raise _fail(f"--icc {icc!r} is missing or outside [0, 1) with {assignment} "
                         f"assignment — give the intraclass correlation, e.g. 0.05")
@@ -245,6 +249,9 @@ def _check_size(s: Setting, n_total, clusters) -> float:
         size = n_total
     if not (math.isfinite(size) and size > 0):
         raise _fail(f"the sample size {size!r} is not positive — give a positive number")
+    if size > _MAX_SIZE:
+        raise _fail(f"the sample size {size:g} is above {_MAX_SIZE:g} — give a realistic number "
+                    f"of {'clusters' if s.clustered else 'participants'}")
     return int(size) if float(size).is_integer() else float(size)
 
 

@@ -15,9 +15,19 @@ from trialkit.mrt.inference import hotelling_pvalue
 from trialkit.mrt.trajectory import DIMENSION, day_basis, expand_days, trajectory_by_day
 from trialkit.simulate import replicate_rngs, run_replicates
 
-#: Replicates analysed together; chunks are aligned to multiples of it so that every replicate is
-#: computed in the same batch whatever the number of jobs.
+#: Replicates analysed together (at most); chunks are aligned to multiples of the batch so that
+#: every replicate is computed in the same batch whatever the number of jobs.
 BATCH = 25
+#: Participant × decision-point cells held per batch (about 200 bytes each while fitting).
+BATCH_CELLS = 1_000_000
+
+
+def batch_size(n_participants: int, n_decision_points: int) -> int:
+    """Replicates per batch: ``BATCH``, fewer for large trials so a batch stays near 200 MB.
+
+    It depends only on the trial's size, never on ``--jobs``, so results stay identical.
+    """
+    return max(1, min(BATCH, BATCH_CELLS // max(1, n_participants * n_decision_points)))
 
 
 def _traj(t, days: int, dpd: int) -> np.ndarray:
@@ -133,15 +143,15 @@ def _analysis_bases(days: int, dpd: int, p: int, q: int) -> tuple[np.ndarray, np
 
 
 def _power_chunk(reps: range, *, seed: int, n_participants: int, inputs: dict, ar1: float,
-                 icc: float, small, lag_control: bool = False) -> dict:
+                 icc: float, small, lag_control: bool = False, batch: int = BATCH) -> dict:
     """Simulate and analyse replicates ``reps``; returns p-values, estimates and convergence."""
     controls, moderators = _analysis_bases(inputs["days"], inputs["decisions_per_day"],
                                            inputs["p"], inputs["q"])
     fit = emee_batch if inputs["type"] == "binary" else wcls_batch
     prob = inputs["probability"]
     pvals, coefs, conv = [], [], []
-    for start in range(reps.start, reps.stop, BATCH):
-        stop = min(start + BATCH, reps.stop)
+    for start in range(reps.start, reps.stop, batch):
+        stop = min(start + batch, reps.stop)
         data = generate_arrays(replicate_rngs(seed, start, stop), n_participants, prob,
                                inputs["availability"], inputs["effect"], inputs["type"],
                                inputs["baseline"], icc, ar1)
@@ -178,10 +188,11 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
     check_probabilities(inputs["probability"])
     if not isinstance(jobs, int) or jobs < 1:
         raise TrialkitError(f"--jobs {jobs!r} is invalid — use a whole number of at least 1")
-    chunk = BATCH * max(1, -(-reps // (jobs * BATCH)))
+    batch = batch_size(n_participants, inputs["days"] * inputs["decisions_per_day"])
+    chunk = batch * max(1, -(-reps // (jobs * batch)))
     out = run_replicates(_power_chunk, reps, jobs=jobs, chunk_size=chunk, seed=seed,
                          n_participants=n_participants, inputs=inputs, ar1=ar1, icc=icc,
-                         small=small, lag_control=lag_control)
+                         small=small, lag_control=lag_control, batch=batch)
     failed = int((~(out["converged"] & np.isfinite(out["p_value"]))).sum())
     if failed:
         warn(f"the estimator did not converge (or its variance could not be computed) in "
