@@ -214,3 +214,39 @@ def test_continuous_design_needs_sds():
     text = SMALL.replace('type = "binary"', 'type = "continuous"')
     with pytest.raises(DesignError, match=r"scenarios\.null\.sds"):
         loads_design(text, "bad.toml")
+
+
+def _with_posterior(text: str, posterior: str) -> str:
+    """Replace the body of the [posterior] table (which is followed by another table)."""
+    head, _, rest = text.partition("[posterior]")
+    return head + "[posterior]\n" + posterior + "\n\n[" + rest.split("\n[", 1)[1]
+
+
+def test_list_selection_from_the_design_file_and_the_cli(run, tmp_path):
+    path = tmp_path / "list.toml"
+    path.write_text(_with_posterior(SMALL, 'draws = 500\nselection = "list"\n'
+                                           'preferences = ["b", "a"]'))
+    listed = json.loads(run("simulate", path, "--reps", "40", "--seed", "3",
+                            "--format", "json").output)["metrics"]
+    best = json.loads(run("simulate", path, "--reps", "40", "--seed", "3", "--selection",
+                          "best", "--format", "json").output)["metrics"]
+    # under the null few trials stop for superiority: "list" selects arm b in the others,
+    # "best" splits them between the arms
+    assert listed["prob_select"]["arm_b"] > 0.85
+    assert listed["prob_select"]["arm_b"] > best["prob_select"]["arm_b"]
+    via_cli = json.loads(run("simulate", path, "--reps", "40", "--seed", "3", "--selection",
+                             "list", "--prefer", "a", "--format", "json").output)["metrics"]
+    assert via_cli["prob_select"]["arm_a"] > 0.85
+
+
+@pytest.mark.parametrize(("posterior", "needle"), [
+    ('selection = "list"', "'posterior.preferences' = []: is needed by selection 'list'"),
+    ('selection = "best"\npreferences = ["a"]', "is unused with selection 'best'"),
+    ('selection = "list"\npreferences = ["c"]', "'posterior.preferences' = 'c'"),
+])
+def test_bad_preferences_exit_2_naming_the_key(run, tmp_path, posterior, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(_with_posterior(SMALL, posterior))
+    result = run("design", "validate", path)
+    assert result.exit_code == 2 and needle in result.output
+    assert len(result.output.strip().splitlines()) == 1

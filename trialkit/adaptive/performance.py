@@ -13,7 +13,7 @@ from trialkit.adaptive.simulator import (
     INFERIOR,
     SUPERIOR,
 )
-from trialkit.design.adaptive import SELECTION
+from trialkit.design.adaptive import LIST_SELECTION, SELECTION
 from trialkit.errors import TrialkitError
 
 
@@ -38,7 +38,6 @@ def ideal_design_percentage(select_probs, true_values, highest_is_best: bool = F
     return float(100 * (expected - worst) / (best - worst))
 
 
-LIST_SELECTION = ("list", "list or best")
 
 
 def select_arms(results, selection: str | None = None, preferences=None) -> np.ndarray:
@@ -52,6 +51,8 @@ def select_arms(results, selection: str | None = None, preferences=None) -> np.n
     """
     spec = results.spec
     selection = selection or spec.selection
+    if preferences is None and selection in LIST_SELECTION:
+        preferences = spec.preferences  # the design's [posterior] preferences
     if selection not in SELECTION + LIST_SELECTION:
         raise TrialkitError(f"selection {selection!r} is unknown — use one of: "
                             + ", ".join(SELECTION + LIST_SELECTION))

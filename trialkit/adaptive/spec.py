@@ -52,6 +52,7 @@ class TrialSpec:
     draws: int
     selection: str
     method: str = "exact"
+    preferences: tuple[str, ...] = ()
 
     @property
     def n_arms(self) -> int:
@@ -171,4 +172,5 @@ def setup_trial(design, scenario: str | None = None, method: str | None = None) 
         draws=design.posterior.draws,
         selection=design.posterior.selection,
         method=method or design.posterior.method,
+        preferences=design.posterior.preferences,
     )

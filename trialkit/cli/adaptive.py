@@ -28,6 +28,9 @@ _scenario = click.option("--scenario", default=None,
 @_method
 @click.option("--selection", default=None,
               help="Arm selection for trials without a superior arm (default: the design's).")
+@click.option("--prefer", "preferences", multiple=True, metavar="ARM",
+              help="With --selection 'list' or 'list or best': arms in order of preference "
+                   "(repeatable; default: the design's posterior.preferences).")
 @click.option("--uncertainty", is_flag=True, help="Add bootstrap SEs and intervals (1000).")
 @click.option("--save", "save", type=click.Path(dir_okay=False), default=None,
               help="Save the trials as JSON; an existing file with the same design, scenario "
@@ -35,8 +38,8 @@ _scenario = click.option("--scenario", default=None,
 @click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of allocation probabilities, stopping times and selection.")
 @format_option
-def simulate_design(file, scenario, reps, seed, jobs, method, selection, uncertainty, save, plot,
-                    fmt):
+def simulate_design(file, scenario, reps, seed, jobs, method, selection, preferences, uncertainty,
+                    save, plot, fmt):
     """Simulate an adaptive design: stopping, selection, sample size, IDP.
 
     \b
@@ -50,12 +53,13 @@ def simulate_design(file, scenario, reps, seed, jobs, method, selection, uncerta
     res = run_trials(spec, reps, seed, jobs=jobs, path=save)
     out = {"design": spec.design_name, "scenario": spec.scenario, "reps": res.n_rep,
            "seed": seed, "version": res.version,
-           "metrics": check_performance(res, selection, uncertainty=uncertainty),
+           "metrics": check_performance(res, selection, preferences or None,
+                                        uncertainty=uncertainty),
            "seconds": round(res.seconds, 3)}
     if plot:
         from trialkit.adaptive.plots import plot_results
 
-        out["plot"] = plot_results(res, plot, selection)
+        out["plot"] = plot_results(res, plot, selection, preferences or None)
     emit(out, fmt)
 
 

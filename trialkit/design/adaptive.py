@@ -20,6 +20,7 @@ CONTROL_ALLOCATION = ("none", "fixed", "sqrt-based", "match")
 RESCALE = ("none", "fixed", "limits", "both")
 METHODS = ("draws", "exact")
 SELECTION = ("none", "best", "control", "final control", "control or best")
+LIST_SELECTION = ("list", "list or best")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Posterior:
     draws: int = 5000
     selection: str = "none"
     method: str = "exact"
+    preferences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -358,10 +360,18 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
 
     po = root.section("posterior") or Section({}, root.file, "posterior")
     draws = po.integer("draws", 5000, minimum=100)
-    selection = po.string("selection", "none", choices=SELECTION)
+    selection = po.string("selection", "none", choices=SELECTION + LIST_SELECTION)
     if selection in ("control", "final control", "control or best") and control is None:
         raise po.error("selection", selection, "needs a common control",
                        'use "none" or "best", or set control = "ARM"')
+    preferences = po.string_list("preferences", (), choices=tuple(a.name for a in arms))
+    if selection in LIST_SELECTION and not preferences:
+        raise po.error("preferences", list(preferences), f"is needed by selection {selection!r}",
+                       "list arm names in order of preference, e.g. preferences = "
+                       f'["{arms[-1].name}", "{arms[0].name}"]')
+    if preferences and selection not in LIST_SELECTION:
+        raise po.error("preferences", list(preferences), f"is unused with selection {selection!r}",
+                       'drop it, or use selection = "list" or "list or best"')
     method = po.string("method", "exact", choices=METHODS)
     po.done()
 
@@ -388,7 +398,8 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
         looks=Looks(data=tuple(data), randomised=tuple(randomised)),
         allocation=allocation,
         stopping=stopping,
-        posterior=Posterior(draws=draws, selection=selection, method=method),
+        posterior=Posterior(draws=draws, selection=selection, method=method,
+                            preferences=tuple(preferences)),
         scenarios=scenarios,
         randomisation=read_randomisation(root, n_arms, "arms"),
     )
