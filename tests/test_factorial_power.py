@@ -261,6 +261,45 @@ def test_binary_rates_pushed_to_the_bounds_is_a_clear_error(run, tmp_path, desig
     assert len(lines) == 1 and "rates to 0 or 1" in lines[0]
 
 
+CLUSTERED = """kind = "factorial"
+name = "clustered"
+[[factors]]
+name = "a"
+[[factors]]
+name = "b"
+[sample]
+assignment = "between"
+clusters = 40
+cluster_size = 1.5
+icc = 0.1
+dropout = 0.5
+[outcomes.y]
+type = "continuous"
+sd = 1.0
+[outcomes.y.effects]
+a = 0.5
+"""
+
+
+@pytest.mark.parametrize("command", ["power", "samplesize"])
+def test_design_file_problems_no_sample_cures_are_named(run, tmp_path, command):
+    # fewer than one analysed member per cluster: named as such, not as an unreachable power
+    path = tmp_path / "clustered.toml"
+    path.write_text(CLUSTERED)
+    res = run(command, path)
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "analysed members per cluster" in lines[0]
+    # a pretest with a binary outcome
+    path.write_text(CLUSTERED.replace("dropout = 0.5", 'pretest = "covariate"\npre_post_corr = 0.5')
+                    .replace('type = "continuous"\nsd = 1.0', 'type = "binary"\nbaseline = 0.3')
+                    .replace('assignment = "between"', 'assignment = "within"'))
+    res = run(command, path)
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "pretest is not modelled" in lines[0]
+
+
 def test_no_nan_in_results(run):
     data = _json(run, "power", "factorial", "--factors", "2", "--n-total", "5", "--d-main",
                  "0.0001", "--exact")

@@ -118,6 +118,10 @@ def _analytic(design, outcome, codes, terms, beta, n: int, clusters, m, exact, a
     """Per-term analytic power at enrolled size ``n`` (``clusters`` of size ``m``)."""
     d = design.sample.dropout
     p = len(terms)
+    if clusters is not None and outcome.type == "continuous" and m * (1 - d) < 1:
+        raise TrialkitError(f"sample.cluster_size × (1 − sample.dropout) = {m * (1 - d):g} "
+                            f"analysed members per cluster is below 1 — use larger clusters or "
+                            f"less dropout")
     if outcome.type == "binary":
         if design.sample.pretest != "none":
             raise TrialkitError("a pretest is not modelled for binary outcomes — set "
@@ -224,7 +228,7 @@ def factorial_design_sample_size(
     s = design.sample
     names = design.factor_names
 
-    def min_power(size: int) -> float:
+    def min_power(size: int, strict: bool = False) -> float:
         if s.assignment == "independent":
             n, clusters, m = size, None, None
         else:
@@ -232,9 +236,12 @@ def factorial_design_sample_size(
         try:
             pw, _ = _analytic(design, out, codes, terms, beta, n, clusters, m, exact, alpha)
         except TrialkitError:
-            return -1.0
+            if strict:
+                raise
+            return -1.0   # too small to fit the model
         return min(pw[j - 1] for j in mains)
 
+    min_power(10**6, strict=True)   # problems that no sample size cures surface here
     lo, hi = 1, 2
     while min_power(hi) < target:
         lo, hi = hi, hi * 2
