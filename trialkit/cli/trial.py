@@ -63,12 +63,9 @@ def create(design, name, db, key_file, user, fmt) -> None:
     """
     from trialkit.service.trial import Trial
 
-    t = Trial.create(design, db, key_file=key_file, name=name, user=user)
-    try:
+    with Trial.create(design, db, key_file=key_file, name=name, user=user) as t:
         emit({"trial": t.name, "kind": t.kind, "method": t.config.get("method", "bernoulli"),
               "design_sha256": t.design_sha256, "key_file": key_file, "db": t.store.url}, fmt)
-    finally:
-        t.close()
 
 
 def _parse_strata(values: tuple[str, ...]) -> dict[str, str]:
@@ -107,11 +104,8 @@ def enrol(name, participant, strata, db, key_file, user, fmt) -> None:
         --db sqlite:///trial.db --format json
     """
     strata_map = _parse_strata(strata)
-    t = _open(db, name, key_file, user)
-    try:
+    with _open(db, name, key_file, user) as t:
         emit(t.enrol(participant, strata_map), fmt)
-    finally:
-        t.close()
 
 
 @trial.command()
@@ -151,20 +145,14 @@ def decide(name, participant, decision_point, available, reason, bulk, db, key_f
             raise ServiceError("--bulk reads everything from stdin — drop PARTICIPANT, "
                                "--decision-point and --available/--unavailable")
         rows = _read_bulk(sys.stdin.read())
-        t = _open(db, name, key_file, user)
-        try:
+        with _open(db, name, key_file, user) as t:
             emit({"decisions": t.decide_many(rows)}, fmt, primary="decisions")
-        finally:
-            t.close()
         return
     if not participant or decision_point is None or available is None:
         raise ServiceError("give PARTICIPANT, --decision-point N and --available or "
                            "--unavailable --reason R (or --bulk with CSV on stdin)")
-    t = _open(db, name, key_file, user)
-    try:
+    with _open(db, name, key_file, user) as t:
         emit(t.decide(participant, decision_point, available, reason), fmt)
-    finally:
-        t.close()
 
 
 def _read_bulk(text: str) -> list[tuple]:
@@ -203,11 +191,8 @@ def status(name, db, fmt) -> None:
     Example:
       trialkit trial status app_components_factorial --db sqlite:///trial.db
     """
-    t = _open(db, name)
-    try:
+    with _open(db, name) as t:
         emit(t.status(), fmt)
-    finally:
-        t.close()
 
 
 @trial.command()
@@ -251,13 +236,10 @@ def export(name, fmt, output, allocation_table, n_rows, db, key_file, user) -> N
         raise ServiceError("an allocation table needs the key — give --key-file")
     from trialkit.service.report import export_columns
 
-    t = _open(db, name, user=user)
-    try:
+    with _open(db, name, user=user) as t:
         rows = (t.allocation_table(n_rows, key_file) if allocation_table
                 else t.export(key_file))
         columns = () if allocation_table else export_columns(t, key_file)
-    finally:
-        t.close()
     from trialkit.service.export import write_rows
 
     write_rows(rows, fmt, output, columns)
@@ -279,11 +261,8 @@ def unblind(name, participant, reason, key_file, db, user, fmt) -> None:
       trialkit trial unblind app_components_factorial P001 --reason "serious adverse event" \\
         --key-file trial.key --db sqlite:///trial.db
     """
-    t = _open(db, name, user=user)
-    try:
+    with _open(db, name, user=user) as t:
         emit(t.unblind(participant, reason, key_file), fmt)
-    finally:
-        t.close()
 
 
 @trial.command("mark-error")
@@ -301,11 +280,8 @@ def mark_error(name, participant, reason, db, user, fmt) -> None:
       trialkit trial mark-error app_components_factorial P009 --reason "enrolled twice as P010" \\
         --db sqlite:///trial.db
     """
-    t = _open(db, name, user=user)
-    try:
+    with _open(db, name, user=user) as t:
         emit(t.mark_error(participant, reason), fmt)
-    finally:
-        t.close()
 
 
 @trial.command()
@@ -322,11 +298,8 @@ def verify(name, key_file, db, fmt) -> None:
     Example:
       trialkit trial verify app_components_factorial --key-file trial.key --db sqlite:///trial.db
     """
-    t = _open(db, name)
-    try:
+    with _open(db, name) as t:
         result = t.verify(key_file)
-    finally:
-        t.close()
     emit(result, fmt)
     if not result["ok"]:
         click.echo(f"Error: verification failed: {result['problem']}", err=True)
