@@ -136,12 +136,21 @@ def continuous_sample_size(effect, availability, probability, basis, controls: i
         raise TrialkitError("the proximal effect is zero — no number of participants gives power; "
                             "give a non-zero effect")
 
-    def power_at(n: float) -> float:
-        return _f_power(n * per, p, n - p - controls, alpha)
+    return _sample_size(per, p, controls, alpha, power)
 
-    n_exact = _solve_n(power_at, power, p + controls)
-    n_int = max(math.ceil(n_exact - 1e-9), p + controls + 1)
-    check_sample_size(n_exact, p + controls)
+def _sample_size(per: float, p: int, q: int, alpha: float, power: float) -> dict:
+    """Solve the noncentral-F power ``power(n)`` (noncentrality ``n · per``) for the target.
+
+    Returns ``{"n_participants": ceil(n_exact), "n_exact": ..., "power": power at
+    n_participants}``, warning when ``n_exact`` is outside a sane range.
+    """
+
+    def power_at(n: float) -> float:
+        return _f_power(n * per, p, n - p - q, alpha)
+
+    n_exact = _solve_n(power_at, power, p + q)
+    n_int = max(math.ceil(n_exact - 1e-9), p + q + 1)
+    check_sample_size(n_exact, p + q)
     return {"n_participants": n_int, "n_exact": n_exact, "power": power_at(n_int)}
 
 
@@ -237,10 +246,4 @@ def binary_sample_size(effect_basis, beta, control_basis, alpha_coef, availabili
         raise TrialkitError("the log relative risk is zero — no number of participants gives "
                             "power; give a non-zero effect")
 
-    def power_at(n: float) -> float:
-        return _f_power(n * per, p, n - p - q, level)
-
-    n_exact = _solve_n(power_at, power, p + q)
-    n_int = max(math.ceil(n_exact - 1e-9), p + q + 1)
-    check_sample_size(n_exact, p + q)
-    return {"n_participants": n_int, "n_exact": n_exact, "power": power_at(n_int)}
+    return _sample_size(per, p, q, level, power)
