@@ -132,7 +132,7 @@ def test_every_trial_command_has_an_example(run):
 
     names = set(trial.commands)
     assert names == {"create", "enrol", "decide", "status", "export", "unblind", "mark-error",
-                     "verify"}
+                     "verify", "checkpoint", "upgrade"}
     for cmd in trial.commands.values():
         assert "Example:" in cmd.help
 
@@ -144,10 +144,10 @@ def test_sqlite_url_options_and_opening_the_only_trial(tmp_path, run):
     url = f"sqlite:///{tmp_path / 'n.db'}?synchronous=normal"
     assert run("trial", "create", MRT, "--db", url, "--key-file", tmp_path / "k").exit_code == 0
     with Trial.open(f"sqlite:///{tmp_path / 'n.db'}") as trial:  # default: FULL
-        assert trial.store.query("PRAGMA synchronous")[0][0] == 2
+        assert trial.store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     with Trial.open(url) as trial:  # the only trial in the store
         assert trial.name == "checkin_prompts_mrt"
-        assert trial.store.query("PRAGMA synchronous")[0][0] == 1  # NORMAL
+        assert trial.store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         assert trial.decide("U1", 7, available=True)["decision_point"] == 7
     bad = run("trial", "status", "checkin_prompts_mrt", "--db",
               f"sqlite:///{tmp_path / 'n.db'}?fsync=off")
@@ -186,11 +186,11 @@ def test_a_command_on_an_empty_file_leaves_it_byte_identical(tmp_path, run):
 def test_export_to_a_missing_folder_exits_2_and_logs_nothing(trials, run, tmp_path, table):
     before = snapshot(trials["db"])
     extra = ["--allocation-table", "--key-file", trials["fkey"]] if table else []
-    result = run("trial", "export", "app_components_factorial", *extra, "--output",
+    result = run("trial", "export", "app_components_factorial", *extra, "--out",
                  tmp_path / "missing" / "out.csv", "--db", trials["db"])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "--output" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "--out" in lines[0]
     assert snapshot(trials["db"]) == before
 
 

@@ -63,13 +63,17 @@ def test_eight_processes_enrol_2000_participants(multi):
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    rows = run_sql(url, "SELECT participant, sequence, stratum, block_no, arm FROM participants")
+    rows = run_sql(url, "SELECT participant, sequence, stratum, arm FROM participants")
     assert len(rows) == 2000
     assert len({r[0] for r in rows}) == 2000
     assert sorted(r[1] for r in rows) == list(range(1, 2001))
+    stratum = {r[0]: r[2] for r in rows}
+    with Trial.open(url, "multi") as trial:
+        replayed = trial.replay(key)
     blocks = defaultdict(list)
-    for _, _, stratum, block_no, arm in rows:
-        blocks[(stratum, block_no)].append(arm)
+    for r in replayed:
+        arm, block_no = r["arm"], r["detail"]["block"][0]
+        blocks[(stratum[r["participant"]], block_no)].append(arm)
     last = {s: max(b for (s2, b) in blocks if s2 == s) for s, _ in blocks}
     checked = 0
     for (stratum, block_no), arms in blocks.items():

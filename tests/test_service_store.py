@@ -61,8 +61,8 @@ def test_create_stores_design_and_writes_a_private_key(db_url, tmp_path, run):
     dump = json.dumps([run_sql(db_url, f"SELECT * FROM {t}") for t in
                        ("trials", "audit", "participants")])
     assert secret not in dump and secret.upper() not in dump
-    names = [r[0] for r in run_sql(db_url, "SELECT name FROM schema_migrations")]
-    assert names == ["0001_initial"]
+    names = [r[0] for r in run_sql(db_url, "SELECT name FROM schema_migrations ORDER BY name")]
+    assert names == ["0001_initial", "0002_keyed_audit"]
     # a key file is never overwritten
     again = run("trial", "create", FACTORIAL, "--name", "second", "--db", db_url,
                 "--key-file", key)
@@ -81,10 +81,22 @@ def test_enrol_contract_idempotent_and_factorial_condition(db_url, tmp_path, run
     coded = list(first["condition"].values())
     assert coded == conditions[first["allocation"] - 1].tolist()
     again = json.loads(run("trial", "enrol", "app_components_factorial", "P1", "--stratum",
-                           "site=online", "--db", db_url, "--format", "json").output)
+                           "site=london", "--db", db_url, "--format", "json").output)
     assert again["new"] is False and again["allocation"] == first["allocation"]
-    assert again["sequence"] == 1
+    assert again["sequence"] == 1 and again["receipt"] == first["receipt"]
+    # the same participant in another stratum is a conflict, not a silent repeat
+    other = run("trial", "enrol", "app_components_factorial", "P1", "--stratum",
+                "site=online", "--db", db_url, "--format", "json")
+    assert other.exit_code == 2 and len(other.output.strip().splitlines()) == 1
+    assert "already enrolled in stratum site=london" in other.output
     assert run_sql(db_url, "SELECT COUNT(*) FROM participants")[0][0] == 1
+
+
+def block_rows(trial, key):
+    """(stratum, block number, arm) of every enrolment, from a replay with the key."""
+    stratum = {r.participant: r.stratum for r in trial.store.participants(trial.name)}
+    return [(stratum[r["participant"]], r["detail"]["block"][0], r["arm"])
+            for r in trial.replay(key)]
 
 
 def _completed_blocks_exact(rows, ratio):
@@ -117,7 +129,7 @@ def test_stratified_blocks_with_ratio_are_exact(db_url, tmp_path):
         status = trial.status()
         assert status["enrolled"] == 150
         assert trial.verify(str(tmp_path / "k"))["ok"]
-    rows = run_sql(db_url, "SELECT stratum, block_no, arm FROM participants")
+        rows = block_rows(trial, str(tmp_path / "k"))
     assert _completed_blocks_exact(rows, (2, 1, 1)) >= 10
     sizes = {n for n in Counter((s, b) for s, b, _ in rows).values()}
     assert sizes >= {4, 8}
@@ -150,9 +162,8 @@ sex = ["f", "m"]
                 assert max(counts.values()) - min(counts.values()) <= 3, (factor, counts)
         assert m.verify(str(tmp_path / "m.key"))["replay_ok"] is True
         assert c.verify(str(tmp_path / "c.key"))["replay_ok"] is True
-        state = json.loads(run_sql(db_url, "SELECT payload FROM audit WHERE trial = 'mini' AND "
-                                       "action = 'enrol' ORDER BY seq")[5][0])["state"]
-        assert len(state["u"]) == 2 and len(state["scores"]) == 3
+        detail = m.replay(str(tmp_path / "m.key"))[5]["detail"]
+        assert len(detail["u"]) == 2 and len(detail["scores"]) == 3
 
 
 def test_blinded_trial_returns_codes_and_unblinds_one_participant(db_url, tmp_path, run):
@@ -183,8 +194,11 @@ def test_blinded_trial_returns_codes_and_unblinds_one_participant(db_url, tmp_pa
     assert no_key.exit_code == 2
     blind_export = run("trial", "export", "three_arm", "--db", db_url).output
     assert "arm" not in blind_export.splitlines()[0].split(",")
+    no_reason = run("trial", "export", "three_arm", "--db", db_url, "--key-file", key)
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
     full = list(csv.DictReader(io.StringIO(run("trial", "export", "three_arm", "--db", db_url,
-                                               "--key-file", key).output)))
+                                               "--key-file", key, "--reason",
+                                               "final analysis").output)))
     assert [r["arm"] for r in full] == arms
 
 
@@ -313,7 +327,8 @@ def test_tampering_is_detected_and_names_the_row(db_url, tmp_path, run, tamper):
     assert run("trial", "verify", "three_arm", "--key-file", key, "--db", db_url).exit_code == 0
     for sql in TAMPERS[tamper]:
         run_sql(db_url, sql)
-    res = run("trial", "verify", "three_arm", "--db", db_url, "--format", "json")
+    res = run("trial", "verify", "three_arm", "--key-file", key, "--db", db_url, "--format",
+              "json")
     assert res.exit_code != 0
     assert f"row {EXPECTED_ROW[tamper]}" in res.stderr
     out = json.loads(res.stdout)
@@ -321,8 +336,13 @@ def test_tampering_is_detected_and_names_the_row(db_url, tmp_path, run, tamper):
 
 
 def test_replay_needs_the_right_key_and_detects_a_forged_allocation(db_url, tmp_path, run):
-    """A forger who rebuilds the hash chain still fails the replay with the key."""
-    from trialkit.service.audit import canonical, row_hash
+    """A forger who rebuilds the hash chain without the key fails verification with the key."""
+    from trialkit.service.audit import canonical
+
+    def row_hash(trial, seq, at, who, action, payload, prev):
+        # the forger's own unkeyed chain: all anyone without the key can compute
+        text = canonical([trial, seq, at, who, action, payload, prev])
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     design = adaptive_design(tmp_path, "[randomisation]\nblock_sizes = [3]\n")
     key = tmp_path / "k"
@@ -418,7 +438,7 @@ def test_a_newer_migration_is_applied_when_an_older_store_is_opened(db_url, tmp_
     with Trial.open(db_url) as trial:
         assert trial.decide("U1", 1, available=True)["decision_point"] == 1
     names = [r[0] for r in run_sql(db_url, "SELECT name FROM schema_migrations ORDER BY name")]
-    assert names == ["0001_initial", "0099_test_upgrade"]
+    assert names == ["0001_initial", "0002_keyed_audit", "0099_test_upgrade"]
     assert run_sql(db_url, "SELECT COUNT(*) FROM upgrade_probe") == [(0,)]
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 class TrialkitError(Exception):
     """A problem the user can fix; the message says what is wrong and what to do."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, param: str | None = None):
         super().__init__(" ".join(str(message).split()))
+        #: The name of the argument to fix (e.g. ``"key_file"``), so that an interface can name
+        #: its own spelling of it (a CLI flag, an HTTP field); ``None`` when no single one.
+        self.param = param
 
 
 class DesignError(TrialkitError):
@@ -51,4 +54,40 @@ class DataError(TrialkitError):
 
 
 class ServiceError(TrialkitError):
-    """The randomisation service refused an action (unknown trial, bad stratum, wrong key...)."""
+    """The randomisation service refused an action.
+
+    The subclasses say what kind of failure it is, so that an interface can map it (an HTTP
+    server to a status code): :class:`InvalidInput`, :class:`NotFound`, :class:`Conflict`,
+    :class:`Forbidden`, :class:`Unavailable` and :class:`Tampered`.
+    """
+
+
+class InvalidInput(ServiceError):
+    """A value given to the service is malformed or out of range; nothing was changed."""
+
+
+class NotFound(ServiceError):
+    """The trial, participant, store or file named does not exist."""
+
+
+class Conflict(ServiceError):
+    """The request contradicts what the trial already holds (exists already, other stratum...)."""
+
+
+class Forbidden(ServiceError):
+    """The caller may not do this: wrong key, file permissions, or a role that lacks the right."""
+
+
+class Unavailable(ServiceError):
+    """The store cannot serve the request now (lock timeout, full disk, lost connection...).
+
+    ``retryable`` is true when repeating the same request later may succeed.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, retryable: bool = True):
+        super().__init__(message, param=param)
+        self.retryable = retryable
+
+
+class Tampered(ServiceError):
+    """The store was changed outside trialkit: the action was refused and nothing was written."""

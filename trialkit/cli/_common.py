@@ -53,6 +53,13 @@ class TrialkitGroup(click.Group):
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the one-line rule holds for bugs too
+            if os.environ.get("TRIALKIT_DEBUG"):
+                raise
+            click.echo(f"Error: internal error ({type(exc).__name__}: {_one_line(exc)[:200]}) — "
+                       "this is a bug in trialkit; please report it with the command you ran "
+                       "(set TRIALKIT_DEBUG=1 to see the traceback)", err=True)
+            sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -60,7 +67,26 @@ class TrialkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TrialkitError as exc:
-            raise UserError(str(exc)) from None
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            raise UserError(with_flag(str(exc), exc.param, command)) from None
+
+
+def with_flag(message: str, param: str | None, command: click.Command | None) -> str:
+    """``message`` with the command-line spelling of the library parameter ``param`` appended.
+
+    Library errors name what to fix in their own words ("give a reason") and carry the
+    parameter's name; the command line adds its option (``--reason``) or argument.
+    """
+    if not param or command is None:
+        return message
+    for p in command.params:
+        if p.name == param:
+            flag = p.opts[0] if isinstance(p, click.Option) else p.human_readable_name
+            if flag in message:
+                return message
+            return f"{message} ({flag})"
+    return message
 
 
 class UserError(click.ClickException):

@@ -1,12 +1,14 @@
 """``trialkit trial``: the live randomisation service from the command line.
 
 Library code is imported inside each command so that ``trialkit trial enrol`` starts quickly
-(no numpy, pandas, scipy or Bayesian imports on the enrolment path).
+(no numpy, pandas, scipy or Bayesian imports on the enrolment path). Every command parses its
+options, calls one method of :class:`trialkit.service.Trial` and renders the result.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -16,19 +18,28 @@ db_option = click.option("--db", "db", envvar="TRIALKIT_DB", metavar="URL",
                          help="Store: sqlite:///PATH or postgresql://… (default: $TRIALKIT_DB).")
 user_option = click.option("--user", "user", default=None,
                            help="Who acts (recorded in the audit trail; default: the OS user).")
+lock_option = click.option("--lock-timeout", "lock_timeout", envvar="TRIALKIT_LOCK_TIMEOUT",
+                           type=float, default=None, metavar="SECONDS",
+                           help="Longest wait for a lock before giving up with exit 2 (default: "
+                                "$TRIALKIT_LOCK_TIMEOUT or 10).")
 
 
-def _key_option(required: bool = False, help_text: str | None = None):
+def _key_option(required: bool = False, help_text: str | None = None) -> Callable:
     return click.option("--key-file", "key_file", required=required, metavar="PATH",
                         type=click.Path(dir_okay=False),
                         help=help_text or "The trial's key file (default: the path stored at "
                                           "creation).")
 
 
-def _open(db, name, key_file=None, user=None):
+def store_options(func: Callable) -> Callable:
+    """``--db`` and ``--lock-timeout``: where the trial is stored and how long to wait for it."""
+    return db_option(lock_option(func))
+
+
+def _open(db, name, key_file=None, user=None, lock_timeout=None):
     from trialkit.service.trial import Trial
 
-    return Trial.open(db, name, key_file=key_file, user=user)
+    return Trial.open(db, name, key_file=key_file, user=user, lock_timeout=lock_timeout)
 
 
 @click.group(cls=TrialkitGroup)
@@ -46,39 +57,48 @@ def trial() -> None:
 @trial.command()
 @click.argument("design", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="Trial name (default: the design's name).")
-@db_option
+@store_options
 @_key_option(required=True, help_text="Where to write the new secret key (mode 0600; must not "
                                       "exist; keep it outside the database).")
 @user_option
 @format_option
-def create(design, name, db, key_file, user, fmt) -> None:
+def create(design, name, db, lock_timeout, key_file, user, fmt) -> None:
     """Create a trial from a design file and write its secret key file.
 
-    The design file's text and SHA-256 are stored with the trial.
+    The design file's text and SHA-256 are stored with the trial. The output states how
+    predictable the allocations are to a coordinator who sees every allocation
+    (predictability.rate: the expected proportion of correct guesses).
 
     \b
     Example:
       trialkit trial create designs/app-components-factorial.toml --db sqlite:///trial.db \\
         --key-file ~/secure/trial.key
     """
+    from trialkit.randomise.guessing import allocation_guess_rate
     from trialkit.service.trial import Trial
 
-    with Trial.create(design, db, key_file=key_file, name=name, user=user) as t:
-        emit({"trial": t.name, "kind": t.kind, "method": t.config.get("method", "bernoulli"),
-              "design_sha256": t.design_sha256, "key_file": key_file, "db": t.store.url}, fmt)
+    with Trial.create(design, db, key_file=key_file, name=name, user=user,
+                      lock_timeout=lock_timeout) as t:
+        out = {"trial": t.name, "kind": t.kind, "method": t.config.get("method", "bernoulli"),
+               "blinded": t.config.get("blinded", False), "design_sha256": t.design_sha256,
+               "key_file": key_file, "db": t.store.url}
+        if t.kind != "mrt":
+            out["predictability"] = allocation_guess_rate(t.config)
+        emit(out, fmt)
 
 
 def _parse_strata(values: tuple[str, ...]) -> dict[str, str]:
-    from trialkit.errors import ServiceError
+    from trialkit.errors import InvalidInput
 
     out: dict[str, str] = {}
     for item in values:
         k, sep, v = item.partition("=")
         if not sep or not k or not v:
-            raise ServiceError(f"--stratum {item!r} is not KEY=VALUE — write e.g. "
-                               "--stratum site=london")
+            raise InvalidInput(f"stratum {item[:40]!r} is not KEY=VALUE — write e.g. site=london",
+                               param="strata")
         if k in out:
-            raise ServiceError(f"--stratum {k} is given twice — give each stratum once")
+            raise InvalidInput(f"stratum {k[:40]!r} is given twice — give each stratum once",
+                               param="strata")
         out[k] = v
     return out
 
@@ -88,15 +108,15 @@ def _parse_strata(values: tuple[str, ...]) -> dict[str, str]:
 @click.argument("participant")
 @click.option("--stratum", "strata", multiple=True, metavar="KEY=VALUE",
               help="Stratum value (repeat for each stratification factor).")
-@db_option
+@store_options
 @_key_option()
 @user_option
 @format_option
-def enrol(name, participant, strata, db, key_file, user, fmt) -> None:
+def enrol(name, participant, strata, db, lock_timeout, key_file, user, fmt) -> None:
     """Randomise one participant (again: returns the original allocation, "new": false).
 
-    JSON keys: participant, allocation, sequence, new (plus stratum and, for factorial
-    designs, condition).
+    JSON keys: participant, allocation, sequence, new, stratum, receipt (plus condition for
+    factorial designs). Keep receipts: 'trial verify --receipts' detects a rolled-back store.
 
     \b
     Example:
@@ -104,14 +124,14 @@ def enrol(name, participant, strata, db, key_file, user, fmt) -> None:
         --db sqlite:///trial.db --format json
     """
     strata_map = _parse_strata(strata)
-    with _open(db, name, key_file, user) as t:
+    with _open(db, name, key_file, user, lock_timeout) as t:
         emit(t.enrol(participant, strata_map), fmt)
 
 
 @trial.command()
 @click.argument("name")
 @click.argument("participant", required=False)
-@click.option("--decision-point", "decision_point", type=int, default=None,
+@click.option("--decision-point", "decision_point", default=None,
               help="Decision point number (1-based).")
 @click.option("--available/--unavailable", default=None,
               help="Whether the participant is available for treatment.")
@@ -119,16 +139,16 @@ def enrol(name, participant, strata, db, key_file, user, fmt) -> None:
 @click.option("--bulk", is_flag=True,
               help="Read decisions as CSV from stdin: participant,decision_point,available"
                    "[,reason] (available: 1/0, true/false).")
-@db_option
+@store_options
 @_key_option()
 @user_option
 @format_option
-def decide(name, participant, decision_point, available, reason, bulk, db, key_file, user,
-           fmt) -> None:
+def decide(name, participant, decision_point, available, reason, bulk, db, lock_timeout,
+           key_file, user, fmt) -> None:
     """Decide an MRT decision point: action 0/1 drawn with the design's probability.
 
-    JSON keys: action, probability, decision_point (plus participant, available, new).
-    Repeating a decision point returns the logged decision. With --bulk, all rows are
+    JSON keys: action, probability, decision_point, receipt (plus participant, available,
+    new). Repeating a decision point returns the logged decision. With --bulk, all rows are
     decided in one transaction, and any bad row leaves the store unchanged.
 
     \b
@@ -138,111 +158,145 @@ def decide(name, participant, decision_point, available, reason, bulk, db, key_f
       printf 'participant,decision_point,available,reason\\nU07,4,0,driving\\n' | \\
         trialkit trial decide checkin_prompts_mrt --bulk --db sqlite:///mrt.db
     """
-    from trialkit.errors import ServiceError
+    from trialkit.errors import InvalidInput
 
     if bulk:
         if participant or decision_point is not None or available is not None:
-            raise ServiceError("--bulk reads everything from stdin — drop PARTICIPANT, "
+            raise InvalidInput("--bulk reads everything from stdin — drop PARTICIPANT, "
                                "--decision-point and --available/--unavailable")
-        rows = _read_bulk(sys.stdin.read())
-        with _open(db, name, key_file, user) as t:
+        rows = read_bulk(sys.stdin.read())
+        with _open(db, name, key_file, user, lock_timeout) as t:
             emit({"decisions": t.decide_many(rows)}, fmt, primary="decisions")
         return
     if not participant or decision_point is None or available is None:
-        raise ServiceError("give PARTICIPANT, --decision-point N and --available or "
+        raise InvalidInput("give PARTICIPANT, --decision-point N and --available or "
                            "--unavailable --reason R (or --bulk with CSV on stdin)")
-    with _open(db, name, key_file, user) as t:
+    with _open(db, name, key_file, user, lock_timeout) as t:
         emit(t.decide(participant, decision_point, available, reason), fmt)
 
 
-def _read_bulk(text: str) -> list[tuple]:
+def read_bulk(text: str) -> list[tuple]:
+    """Decision requests from bulk CSV text (``participant,decision_point,available[,reason]``)."""
     import csv
     import io
 
-    from trialkit.errors import ServiceError
+    from trialkit.errors import InvalidInput
 
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     need = {"participant", "decision_point", "available"}
     if reader.fieldnames is None or not need <= set(reader.fieldnames):
-        raise ServiceError("bulk CSV needs the columns participant,decision_point,available "
+        raise InvalidInput("bulk CSV needs the columns participant,decision_point,available "
                            "(and reason for unavailable rows) — fix the header line")
     truth = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
     rows = []
     for i, rec in enumerate(reader, start=2):
         flag = (rec.get("available") or "").strip().lower()
         if flag not in truth:
-            raise ServiceError(f"bulk CSV line {i}: available = {rec.get('available')!r} — use "
-                               "1/0 or true/false")
+            raise InvalidInput(f"bulk CSV line {i}: available = {str(rec.get('available'))[:40]!r}"
+                               " — use 1/0 or true/false")
+        if None in rec:
+            raise InvalidInput(f"bulk CSV line {i} has more fields than the header — quote "
+                               "fields that hold commas")
         rows.append((rec["participant"], rec["decision_point"], truth[flag],
                      (rec.get("reason") or "").strip() or None))
     if not rows:
-        raise ServiceError("bulk CSV has no rows — give one decision per line after the header")
+        raise InvalidInput("bulk CSV has no rows — give one decision per line after the header")
     return rows
 
 
 @trial.command()
 @click.argument("name")
-@db_option
+@store_options
 @format_option
-def status(name, db, fmt) -> None:
-    """Counts per arm/condition and stratum, imbalance and CONSORT-style counts.
+def status(name, db, lock_timeout, fmt) -> None:
+    """Counts per arm/condition and stratum, imbalance, CONSORT counts and predictability.
+
+    Blinded trials show no counts per arm. predictability.rate is the expected proportion of
+    allocations a coordinator who sees every allocation guesses correctly.
 
     \b
     Example:
       trialkit trial status app_components_factorial --db sqlite:///trial.db
     """
-    with _open(db, name) as t:
+    with _open(db, name, lock_timeout=lock_timeout) as t:
         emit(t.status(), fmt)
+
+
+EXPORT_FORMATS = ("csv", "parquet", "json")
+
+
+def _export_format(fmt: str | None, out: str | None) -> str:
+    import os
+
+    from trialkit.errors import InvalidInput
+
+    if fmt is None and out:
+        ext = os.path.splitext(out)[1].lower().lstrip(".")
+        if ext not in EXPORT_FORMATS:
+            raise InvalidInput(f"cannot tell the format of {out[:60]} from its extension — use "
+                               ".csv, .json or .parquet, or give --format")
+        fmt = ext
+    fmt = fmt or "csv"
+    if fmt == "parquet" and not out:
+        raise InvalidInput("parquet is binary — give --out FILE.parquet")
+    if out:
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(folder):
+            raise InvalidInput(f"cannot write {out}: folder {folder} does not exist — check --out")
+    return fmt
+
+
+def _deprecated_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        click.echo("Note: --output/-o is deprecated — use --out", err=True)
+    return value
 
 
 @trial.command()
 @click.argument("name")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]), default="csv",
-              show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
+              help="Output format (default: from the --out extension, else csv).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (.csv, .json or .parquet; default: stdout).")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
-              help="Write to this file (required for parquet; default: stdout).")
+              hidden=True, callback=_deprecated_output, expose_value=True)
 @click.option("--allocation-table", "allocation_table", is_flag=True,
-              help="Write a REDCap-compatible allocation table instead (needs --key-file).")
-@click.option("--rows", "n_rows", type=int, default=100, show_default=True,
+              help="Write a REDCap-compatible allocation table instead (needs the key).")
+@click.option("--rows", "rows", type=int, default=100, show_default=True,
               help="Allocation table rows per stratum.")
-@db_option
-@_key_option(help_text="The key file (for --allocation-table, or to add arms of a blinded "
-                       "trial).")
+@click.option("--reason", default=None,
+              help="Why a blinded trial's arms are exported (needed with --key-file; logged).")
+@store_options
+@_key_option(help_text="The key file (for --allocation-table, or to add the arms of a blinded "
+                       "trial, which is logged as unblinding).")
 @user_option
-def export(name, fmt, output, allocation_table, n_rows, db, key_file, user) -> None:
+def export(name, fmt, out, output, allocation_table, rows, reason, db, lock_timeout, key_file,
+           user) -> None:
     """Analysis-ready export of allocations (or MRT decisions).
 
     Factorial: condition number and one ±1 effect-coded column per factor. MRT: exactly
-    id, decision_point, availability, treatment, probability.
+    id, decision_point, availability, treatment, probability. A blinded trial exports codes;
+    its arms only with --key-file and --reason, and that export is logged as unblinding.
 
     \b
     Example:
-      trialkit trial export app_components_factorial --format csv --db sqlite:///trial.db
+      trialkit trial export app_components_factorial --out allocations.csv --db sqlite:///trial.db
       trialkit trial export app_components_factorial --allocation-table --rows 64 \\
-        --key-file trial.key --db sqlite:///trial.db -o redcap.csv
+        --key-file trial.key --db sqlite:///trial.db --out redcap.csv
     """
-    from trialkit.errors import ServiceError
-
-    if fmt == "parquet" and not output:
-        raise ServiceError("parquet is binary — give --output FILE.parquet")
-    if output:
-        import os
-
-        folder = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(folder):
-            raise ServiceError(f"cannot write {output}: folder {folder} does not exist — "
-                               "check --output")
-    if allocation_table and not key_file:
-        raise ServiceError("an allocation table needs the key — give --key-file")
-    from trialkit.service.report import export_columns
-
-    with _open(db, name, user=user) as t:
-        rows = (t.allocation_table(n_rows, key_file) if allocation_table
-                else t.export(key_file))
-        columns = () if allocation_table else export_columns(t, key_file)
+    from trialkit.errors import InvalidInput
     from trialkit.service.export import write_rows
 
-    write_rows(rows, fmt, output, columns)
+    out = out or output
+    fmt = _export_format(fmt, out)
+    if allocation_table and not key_file:
+        raise InvalidInput("an allocation table needs the key — give --key-file")
+    with _open(db, name, user=user, lock_timeout=lock_timeout) as t:
+        if allocation_table:
+            data, columns = t.allocation_table(rows, key_file), []
+        else:
+            data, columns = t.export(key_file, reason), t.export_columns(key_file)
+    write_rows(data, fmt, out, columns)
 
 
 @trial.command()
@@ -250,18 +304,20 @@ def export(name, fmt, output, allocation_table, n_rows, db, key_file, user) -> N
 @click.argument("participant")
 @click.option("--reason", required=True, help="Why the participant must be unblinded.")
 @_key_option(required=True, help_text="The trial's key file.")
-@db_option
+@store_options
 @user_option
 @format_option
-def unblind(name, participant, reason, key_file, db, user, fmt) -> None:
-    """Reveal one participant's allocation (logged with the reason, not the arm).
+def unblind(name, participant, reason, key_file, db, lock_timeout, user, fmt) -> None:
+    """Reveal one participant's allocation (logged with who, when and why).
+
+    Refused for an open-label trial. The status counts unblinded participants, not requests.
 
     \b
     Example:
       trialkit trial unblind app_components_factorial P001 --reason "serious adverse event" \\
         --key-file trial.key --db sqlite:///trial.db
     """
-    with _open(db, name, user=user) as t:
+    with _open(db, name, user=user, lock_timeout=lock_timeout) as t:
         emit(t.unblind(participant, reason, key_file), fmt)
 
 
@@ -269,10 +325,11 @@ def unblind(name, participant, reason, key_file, db, user, fmt) -> None:
 @click.argument("name")
 @click.argument("participant")
 @click.option("--reason", required=True, help="What was wrong with the enrolment.")
-@db_option
+@store_options
+@_key_option()
 @user_option
 @format_option
-def mark_error(name, participant, reason, db, user, fmt) -> None:
+def mark_error(name, participant, reason, db, lock_timeout, key_file, user, fmt) -> None:
     """Flag an enrolment as made in error; nothing is ever deleted.
 
     \b
@@ -280,27 +337,80 @@ def mark_error(name, participant, reason, db, user, fmt) -> None:
       trialkit trial mark-error app_components_factorial P009 --reason "enrolled twice as P010" \\
         --db sqlite:///trial.db
     """
-    with _open(db, name, user=user) as t:
+    with _open(db, name, key_file, user, lock_timeout) as t:
         emit(t.mark_error(participant, reason), fmt)
 
 
 @trial.command()
 @click.argument("name")
-@_key_option(help_text="With the key, replay every allocation and compare it with the log.")
-@db_option
+@store_options
+@_key_option()
 @format_option
-def verify(name, key_file, db, fmt) -> None:
-    """Check the audit chain and, with --key-file, replay every allocation.
+def checkpoint(name, db, lock_timeout, key_file, fmt) -> None:
+    """Print a receipt for the audit chain's current head, to keep outside the database.
 
-    Exit 0 only if every check passes; otherwise exit 1 naming the first bad audit row.
+    Mail it to the sponsor (daily, say): 'trial verify --receipts' with any later receipt
+    detects a restored older copy of the database or a cut audit trail.
 
     \b
     Example:
-      trialkit trial verify app_components_factorial --key-file trial.key --db sqlite:///trial.db
+      trialkit trial checkpoint app_components_factorial --db sqlite:///trial.db >> receipts.txt
     """
-    with _open(db, name) as t:
-        result = t.verify(key_file)
+    with _open(db, name, key_file, lock_timeout=lock_timeout) as t:
+        result = t.checkpoint()
+    if fmt == "table":
+        click.echo(result["receipt"])
+    else:
+        emit(result, fmt)
+
+
+@trial.command()
+@click.argument("name")
+@_key_option(help_text="With the key: check every MAC, replay every allocation, check the "
+                       "sealed state and any receipts.")
+@click.option("--receipts", "receipts", type=click.File("r"), default=None, metavar="FILE",
+              help="Receipts (one a line; '-' for stdin) that the store must still contain.")
+@store_options
+@format_option
+def verify(name, key_file, receipts, db, lock_timeout, fmt) -> None:
+    """Check the audit chain and tables; with --key-file, every MAC, allocation and receipt.
+
+    Exit 0 only if every check passes; otherwise exit 1 naming the first bad audit row or
+    receipt. Without the key only the chain's structure and the tables' agreement with it are
+    checked (the output says so).
+
+    \b
+    Example:
+      trialkit trial verify app_components_factorial --key-file trial.key \\
+        --receipts receipts.txt --db sqlite:///trial.db
+    """
+    from trialkit.service.verify import read_receipts
+
+    texts = read_receipts(receipts.read()) if receipts is not None else []
+    with _open(db, name, lock_timeout=lock_timeout) as t:
+        result = t.verify(key_file, texts)
     emit(result, fmt)
     if not result["ok"]:
         click.echo(f"Error: verification failed: {result['problem']}", err=True)
         raise click.exceptions.Exit(1)
+
+
+@trial.command()
+@click.argument("name")
+@_key_option()
+@store_options
+@user_option
+@format_option
+def upgrade(name, key_file, db, lock_timeout, user, fmt) -> None:
+    """Convert a trial created by trialkit 0.1 to the keyed audit chain (once, with its key).
+
+    The old chain and every allocation are checked first; the clear-text draws of 0.1 are
+    removed, every audit row is authenticated with the key, and an 'upgrade' row records the
+    old chain head.
+
+    \b
+    Example:
+      trialkit trial upgrade app_components_factorial --key-file trial.key --db sqlite:///trial.db
+    """
+    with _open(db, name, key_file, user, lock_timeout) as t:
+        emit(t.upgrade(), fmt)

@@ -12,7 +12,8 @@ from math import lcm
 from typing import Any
 
 from trialkit.design.randomisation import RandomisationSpec
-from trialkit.errors import ServiceError
+from trialkit.errors import InvalidInput
+from trialkit.service import identity
 
 
 def _ratio_from_probabilities(probs: list[float]) -> tuple[int, ...]:
@@ -25,6 +26,22 @@ def _ratio_from_probabilities(probs: list[float]) -> tuple[int, ...]:
     for i in ints:
         g = gcd(g, i)
     return tuple(i // g for i in ints)
+
+
+def _check_strata_names(design: Any, spec: RandomisationSpec) -> None:
+    """Stratum names and values follow the service's identifier rules (matched whole, NFC)."""
+    for name, values in spec.strata_levels.items():
+        for text, what in [(name, "stratum name"), *((v, f"value of stratum {name!r}")
+                                                    for v in values)]:
+            try:
+                clean = identity.clean_text(text, what, identifier=True, max_length=100)
+            except InvalidInput as exc:
+                raise InvalidInput(f"design {design.name!r}, [randomisation.strata]: {exc}",
+                                   param="design") from None
+            if clean != text:
+                raise InvalidInput(f"design {design.name!r}, [randomisation.strata]: {what} "
+                                   f"{identity.shown(text)} is not in Unicode NFC — write it "
+                                   "composed (NFC)", param="design")
 
 
 def _spec_part(spec: RandomisationSpec) -> dict[str, Any]:
@@ -52,7 +69,7 @@ def _refuse_ignored_settings(design: Any) -> None:
                                        ("strata", bool(spec.strata_levels)),
                                        ("blinded", spec.blinded)) if used]
     if ignored:
-        raise ServiceError(f"design {design.name!r} is an MRT but its [randomisation] section "
+        raise InvalidInput(f"design {design.name!r} is an MRT but its [randomisation] section "
                            f"sets {', '.join(ignored)}, which decision points do not use — "
                            "remove them; each available decision point is drawn with "
                            "[treatment] probability")
@@ -88,8 +105,9 @@ def build_config(design: Any) -> dict[str, Any]:
             unit = sum(ratio)
             spec = RandomisationSpec(ratio=ratio, block_sizes=(unit, 2 * unit))
     else:  # pragma: no cover - the loader knows only these kinds
-        raise ServiceError(f"design kind {kind!r} cannot be randomised — use a factorial, mrt "
+        raise InvalidInput(f"design kind {kind!r} cannot be randomised — use a factorial, mrt "
                            "or adaptive design")
     if spec is None:
         spec = RandomisationSpec(ratio=(1,) * n_groups, block_sizes=(n_groups, 2 * n_groups))
+    _check_strata_names(design, spec)
     return {"kind": kind, "design": design.name, "groups": groups, **_spec_part(spec), **extra}

@@ -1,161 +1,138 @@
-"""Verification: the audit chain, the tables against the log, and a replay with the key."""
+"""Verification of a live trial: the chain, the stored values against it, and a replay with the key.
+
+Everything is read in one snapshot, so a verification running while others enrol sees one
+consistent state (no false alarms). Without the key only the structure of the chain and the
+agreement of the tables with the log can be checked: anyone who can write the database could have
+rewritten both. With the key every audit row's MAC is checked, every allocation and decision is
+recomputed, the sealed allocation state must equal the replayed one, and each receipt must still
+be found in the chain (a restored older copy or a cut tail fails here).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from trialkit.errors import ServiceError
-from trialkit.randomise import keyed_code, mrt_draw
-from trialkit.service.audit import canonical, check_chain
+from trialkit.errors import NotFound, Tampered
+from trialkit.service.audit import AuditRow, canonical, check_chain, check_receipts
+from trialkit.service.keys import TrialKey, unseal
+from trialkit.service.store import AUDIT_VERSION, TrialRecord
+from trialkit.service.transaction import state_context
 
+if TYPE_CHECKING:
+    from trialkit.service.trial import Trial
 
-def _audit_rows(trial) -> list[tuple]:
-    return trial.store.query("SELECT seq, at, who, action, payload, prev_hash, hash FROM audit "
-                             "WHERE trial = ? ORDER BY seq", (trial.name,))
-
-
-def replay(trial, key: bytes, rows: list[tuple] | None = None) -> list[dict[str, Any]]:
-    """Recompute every logged allocation and decision from ``key``.
-
-    Returns one dict per enrolment or decision: ``row`` (audit row), ``participant``, the
-    ``expected`` allocation (or action) and ``state``, and ``logged`` — what the log holds.
-    """
-    from trialkit.service.trial import allocate
-
-    cfg = trial.config
-    rows = _audit_rows(trial) if rows is None else rows
-    out: list[dict[str, Any]] = []
-    last_block: dict[str, tuple[int, int]] = {}
-    counts: dict[tuple[str, str], list[int]] = {}
-    n_arms = len(cfg.get("groups", ()))
-    sequence = 0
-    for seq, _, _, action, payload, _, _ in rows:
-        if action not in ("enrol", "decide"):
-            continue
-        data = json.loads(payload)
-        if action == "decide":
-            dp, p = data["decision_point"], cfg["probabilities"][data["decision_point"] - 1]
-            act, draw = (mrt_draw(key, trial.name, data["participant"], dp, p)
-                         if data["available"] else (0, None))
-            out.append({"row": seq, "participant": data["participant"], "decision_point": dp,
-                        "expected": {"action": act, "draw": draw, "probability": p},
-                        "logged": {k: data[k] for k in ("action", "draw", "probability")}})
-            continue
-        strata, stratum = trial.check_strata(data["strata"])
-        level_counts = None
-        if cfg["method"] == "minimisation":
-            level_counts = [list(counts.get((f, strata[f]), [0] * n_arms))
-                            for f in cfg["minimisation_factors"]]
-        sequence += 1
-        arm, state, block_no, pos = allocate(cfg, key, trial.name, sequence, stratum,
-                                             last_block.get(stratum), level_counts)
-        if block_no is not None:
-            last_block[stratum] = (block_no, pos)
-        for f in cfg.get("minimisation_factors", ()):
-            counts.setdefault((f, strata[f]), [0] * n_arms)[arm] += 1
-        allocation = (keyed_code(key, trial.name, data["participant"], arm) if cfg["blinded"]
-                      else cfg["groups"][arm])
-        out.append({"row": seq, "participant": data["participant"], "sequence": sequence,
-                    "arm": arm, "label": cfg["groups"][arm],
-                    "expected": {"allocation": allocation, "state": state,
-                                 "sequence": sequence},
-                    "logged": {"allocation": data["allocation"], "state": data["state"],
-                               "sequence": data["sequence"]}})
-    return out
+NO_KEY_NOTE = ("without the key the audit MACs, the allocations, the sealed state and receipts "
+               "were not checked: anyone who can write the database could have rewritten it — "
+               "give the key file for a full verification")
 
 
-def _cross_check(trial, rows: list[tuple]) -> tuple[int | None, str]:
-    """Compare the participants/decisions tables with the log (no key needed)."""
-    store = trial.store
-    logged: dict[str, tuple[int, dict]] = {}
-    decided: dict[tuple[str, int], tuple[int, dict]] = {}
-    for seq, _, _, action, payload, _, _ in rows:
-        data = json.loads(payload)
-        if action == "enrol":
-            logged[data["participant"]] = (seq, data)
-        elif action == "decide":
-            decided[(data["participant"], data["decision_point"])] = (seq, data)
-    table = store.query("SELECT participant, sequence, strata, allocation, state FROM "
-                        "participants WHERE trial = ? ORDER BY sequence", (trial.name,))
-    for participant, sequence, strata, allocation, state in table:
-        if participant not in logged:
-            return None, (f"participant {participant!r} is in the participants table but has no "
-                          "enrolment in the audit log — a row was inserted")
-        seq, data = logged.pop(participant)
-        same = (data["sequence"] == sequence and data["allocation"] == allocation
-                and canonical(data["strata"]) == strata and canonical(data["state"]) == state)
-        if not same:
-            return seq, (f"participant {participant!r} differs from its enrolment in audit row "
-                         f"{seq} — the participants table was edited")
-    if logged:
-        participant, (seq, _) = next(iter(logged.items()))
-        return seq, (f"participant {participant!r} of audit row {seq} is missing from the "
-                     "participants table — a row was deleted")
-    dtable = store.query("SELECT participant, decision_point, available, probability, action, "
-                         "draw FROM decisions WHERE trial = ?", (trial.name,))
-    for participant, dp, available, p, action, draw in dtable:
-        if (participant, dp) not in decided:
-            return None, (f"decision point {dp} of participant {participant!r} has no entry in "
-                          "the audit log — a row was inserted")
-        seq, data = decided.pop((participant, dp))
-        if (bool(available) != data["available"] or action != data["action"]
-                or p != data["probability"] or draw != data["draw"]):
-            return seq, (f"decision point {dp} of participant {participant!r} differs from audit "
-                         f"row {seq} — the decisions table was edited")
-    if decided:
-        (participant, dp), (seq, _) = next(iter(decided.items()))
-        return seq, (f"decision point {dp} of participant {participant!r} (audit row {seq}) is "
-                     "missing from the decisions table — a row was deleted")
+def _check_trial_row(record: TrialRecord, rows: Sequence[AuditRow]) -> tuple[int | None, str]:
+    """The trials row against the log: design text, creation, counts."""
+    if hashlib.sha256(record.design_text.encode("utf-8")).hexdigest() != record.design_sha256:
+        return 1, "the stored design text does not match its SHA-256 — it was edited"
+    if not rows or rows[0].action != "create":
+        return 1, "audit row 1 is not the trial's creation — the log was rewritten"
+    created = rows[0].data()
+    same = (created.get("design_sha256") == record.design_sha256
+            and canonical(created.get("config")) == record.config
+            and created.get("kind") == record.kind and created.get("trial") == record.name
+            and rows[0].at == record.created_at and rows[0].who == record.created_by)
+    if not same:
+        return 1, ("the trial's stored design, settings or creation differ from audit row 1 "
+                   "(create) — the trials table was edited")
+    n_enrol = sum(1 for r in rows if r.action == "enrol")
+    if n_enrol != record.n_enrolled:
+        return None, (f"the trial records {record.n_enrolled} enrolments but the audit log holds "
+                      f"{n_enrol} — the trials table was edited")
     return None, ""
 
 
-def verify(trial, key_file: str | None = None) -> dict[str, Any]:
-    """Check the audit chain and the tables; with ``key_file`` also replay every allocation.
+def _check_state(trial: Trial, key: TrialKey, record: TrialRecord,
+                 rows: Sequence[AuditRow]) -> str:
+    """The sealed allocation state against the replayed one ("" when they agree)."""
+    want = trial.adapter.final_state(key, rows)
+    if want is None:
+        return ""
+    try:
+        stored = unseal(key, state_context(record.name, record.n_audit, record.last_hash),
+                        record.state or "")
+    except Tampered:
+        return ("the sealed allocation state does not belong to the chain head — the trials "
+                "table was edited or restored")
+    if stored != want.pack():
+        return ("the sealed allocation state differs from the replayed history — the trials "
+                "table was edited")
+    return ""
 
-    Returns a dict with ``ok`` (true only if every check that ran passed), ``chain_ok``,
-    ``first_bad_row`` and ``problem`` (the first failure), ``audit_rows``, ``replayed`` (number of
-    allocations and decisions recomputed, ``None`` without a key) and ``replay_ok``.
+
+def verify(trial: Trial, key: TrialKey | None, receipts: Sequence[str] = ()) -> dict[str, Any]:
+    """Check the trial in one snapshot; with ``key`` also MACs, replay, state and ``receipts``.
+
+    Returns a dict with ``ok`` (true only if every check that ran passed), ``authenticated``
+    (whether the key was used), ``chain_ok``, ``tables_ok``, ``replayed``, ``replay_ok``,
+    ``receipts_checked``, ``receipts_ok``, ``audit_rows``, ``first_bad_row`` and ``problem``
+    (the first failure).
     """
-    key = trial.key(key_file) if key_file else None
-    head = trial.store.query("SELECT n_audit, last_hash, design_text, design_sha256, config "
-                             "FROM trials WHERE name = ?", (trial.name,))
-    if not head:
-        raise ServiceError(f"trial {trial.name!r} no longer exists — check --db")
-    n_audit, last_hash, design_text, design_sha, config = head[0]
-    rows = _audit_rows(trial)
-    bad, problem = check_chain(trial.name, rows, n_audit, last_hash)
-    chain_ok = bad is None
-    if chain_ok and hashlib.sha256(design_text.encode("utf-8")).hexdigest() != design_sha:
-        chain_ok = False
-        problem = "the stored design text does not match its SHA-256 — it was edited"
-    if chain_ok and rows and rows[0][3] == "create":
-        created = json.loads(rows[0][4])
-        if (created.get("design_sha256") != design_sha
-                or canonical(created.get("config")) != config):
-            chain_ok = False
-            bad = rows[0][0]
-            problem = (f"the trial's stored design or allocation settings differ from audit row "
-                       f"{bad} (create) — the trials table was edited")
-    tables_ok = True
-    if chain_ok:
-        bad, problem = _cross_check(trial, rows)
-        tables_ok = not problem
-    replayed = None
-    replay_ok = None
-    if key is not None and chain_ok and tables_ok:
-        results = replay(trial, key, rows)
-        replayed = len(results)
-        replay_ok = True
-        for r in results:
-            if canonical(r["expected"]) != canonical(r["logged"]):
-                replay_ok = False
-                bad = r["row"]
-                problem = (f"audit row {r['row']} (participant {r['participant']!r}) does not "
-                           "replay: the key gives a different allocation")
-                break
-    ok = chain_ok and tables_ok and replay_ok is not False
-    return {"trial": trial.name, "ok": ok, "audit_rows": len(rows), "chain_ok": chain_ok,
-            "tables_ok": tables_ok if chain_ok else None, "replayed": replayed,
-            "replay_ok": replay_ok, "first_bad_row": bad, "problem": problem or None}
+    store = trial.store
+    with store.snapshot():
+        record = store.load_trial(trial.name)
+        if record is None:
+            raise NotFound(f"trial {trial.name!r} no longer exists in {store.url}", param="db")
+        rows = store.audit_rows(trial.name)
+        checks = _run_checks(trial, key, record, rows, receipts)
+    ok = all(checks[k] is not False for k in ("chain_ok", "tables_ok", "replay_ok", "receipts_ok"))
+    out = {"trial": trial.name, "ok": ok, "authenticated": key is not None,
+           "audit_rows": len(rows), **checks}
+    if key is None:
+        out["note"] = NO_KEY_NOTE
+    return out
+
+
+def _run_checks(trial: Trial, key: TrialKey | None, record: TrialRecord,
+                rows: Sequence[AuditRow], receipts: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"chain_ok": None, "tables_ok": None, "replayed": None,
+                           "replay_ok": None, "receipts_checked": len(receipts) if key else None,
+                           "receipts_ok": None, "first_bad_row": None, "problem": None}
+
+    def fail(check: str, bad: int | None, problem: str) -> dict[str, Any]:
+        out.update({check: False, "first_bad_row": bad, "problem": problem})
+        return out
+
+    if record.audit_version != AUDIT_VERSION:
+        return fail("chain_ok", None, "the trial was created by trialkit 0.1 with an unkeyed "
+                                      "audit chain — upgrade it once with its key, then verify")
+    bad, problem = check_chain(rows, record.n_audit, record.last_hash, key)
+    if not problem:
+        bad, problem = _check_trial_row(record, rows)
+    if problem:
+        return fail("chain_ok", bad, problem)
+    out["chain_ok"] = True
+    bad, problem = trial.adapter.cross_check(rows)
+    if problem:
+        return fail("tables_ok", bad, problem)
+    out["tables_ok"] = True
+    if key is None:
+        return out
+    bad, problem, out["replayed"] = trial.adapter.check_replay(key, rows)
+    problem = problem or _check_state(trial, key, record, rows)
+    if problem:
+        return fail("replay_ok", bad, problem)
+    out["replay_ok"] = True
+    if receipts:
+        lines = [(f"receipt {i}", text) for i, text in enumerate(receipts, start=1)]
+        where, problem = check_receipts(key, lines, rows)
+        if problem:
+            return fail("receipts_ok", None, problem)
+        out["receipts_ok"] = True
+    return out
+
+
+def read_receipts(text: str) -> list[str]:
+    """Receipts from a file's text: one a line; blank lines and ``#`` comments are skipped."""
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+__all__ = ["read_receipts", "verify"]

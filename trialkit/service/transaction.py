@@ -1,0 +1,91 @@
+"""One write to a live trial: its lock, its checked head and sealed state, the rows it appends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from trialkit.errors import Conflict, Tampered
+from trialkit.randomise.history import AllocationState
+from trialkit.service.audit import AuditRow, canonical, check_row, receipt, row_mac
+from trialkit.service.keys import TrialKey, seal, unseal
+from trialkit.service.store import AUDIT_VERSION, TrialRecord, utc_now
+
+if TYPE_CHECKING:
+    from trialkit.service.trial import Trial
+
+
+def state_context(trial: str, n_audit: int, last_hash: str) -> str:
+    """What the sealed allocation state is bound to: the trial and its chain head."""
+    return f"allocation-state\x1f{trial}\x1f{n_audit}\x1f{last_hash}"
+
+
+class Transaction:
+    """One write to a trial: its lock, its checked head and state, and the rows it appends.
+
+    Obtained from :meth:`Trial.transaction`; :meth:`log` appends an audit row, and the new head
+    (and the re-sealed allocation state) is stored when the ``with`` block ends without error.
+    """
+
+    def __init__(self, trial: Trial, key: TrialKey, who: str, record: TrialRecord):
+        self.trial, self.key, self.who = trial, key, who
+        self.store = trial.store
+        self.n_enrolled, self.n_audit, self.last_hash = (record.n_enrolled, record.n_audit,
+                                                         record.last_hash)
+        self._check_head(record)
+        self.state = self._open_state(record)
+
+    def _check_head(self, record: TrialRecord) -> None:
+        if record.audit_version != AUDIT_VERSION:
+            raise Conflict(f"trial {record.name!r} was created by trialkit 0.1 with an unkeyed "
+                           "audit chain — upgrade it once with its key before any new action")
+        row = self.store.audit_row(record.name, record.n_audit)
+        if row is None or row.hash != record.last_hash or not check_row(self.key, row):
+            raise Tampered(f"the audit chain head of trial {record.name!r} does not verify with "
+                           "its key — the store was edited outside trialkit (or the trial's key "
+                           "was swapped); nothing was written — run verify with the key file")
+
+    def _open_state(self, record: TrialRecord) -> AllocationState | None:
+        rule = self.trial.adapter.rule
+        if rule is None:
+            return None
+        if record.state is None:
+            raise Tampered(f"trial {record.name!r} has no sealed allocation state — the store was "
+                           "edited outside trialkit; nothing was written — run verify")
+        context = state_context(record.name, record.n_audit, record.last_hash)
+        try:
+            state = AllocationState.unpack(unseal(self.key, context, record.state), rule)
+        except ValueError:
+            raise Tampered(f"the allocation state of trial {record.name!r} does not fit its "
+                           "settings — the store was edited; run verify") from None
+        if state.sequence != record.n_enrolled:
+            raise Tampered(f"trial {record.name!r} records {record.n_enrolled} enrolments but its "
+                           f"sealed state {state.sequence} — the trials table was edited; nothing "
+                           "was written — run verify with the key file")
+        return state
+
+    def log(self, action: str, payload: Mapping[str, Any], at: str | None = None) -> AuditRow:
+        """Append one audit row authenticated with the key; return it."""
+        seq = self.n_audit + 1
+        at = at or utc_now()
+        text = canonical(payload)
+        mac = row_mac(self.key, seq, at, self.who, action, text, self.last_hash)
+        row = AuditRow(seq, at, self.who, action, text, self.last_hash, mac)
+        self.store.append_audit(self.trial.name, row)
+        self.n_audit, self.last_hash = seq, mac
+        return row
+
+    def commit(self) -> None:
+        """Store the new head, with the allocation state sealed to it."""
+        sealed = None
+        if self.state is not None:
+            context = state_context(self.trial.name, self.n_audit, self.last_hash)
+            sealed = seal(self.key, context, self.state.pack())
+        self.store.set_head(self.trial.name, self.n_enrolled, self.n_audit, self.last_hash,
+                            sealed)
+
+    def receipt(self, row: AuditRow) -> str:
+        """The receipt of one row this transaction wrote."""
+        return receipt(self.key, row.seq, row.hash)
+
+
