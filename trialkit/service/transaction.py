@@ -71,7 +71,12 @@ class Transaction:
         text = canonical(payload)
         mac = row_mac(self.key, seq, at, self.who, action, text, self.last_hash)
         row = AuditRow(seq, at, self.who, action, text, self.last_hash, mac)
-        self.store.append_audit(self.trial.name, row)
+        try:
+            self.store.append_audit(self.trial.name, row)
+        except Conflict:
+            raise Tampered(f"trial {self.trial.name!r} already holds an audit row {seq} beyond its "
+                           "recorded chain head — the store was edited outside trialkit; nothing "
+                           "was written — run verify with the key file") from None
         self.n_audit, self.last_hash = seq, mac
         return row
 

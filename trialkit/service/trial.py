@@ -147,7 +147,11 @@ class Trial:
             tx.commit()
 
     def _retrying(self, action: Any) -> Any:
-        """Run ``action``; after a lost connection, once more on a new one (it is idempotent)."""
+        """Run ``action``; after a lost connection, once more on a new one.
+
+        Only for idempotent actions: reads, and enrolments and decisions (a repeat returns the
+        original allocation, so a commit whose reply was lost is never allocated twice).
+        """
         try:
             return action()
         except ConnectionLost:
@@ -213,14 +217,17 @@ class Trial:
     # -- reports ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Counts per arm/condition and stratum, imbalance, CONSORT-style counts, predictability."""
-        with self.store.snapshot():
-            return self.adapter.status()
+        def read() -> dict[str, Any]:
+            with self.store.snapshot():
+                return self.adapter.status()
+
+        return self._retrying(read)
 
     def export(self, key_file: str | None = None, reason: str | None = None,
                user: str | None = None) -> list[dict[str, Any]]:
         """Analysis-ready rows. Arms of a blinded trial need ``key_file`` and a ``reason``
         (the unblinded export is logged)."""
-        return self.adapter.export_rows(key_file, reason, user)
+        return self._retrying(lambda: self.adapter.export_rows(key_file, reason, user))
 
     def export_columns(self, key_file: str | None = None) -> list[str]:
         """The columns of :meth:`export` (also when there are no rows yet)."""
@@ -236,12 +243,17 @@ class Trial:
     def verify(self, key_file: str | None = None,
                receipts: Sequence[str] = ()) -> dict[str, Any]:
         """Check the audit chain and the tables; with the key also every MAC, allocation,
-        decision, the sealed state and ``receipts`` (one receipt string each)."""
-        key = self.key(key_file) if key_file else self._key
+        decision, the sealed state and ``receipts`` (one receipt string each).
+
+        The key file is not checked against the stored key check value here: a key whose MACs
+        make the chain while the stored check value differs means the check value was edited,
+        which verification reports instead of refusing the key.
+        """
+        key = TrialKey(read_key_file(key_file), self.name) if key_file else self._key
         if receipts and key is None:
             raise InvalidInput("checking receipts needs the trial's key — give the key file",
                                param="key_file")
-        return verify(self, key, receipts)
+        return self._retrying(lambda: verify(self, key, receipts))
 
     def replay(self, key_file: str | None = None) -> list[dict[str, Any]]:
         """Regenerate every allocation or decision from the key and the log, in order."""

@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from trialkit.errors import NotFound, Tampered
-from trialkit.service.audit import AuditRow, canonical, check_chain, check_receipts
+from trialkit.errors import Forbidden, NotFound, Tampered
+from trialkit.service.audit import AuditRow, canonical, check_chain, check_receipts, check_row
 from trialkit.service.keys import TrialKey, unseal
 from trialkit.service.store import AUDIT_VERSION, TrialRecord
 from trialkit.service.transaction import state_context
@@ -103,6 +103,13 @@ def _run_checks(trial: Trial, key: TrialKey | None, record: TrialRecord,
     if record.audit_version != AUDIT_VERSION:
         return fail("chain_ok", None, "the trial was created by trialkit 0.1 with an unkeyed "
                                       "audit chain — upgrade it once with its key, then verify")
+    if key is not None and key.check != record.key_check:
+        if not rows or not check_row(key, rows[0]):
+            raise Forbidden(f"the key given is not the key of trial {record.name!r} — give the "
+                            "key file written when this trial was created", param="key_file")
+        return fail("chain_ok", None, "the trial's stored key check value differs from the key "
+                                      "that made its audit chain — the trials table was edited "
+                                      "(the trial's key was swapped)")
     bad, problem = check_chain(rows, record.n_audit, record.last_hash, key)
     if not problem:
         bad, problem = _check_trial_row(record, rows)
