@@ -3,13 +3,19 @@
 Measures, on SQLite and (when a server is given) PostgreSQL:
 - allocations/s through the Python API with 1 and 8 concurrent client processes;
 - allocations/s through ``trialkit trial enrol`` processes with 1 and 8 concurrent clients;
-- p50/p99 latency of one ``trialkit trial enrol`` call including process start-up.
+- p50/p99 latency of one ``trialkit trial enrol`` call including process start-up;
+- the cost of the keyed audit chain: API allocations/s at default durability (SQLite,
+  synchronous=full) with 1 and 8 clients, alternating, in the same run, between this code, this
+  code with the audit MAC replaced by the unkeyed SHA-256 of trialkit 0.1, and the previous
+  release itself (``--baseline REV``, checked out in a temporary git worktree).
 
-Goals: >= 500 allocations/s with 8 API clients on SQLite; one CLI enrol < 0.5 s.
+Goals: >= 500 allocations/s with 8 API clients on SQLite; one CLI enrol < 0.5 s; keyed audit
+costs < 10% of the default-durability throughput.
 
 Usage:
-    python scripts/bench_service.py [--n-api 2000] [--n-cli 80] [--pg URL]
-    (the PostgreSQL URL defaults to $TRIALKIT_TEST_PG_URL; without one PostgreSQL is skipped)
+    python scripts/bench_service.py [--n-api 2000] [--n-cli 80] [--pg URL] [--baseline REV]
+    (the PostgreSQL URL defaults to $TRIALKIT_TEST_PG_URL; without one PostgreSQL is skipped;
+    --baseline defaults to 6c60cc3, the last commit before the keyed audit; "none" skips it)
 """
 
 from __future__ import annotations
@@ -30,7 +36,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DESIGN = ROOT / "designs" / "app-components-factorial.toml"
 TRIALKIT = str(Path(sys.executable).with_name("trialkit"))
 
-WORKER = """
+UNKEYED = """
+import os
+if os.environ.get("BENCH_UNKEYED"):
+    # trialkit 0.1's unkeyed SHA-256 chain in place of the HMAC (for the cost comparison only)
+    import hashlib
+    from trialkit.service import audit, lifecycle, transaction
+    def unkeyed(key, seq, at, who, action, payload, prev):
+        text = audit.canonical([key.trial, seq, at, who, action, payload, prev])
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    audit.row_mac = transaction.row_mac = lifecycle.row_mac = unkeyed
+"""
+
+WORKER = UNKEYED + """
 import sys, time
 from trialkit.service import Trial
 url, prefix, n, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -46,12 +64,13 @@ print(t0, time.time())
 """
 
 
-def api_rate(url: str, clients: int, total: int, tag: str) -> float:
+def api_rate(url: str, clients: int, total: int, tag: str, env: dict | None = None) -> float:
     """Allocations/s of ``clients`` processes enrolling ``total`` participants together."""
     start_at = time.time() + 2.0 + 0.2 * clients
     per = total // clients
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, f"{tag}{c}", str(per),
-                               str(start_at)], stdout=subprocess.PIPE, text=True)
+                               str(start_at)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, **(env or {})})
              for c in range(clients)]
     spans = []
     for p in procs:
@@ -115,12 +134,48 @@ def bench_store(label: str, url: str, key: str, n_api: int, n_cli: int) -> dict:
     return res
 
 
+CREATE = UNKEYED + """
+import sys
+from trialkit.service import Trial
+Trial.create(sys.argv[1], sys.argv[2], key_file=sys.argv[3], name="bench").close()
+"""
+
+
+def audit_cost(tmp: str, n_api: int, baseline: str | None, repeats: int = 3) -> dict:
+    """API allocations/s (SQLite, synchronous=full) of each variant, alternating in one run."""
+    variants = {"keyed": {}, "unkeyed": {"BENCH_UNKEYED": "1"}}
+    worktree = None
+    if baseline:
+        worktree = os.path.join(tmp, "baseline")
+        subprocess.run(["git", "worktree", "add", "--detach", worktree, baseline], cwd=ROOT,
+                       check=True, capture_output=True)
+        variants["previous release"] = {"PYTHONPATH": worktree}
+    try:
+        rates: dict = {v: {1: [], 8: []} for v in variants}
+        for r in range(repeats):
+            for name, env in variants.items():
+                url = f"sqlite:///{tmp}/cost-{r}-{name.replace(' ', '_')}.db"
+                subprocess.run([sys.executable, "-c", CREATE, str(DESIGN), url,
+                                f"{tmp}/cost-{r}-{name.replace(' ', '_')}.key"], check=True,
+                               env={**os.environ, **env})
+                rates[name][1].append(api_rate(url, 1, n_api // 2, f"c{r}1-", env))
+                rates[name][8].append(api_rate(url, 8, n_api, f"c{r}8-", env))
+    finally:
+        if worktree:
+            subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT,
+                           capture_output=True)
+    return {v: {c: statistics.median(x) for c, x in by.items()} for v, by in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-api", type=int, default=2000, help="allocations per API run")
     parser.add_argument("--n-cli", type=int, default=80, help="CLI enrolments per CLI run")
     parser.add_argument("--pg", default=os.environ.get("TRIALKIT_TEST_PG_URL"),
                         help="PostgreSQL URL (a scratch schema is created and dropped)")
+    parser.add_argument("--baseline", default="6c60cc3",
+                        help="git revision of the previous release ('none' to skip)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each audit variant")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="tk-bench-")
     results = []
@@ -143,6 +198,8 @@ def main() -> None:
             finally:
                 with psycopg.connect(args.pg, autocommit=True) as conn:
                     conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        cost = audit_cost(tmp, args.n_api, None if args.baseline == "none" else args.baseline,
+                          args.repeats)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"cpus: {os.cpu_count()}   python: {sys.version.split()[0]}")
@@ -161,6 +218,17 @@ def main() -> None:
           f"(ratio {nrm['api_8'] / 500:.2f}x)")
     print(f"goal CLI enrol < 0.5 s: p50 {sq['p50']:.3f} s, p99 {sq['p99']:.3f} s "
           f"(p99 is {0.5 / sq['p99']:.2f}x under the limit)")
+    print()
+    print(f"keyed audit cost (API allocations/s, SQLite synchronous=full, median of "
+          f"{args.repeats} alternating runs):")
+    print(f"{'variant':<18} {'1 client':>9} {'8 clients':>10}")
+    for name, by in cost.items():
+        print(f"{name:<18} {by[1]:>9.0f} {by[8]:>10.0f}")
+    for other in [v for v in cost if v != "keyed"]:
+        for c in (1, 8):
+            ratio = cost["keyed"][c] / cost[other][c]
+            print(f"keyed / {other} at {c} client(s): {ratio:.3f} (cost {1 - ratio:+.1%}; "
+                  f"goal: cost < 10%)")
 
 
 if __name__ == "__main__":
