@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trialkit.errors import ServiceError
+from trialkit.errors import Unavailable
 
 
 def write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None = None,
@@ -24,7 +24,8 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None = None,
         if output is None:
             raise
         reason = exc.strerror or str(exc).strip().splitlines()[0]
-        raise ServiceError(f"cannot write {output} ({reason}) — check --output") from None
+        raise Unavailable(f"cannot write {output} ({reason}) — check the output path and the "
+                          "free space", param="out") from None
 
 
 def _write(rows: list[dict[str, Any]], fmt: str, output: str | None,

@@ -295,7 +295,7 @@ class MultiArmKind(TrialKind):
                 return [self._export_row(r, None) for r in
                         self.store.participants(self.trial.name)]
         why = identity.reason_text(reason, "reason for an unblinded export")
-        self.trial._key = self.trial.key(key_file)
+        self.trial.use_key(key_file)
         with self.trial.transaction(user) as tx:
             records = self.store.participants(self.trial.name)
             rows = [self._export_row(r, tx.key) for r in records]

@@ -127,6 +127,12 @@ class Trial:
             self._key = key
         return key
 
+    def use_key(self, key_file: str | None) -> TrialKey:
+        """Use the key in ``key_file`` (when given) for the actions that follow; return the key."""
+        if key_file is not None:
+            self._key = self.key(key_file)
+        return self.key()
+
     # -- writes ----------------------------------------------------------------------------
     def who(self, user: str | None = None) -> str:
         """Who acts: ``user``, the trial's user, or the operating-system user."""
@@ -197,8 +203,7 @@ class Trial:
     def unblind(self, participant: Any, reason: str, key_file: str | None = None,
                 user: str | None = None) -> dict:
         """Reveal one participant's arm (needs the key); the log records who, when and why."""
-        if key_file is not None:
-            self._key = self.key(key_file)
+        self.use_key(key_file)
         return self.adapter.unblind(participant, reason, user)
 
     def checkpoint(self, user: str | None = None) -> dict[str, Any]:
@@ -236,8 +241,7 @@ class Trial:
     def allocation_table(self, n_per_stratum: int, key_file: str | None = None,
                          user: str | None = None) -> list[dict[str, Any]]:
         """A REDCap-compatible allocation table (needs the key; logged)."""
-        if key_file is not None:
-            self._key = self.key(key_file)
+        self.use_key(key_file)
         return self.adapter.allocation_table(n_per_stratum, user)
 
     def verify(self, key_file: str | None = None,
