@@ -46,19 +46,23 @@ def pg_url() -> str:
     return url
 
 
+@pytest.fixture
+def pg_schema_url(pg_url):
+    """A new, empty schema in the test PostgreSQL database (dropped afterwards)."""
+    import psycopg
+
+    schema = "tk_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in pg_url else "?"
+    yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request, tmp_path):
     """A fresh store: an SQLite file, or a new schema in the test PostgreSQL database."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'trial.db'}"
-        return
-    import psycopg
-
-    base = request.getfixturevalue("pg_url")
-    schema = "tk_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        return f"sqlite:///{tmp_path / 'trial.db'}"
+    return request.getfixturevalue("pg_schema_url")

@@ -34,6 +34,15 @@ METHODS = {
 }
 
 
+def blind_design(tmp_path: Path, randomisation: str) -> Path:
+    """The example adaptive design as trial ``blind`` with another [randomisation] section."""
+    design = tmp_path / "blind.toml"
+    text = ADAPTIVE.read_text().split("\n[randomisation]")[0]
+    design.write_text(text.replace('name = "three_arm_adaptive"', 'name = "blind"') + "\n"
+                      + randomisation)
+    return design
+
+
 def _floats(value, out):
     if isinstance(value, float) and 0 <= value < 1:
         out.append(value)
@@ -85,10 +94,7 @@ def _trained_accuracy(features: list[dict[str, str]], arms: list[int], name: str
 @pytest.mark.slow
 @pytest.mark.parametrize("method", list(METHODS))
 def test_an_attacker_without_the_key_recovers_arms_at_chance(db_url, tmp_path, method):
-    design = tmp_path / "blind.toml"
-    text = ADAPTIVE.read_text().split("\n[randomisation]")[0]
-    design.write_text(text.replace('name = "three_arm_adaptive"', 'name = "blind"') + "\n"
-                      + METHODS[method])
+    design = blind_design(tmp_path, METHODS[method])
     key = str(tmp_path / "k")
     lengths = set()
     with Trial.create(design, db_url, key_file=key) as trial:
@@ -144,10 +150,7 @@ def _participant_rows(url: str) -> dict[str, dict]:
 
 
 def test_blinded_export_with_the_key_needs_a_reason_and_is_logged(db_url, tmp_path, run):
-    design = tmp_path / "blind.toml"
-    text = ADAPTIVE.read_text().split("\n[randomisation]")[0]
-    design.write_text(text.replace('name = "three_arm_adaptive"', 'name = "blind"') + "\n"
-                      + '[randomisation]\nblinded = true\nblock_sizes = [3]\n')
+    design = blind_design(tmp_path, '[randomisation]\nblinded = true\nblock_sizes = [3]\n')
     key = tmp_path / "k"
     assert run("trial", "create", design, "--db", db_url, "--key-file", key).exit_code == 0
     for i in range(4):
@@ -170,10 +173,7 @@ def test_blinded_export_with_the_key_needs_a_reason_and_is_logged(db_url, tmp_pa
 
 
 def test_unblind_counts_participants_and_is_refused_open_label(db_url, tmp_path, run):
-    blinded = tmp_path / "blind.toml"
-    base = ADAPTIVE.read_text().split("\n[randomisation]")[0]
-    blinded.write_text(base.replace('name = "three_arm_adaptive"', 'name = "blind"') + "\n"
-                       + '[randomisation]\nblinded = true\nblock_sizes = [3]\n')
+    blinded = blind_design(tmp_path, '[randomisation]\nblinded = true\nblock_sizes = [3]\n')
     key = tmp_path / "k"
     run("trial", "create", blinded, "--db", db_url, "--key-file", key)
     run("trial", "enrol", "blind", "B0", "--db", db_url)

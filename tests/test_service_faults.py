@@ -182,7 +182,7 @@ def test_permission_faults_are_one_line_and_change_nothing(shared, case):
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_six_concurrent_creates_of_one_name(store, tmp_path, request):
     url = (f"sqlite:///{tmp_path / 'race.db'}" if store == "sqlite"
-           else request.getfixturevalue("db_url_pg"))
+           else request.getfixturevalue("pg_schema_url"))
     procs = [subprocess.Popen([sys.executable, "-m", "trialkit", "trial", "create", str(MRT),
                                "--db", url, "--key-file", str(tmp_path / f"k{i}")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -199,21 +199,6 @@ def test_six_concurrent_creates_of_one_name(store, tmp_path, request):
     assert len(keys) == 1
     with Trial.open(url) as trial:
         assert trial.verify(str(keys[0]))["ok"]
-
-
-@pytest.fixture
-def db_url_pg(pg_url):
-    import uuid
-
-    import psycopg
-
-    schema = "tk_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _pg_rows(url):
@@ -234,10 +219,10 @@ def _waiting_backend(url: str, not_pid: int | None = None) -> int:
 
 
 @pytest.mark.parametrize("kills", [1, 2])
-def test_a_killed_postgres_backend_is_retried_once_then_one_line(db_url_pg, tmp_path, kills):
+def test_a_killed_postgres_backend_is_retried_once_then_one_line(pg_schema_url, tmp_path, kills):
     import psycopg
 
-    url = db_url_pg
+    url = pg_schema_url
     Trial.create(ADAPTIVE, url, key_file=str(tmp_path / "k")).close()
     before = _pg_rows(url)
     with psycopg.connect(url) as locker:  # hold the trial's row lock in a transaction
@@ -261,8 +246,8 @@ def test_a_killed_postgres_backend_is_retried_once_then_one_line(db_url_pg, tmp_
         assert run_sql(url, "SELECT COUNT(*) FROM participants") == [(1,)]
 
 
-def test_the_python_api_reconnects_after_a_killed_backend(db_url_pg, tmp_path):
-    url = db_url_pg
+def test_the_python_api_reconnects_after_a_killed_backend(pg_schema_url, tmp_path):
+    url = pg_schema_url
     key = str(tmp_path / "k")
     Trial.create(ADAPTIVE, url, key_file=key).close()
     with Trial.open(url) as trial:

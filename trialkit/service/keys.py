@@ -20,7 +20,7 @@ import secrets
 import stat
 from dataclasses import dataclass, field
 
-from trialkit.errors import Forbidden, InvalidInput, NotFound, ServiceError, Tampered
+from trialkit.errors import Forbidden, InvalidInput, NotFound, Tampered
 
 HEADER = "trialkit-key v1"
 
@@ -163,5 +163,5 @@ def unseal(key: TrialKey, context: str, sealed: str) -> bytes:
     return bytes(a ^ b for a, b in zip(body, _keystream(enc, nonce, len(body)), strict=True))
 
 
-__all__ = ["HEADER", "ServiceError", "TrialKey", "create_key_file", "key_check",
-           "read_key_file", "seal", "unseal"]
+__all__ = ["HEADER", "TrialKey", "create_key_file", "key_check", "read_key_file", "seal",
+           "unseal"]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from trialkit.errors import InvalidInput
 from trialkit.service.audit import AuditRow
+from trialkit.service.identity import shown
 
 if TYPE_CHECKING:
     from trialkit.randomise.history import AllocationRule, AllocationState
@@ -91,10 +92,19 @@ class TrialKind:
         """Recompute every allocation or decision from the key and the logged requests."""
         raise NotImplementedError
 
+    #: What a replayed entry is called in messages.
+    replayed_word = "allocation"
+
     def check_replay(self, key: TrialKey, rows: Sequence[AuditRow]
                      ) -> tuple[int | None, str, int]:
-        """Replay and compare with the log and tables: ``(first_bad_row, problem, n_replayed)``."""
-        raise NotImplementedError
+        """Replay and compare with the log: ``(first_bad_row, problem, n_replayed)``."""
+        results = self.replay(key, rows)
+        for r in results:
+            if r["expected"] != r["logged"]:
+                return r["row"], (f"audit row {r['row']} (participant "
+                                  f"{shown(r['participant'])}) does not replay: the key gives a "
+                                  f"different {self.replayed_word}"), len(results)
+        return None, "", len(results)
 
     def final_state(self, key: TrialKey, rows: Sequence[AuditRow]) -> AllocationState | None:
         """The allocation state after every logged allocation (``None`` without a rule)."""

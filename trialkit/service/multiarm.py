@@ -371,17 +371,6 @@ class MultiArmKind(TrialKind):
                                    "sequence": data["sequence"]}})
         return out
 
-    def check_replay(self, key: TrialKey, rows: Sequence[AuditRow]
-                     ) -> tuple[int | None, str, int]:
-        """Replay every enrolment and compare it with the log."""
-        results = self.replay(key, rows)
-        for r in results:
-            if r["expected"] != r["logged"]:
-                return r["row"], (f"audit row {r['row']} (participant "
-                                  f"{identity.shown(r['participant'])}) does not replay: the key "
-                                  "gives a different allocation"), len(results)
-        return None, "", len(results)
-
     def final_state(self, key: TrialKey, rows: Sequence[AuditRow]) -> AllocationState:
         """The allocation state after every logged enrolment."""
         strata = [row.data()["strata"] for row in rows if row.action == "enrol"]
