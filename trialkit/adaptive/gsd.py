@@ -72,20 +72,25 @@ def spending(kind: str, t: np.ndarray, alpha: float) -> np.ndarray:
 
 def _check(looks: int, alpha: float, kind: str, info: np.ndarray) -> None:
     if kind not in TYPES:
-        raise TrialkitError(f"--type {kind!r} is unknown — use one of: {', '.join(TYPES)}")
+        raise TrialkitError(f"type {kind!r} is unknown — use one of: {', '.join(TYPES)}",
+                            param="kind")
     if not isinstance(looks, int) or looks < 1 or looks > 20:
-        raise TrialkitError(f"--looks {looks!r} is invalid — use a whole number from 1 to 20")
+        raise TrialkitError(f"looks = {looks!r} is invalid — use a whole number from 1 to 20",
+                            param="looks")
     if not 0 < alpha < 0.5:
-        raise TrialkitError(f"--alpha {alpha} is invalid — use a one-sided level in (0, 0.5)")
+        raise TrialkitError(f"alpha = {alpha} is invalid — use a one-sided level in (0, 0.5)",
+                            param="alpha")
     if not np.all(np.isfinite(info)):
-        raise TrialkitError("--info-fractions contains a value that is not a finite number — "
-                            "give increasing fractions ending at 1, e.g. '0.5,0.75,1'")
+        raise TrialkitError("the information fractions contain a value that is not a finite "
+                            "number — give increasing fractions ending at 1, e.g. "
+                            "'0.5,0.75,1'", param="info_fractions")
     if info.size != looks:
-        raise TrialkitError(f"--info-fractions has {info.size} values for {looks} looks — give "
-                            f"exactly {looks} values")
+        raise TrialkitError(f"the information fractions are {info.size} values for {looks} looks "
+                            f"— give exactly {looks} values", param="info_fractions")
     if np.any(np.diff(info) <= 0) or info[0] <= 0 or abs(info[-1] - 1) > 1e-12:
-        raise TrialkitError("--info-fractions are not strictly increasing from above 0 to 1 — "
-                            "give increasing fractions ending at 1")
+        raise TrialkitError("the information fractions are not strictly increasing from above 0 "
+                            "to 1 — give increasing fractions ending at 1",
+                            param="info_fractions")
 
 
 def gsd_boundaries(
@@ -160,7 +165,8 @@ def gsd_boundaries(
     }
     if power is not None:
         if not (0 < power < 1) or power <= alpha:
-            raise TrialkitError(f"--power {power} is invalid — use a number between alpha and 1")
+            raise TrialkitError(f"power = {power} is invalid — use a number between alpha and 1",
+                                param="power")
         z_sum = -special.ndtri(alpha) - special.ndtri(1 - power)
 
         def short(drift: float) -> float:
@@ -172,16 +178,17 @@ def gsd_boundaries(
         out["power_by_look"] = np.cumsum(_crossing(bounds, info, drift)).tolist()
         if effect is not None:
             if not (math.isfinite(effect) and effect > 0):
-                raise TrialkitError(f"--effect {effect} is invalid — use a finite standardised "
-                                    "effect above 0")
+                raise TrialkitError(f"effect = {effect} is invalid — use a finite standardised "
+                                    "effect above 0", param="effect")
             n_fixed = 4 * z_sum**2 / effect**2 if effect > 1e-100 else math.inf
             if not math.isfinite(n_fixed * out["inflation"]) or n_fixed > 1e15:
-                raise TrialkitError(f"--effect {effect} is too small for a sample size — give a "
-                                    "standardised effect such as 0.2")
+                raise TrialkitError(f"effect = {effect} is too small for a sample size — give a "
+                                    "standardised effect such as 0.2", param="effect")
             n_max = out["inflation"] * n_fixed
             out["n_fixed"] = math.ceil(n_fixed - 1e-9)
             out["n"] = math.ceil(n_max - 1e-9)
             out["n_per_look"] = [math.ceil(n_max * f - 1e-9) for f in info]
     elif effect is not None:
-        raise TrialkitError("--effect needs --power — give both to compute the sample size")
+        raise TrialkitError("an effect needs a power — give both to compute the sample size",
+                            param=("effect", "power"))
     return out

@@ -56,11 +56,60 @@ class TrialkitGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Invoke the chosen command, turning library errors into exit code 2."""
+        """Invoke the chosen command, turning library errors into exit code 2.
+
+        A library error that names the parameter at fault (``exc.param``) gets the command's
+        flag for it appended: ``Error: reps = 0 is invalid — … (option --reps)``.
+        """
         try:
             return super().invoke(ctx)
         except TrialkitError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(str(exc) + flag_hint(ctx.meta.get(_LEAF), exc.param)) from None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Resolve the subcommand and remember it, so errors can name its flags."""
+        name, cmd, rest = super().resolve_command(ctx, args)
+        ctx.meta[_LEAF] = cmd
+        return name, cmd, rest
+
+
+_LEAF = "trialkit.leaf_command"
+
+
+def param_flag(cmd: click.Command | None, name: str) -> str | None:
+    """The spelling of library parameter ``name`` on command ``cmd`` (``--reps``, ``FILE``).
+
+    A click parameter matches when its Python name is ``name`` or one of its option strings is
+    ``--`` + ``name`` with dashes (``n_total`` → ``--n-total``); ``None`` when none does.
+    """
+    if cmd is None:
+        return None
+    dashed = "--" + name.replace("_", "-")
+    for p in cmd.params:
+        if p.name == name or dashed in p.opts:
+            if isinstance(p, click.Argument):
+                return p.human_readable_name
+            longs = [o for o in p.opts if o.startswith("--")]
+            return dashed if dashed in longs else (longs or p.opts)[0]
+    return None
+
+
+def flag_hint(cmd: click.Command | None, params: Sequence[str]) -> str:
+    """`` (option --reps)`` for the parameters that ``cmd`` has a flag for, else ``""``."""
+    flags = [f for f in (param_flag(cmd, n) for n in params) if f is not None]
+    if not flags:
+        return ""
+    options = [f for f in flags if f.startswith("-")]
+    arguments = [f for f in flags if not f.startswith("-")]
+    parts = []
+    if options:
+        parts.append(("options " if len(options) > 1 else "option ") + ", ".join(options))
+    if arguments:
+        parts.append(("arguments " if len(arguments) > 1 else "argument ")
+                     + ", ".join(arguments))
+    return f" ({'; '.join(parts)})"
 
 
 class UserError(click.ClickException):
@@ -142,7 +191,9 @@ class DesignDispatchGroup(LazyGroup):
             kinds = ", ".join(sorted(self.by_kind))
             raise UserError(f"{name} is a design of kind {kind!r}, which '{ctx.command_path}' "
                             f"does not handle — use a design of kind: {kinds}")
-        return _file_command(_load(self.by_kind[kind]), args)
+        resolved = _file_command(_load(self.by_kind[kind]), args)
+        ctx.meta[_LEAF] = resolved[1]
+        return resolved
 
 
 def _file_command(cmd: click.Command, args: list[str]):
