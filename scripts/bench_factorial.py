@@ -19,10 +19,10 @@ import warnings
 import numpy as np
 
 from trialkit.design import loads_design
+from trialkit.engine.streams import ReplicateStreams
 from trialkit.factorial.model import model_matrix, model_terms
 from trialkit.factorial.plan import simulate_factorial_power
 from trialkit.factorial.simulate import generate_factorial_data, trial_layout
-from trialkit.simulate.streams import ReplicateStreams
 
 NAMES = ["human_voice", "validating_statements", "personalised_notifications",
          "activity_choice", "goal_setting"]

@@ -9,6 +9,7 @@ import pytest
 import statsmodels.api as sm
 
 from trialkit.design import load_design, loads_design
+from trialkit.engine import replicate_rngs
 from trialkit.factorial.model import model_matrix, model_terms
 from trialkit.factorial.plan import factorial_design_power, simulate_factorial_power
 from trialkit.factorial.simulate import (
@@ -19,7 +20,6 @@ from trialkit.factorial.simulate import (
     generate_factorial_data,
     trial_layout,
 )
-from trialkit.simulate import replicate_rngs
 
 FACTORS = ["a", "b", "c", "d", "e"]
 
@@ -105,15 +105,20 @@ def test_results_do_not_depend_on_jobs_or_chunks(designs_dir):
 
 
 def test_default_chunks_bound_memory_and_keep_results(designs_dir, monkeypatch):
+    from trialkit.engine import runner
     from trialkit.factorial import plan
-    from trialkit.simulate import engine
 
     design = load_design(designs_dir / "app-components-factorial.toml")
     whole = simulate_factorial_power(design, 120, seed=9, chunk_size=120)
     sizes = []
-    real = engine._chunks
-    monkeypatch.setattr(engine, "_chunks", lambda reps, size: sizes.append(size) or
-                        real(reps, size))
+    real = runner.replicate_batches
+
+    def spy(reps, **kw):
+        calls = real(reps, **kw)
+        sizes.append(max(len(r) for r in calls))
+        return calls
+
+    monkeypatch.setattr(runner, "replicate_batches", spy)
     monkeypatch.setattr(plan, "_CHUNK_VALUES", 512 * 25)   # 25 replicates of 512 per chunk
     bounded = simulate_factorial_power(design, 120, seed=9)
     assert sizes == [25]

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from trialkit.adaptive.simulator import simulate_range
+from trialkit.adaptive.simulator import block_size, simulate_range
 from trialkit.adaptive.spec import TrialSpec
+from trialkit.engine.runner import run_replicates
 from trialkit.errors import TrialkitError
-from trialkit.simulate.engine import run_replicates
 
 _INT_KEYS = ("final_status", "final_n", "followed_n", "looks", "arm_status", "status_look",
              "ns_all", "final_control")
@@ -150,8 +150,8 @@ def run_trials(
                                 old.version, old.seconds, old.created)
     start = 0 if old is None else old.n_rep
     t0 = time.perf_counter()
-    arrays = run_replicates(simulate_range, reps - start, jobs=jobs, spec=spec, seed=seed,
-                            offset=start)
+    arrays = run_replicates(simulate_range, reps - start, start=start, jobs=jobs,
+                            batch=block_size(spec), spec=spec, seed=seed)
     seconds = time.perf_counter() - t0
     if old is not None:
         arrays = {k: np.concatenate([old.arrays[k], arrays[k]]) for k in arrays}

@@ -21,7 +21,8 @@ from trialkit.errors import TrialkitError
 from trialkit.factorial.model import model_matrix, outcome_coefficients
 
 SCENARIOS = ("null", "sparse", "antagonistic", "assumed")
-SUB_CHUNK = 200
+#: Replicates analysed together (the engine's batch).
+BATCH = 200
 
 
 def scenario_effects(design, outcome, scenario: str) -> dict[str, float]:
@@ -114,7 +115,7 @@ def _analyse_chunk(spec: ModelSpec, x: np.ndarray, data: list[dict], alpha: floa
 def decision_chunk(reps: range, *, design, outcome_name: str, scenario: str, seed: int,
                    budget: float) -> dict[str, np.ndarray]:
     """Simulate replicates ``reps``: chosen combination index under each rule, (R,) each."""
-    from trialkit.simulate import replicate_rngs
+    from trialkit.engine import replicate_rngs
 
     outcome = next(o for o in design.outcomes if o.name == outcome_name)
     spec = build_spec(design, outcome_name)
@@ -124,20 +125,16 @@ def decision_chunk(reps: range, *, design, outcome_name: str, scenario: str, see
     cell_mu = model_matrix(codes, terms) @ beta
     combos = spec.combinations()
     costs = decide.combination_costs(combos, [f.cost for f in design.factors])
-    rngs = replicate_rngs(seed, reps.start, reps.stop)
-    out = {"pev": [], "pev_budget": [], "screening": []}
-    for a in range(0, len(rngs), SUB_CHUNK):
-        block = rngs[a:a + SUB_CHUNK]
-        data = [draw_cells(rng, cell_mu, design.sample.n_total, design.sample.dropout,
-                           outcome.type, outcome.sd) for rng in block]
-        values, est, pval = _analyse_chunk(spec, x, data, design.analysis.alpha)
-        values = decide.orient(values, spec.better)
-        out["pev"].append(decide.pev_choice(values, costs))
-        out["pev_budget"].append(decide.pev_choice(values, costs, budget))
-        chosen = decide.screening_rule(est, pval, spec.terms, design.k, design.analysis.alpha,
-                                       spec.better)
-        out["screening"].append(decide.combo_index(chosen))
-    return {k: np.concatenate(v) for k, v in out.items()}
+    data = [draw_cells(rng, cell_mu, design.sample.n_total, design.sample.dropout,
+                       outcome.type, outcome.sd)
+            for rng in replicate_rngs(seed, reps.start, reps.stop)]
+    values, est, pval = _analyse_chunk(spec, x, data, design.analysis.alpha)
+    values = decide.orient(values, spec.better)
+    chosen = decide.screening_rule(est, pval, spec.terms, design.k, design.analysis.alpha,
+                                   spec.better)
+    return {"pev": decide.pev_choice(values, costs),
+            "pev_budget": decide.pev_choice(values, costs, budget),
+            "screening": decide.combo_index(chosen)}
 
 
 def _mean_se(x: np.ndarray) -> tuple[float, float]:
@@ -161,7 +158,7 @@ def simulate_decision(
     combination) and ``specificity`` (left out when it is not); a rate that is undefined for a
     scenario (e.g. sensitivity when the best combination has no components) is reported as null.
     """
-    from trialkit.simulate import run_replicates
+    from trialkit.engine import run_replicates
 
     if design.kind != "factorial":
         raise TrialkitError(f"{design.source.path} is a {design.kind} design — decision "
@@ -188,8 +185,8 @@ def simulate_decision(
         budget = float(costs.max()) / 2.0
     decide.check_budget(budget, costs)
     start = time.perf_counter()
-    chosen = run_replicates(decision_chunk, reps, jobs=jobs, design=design, outcome_name=name,
-                            scenario=scenario, seed=seed, budget=budget)
+    chosen = run_replicates(decision_chunk, reps, jobs=jobs, batch=BATCH, design=design,
+                            outcome_name=name, scenario=scenario, seed=seed, budget=budget)
     elapsed = time.perf_counter() - start
 
     terms, beta = truth_vector(design, out, scenario_effects(design, out, scenario))

@@ -327,8 +327,8 @@ def simulate_factorial_power(
         exact-mode ``analytic_power``; plus ``n_total``, ``reps``, ``seed`` and ``failed`` (fits
         that did not converge, counted as non-rejections).
     """
+    from trialkit.engine import memory_batch, run_replicates
     from trialkit.factorial.simulate import ADJUSTMENTS, simulate_chunk
-    from trialkit.simulate import run_replicates
 
     if adjust is not None and adjust not in ADJUSTMENTS:
         raise TrialkitError(f"--adjust {adjust!r} is unknown — use one of: "
@@ -346,10 +346,9 @@ def simulate_factorial_power(
     if units - n_coefs < 1:
         raise TrialkitError(f"{units:g} analysed {unit} are too few to fit the planned model of "
                             f"{n_coefs} coefficients — use more {unit}")
-    if chunk_size is None and isinstance(reps, int) and isinstance(jobs, int) and jobs >= 1:
-        # bound the (replicates × participants) arrays of a chunk; results do not depend on it
-        chunk_size = max(1, min(-(-reps // jobs), _CHUNK_VALUES // spec.x.shape[0]))
-    res = run_replicates(simulate_chunk, reps, jobs=jobs, chunk_size=chunk_size, seed=seed,
+    # bound the (replicates × participants) arrays of a call; results do not depend on it
+    res = run_replicates(simulate_chunk, reps, jobs=jobs, batch=chunk_size,
+                         max_batch=memory_batch(spec.x.shape[0], _CHUNK_VALUES), seed=seed,
                          spec=spec)
     reject = res["reject"]
     power = reject.mean(axis=0)

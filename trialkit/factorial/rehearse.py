@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trialkit.engine import replicate_rngs
 from trialkit.errors import DataError
 from trialkit.factorial.model import model_matrix
 from trialkit.factorial.plan import design_truth
 from trialkit.factorial.simulate import generate_factorial_data
-from trialkit.simulate import replicate_rngs
 from trialkit.tables import factor_codes
 
 

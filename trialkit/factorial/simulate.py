@@ -86,8 +86,8 @@ def generate_factorial_data(
     Parameters
     ----------
     rngs : sequence of numpy.random.Generator
-        One generator per replicate (e.g. :func:`trialkit.simulate.replicate_rngs` or the
-        faster, identical :class:`trialkit.simulate.streams.ReplicateStreams`); each
+        One generator per replicate (e.g. :func:`trialkit.engine.replicate_rngs` or the
+        faster, identical :class:`trialkit.engine.streams.ReplicateStreams`); each
         replicate's draws come only from its own generator, in a fixed order (cluster effects,
         pretest, outcome, dropout).
     x : ndarray, shape (N, p)
@@ -296,9 +296,9 @@ def simulate_chunk(replicates: range, *, seed: int, spec: SimSpec) -> dict[str, 
     (R × tested) coefficients and ``failed`` (R,) for fits that did not converge or had no
     residual degrees of freedom (counted as non-rejections).
     """
-    from trialkit.simulate.streams import ReplicateStreams
+    from trialkit.engine.streams import ReplicateStreams
 
-    # the streams of trialkit.simulate.replicate_rngs, re-seeded in place (identical draws)
+    # the streams of trialkit.engine.replicate_rngs, re-seeded in place (identical draws)
     rngs = ReplicateStreams(seed, replicates.start, replicates.stop)
     lay = spec.layout
     data = generate_factorial_data(

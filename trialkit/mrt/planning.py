@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from trialkit.engine import memory_batch, replicate_rngs, run_replicates
 from trialkit.errors import TrialkitError
 from trialkit.mrt import samplesize as ss
 from trialkit.mrt.checks import check_probabilities, check_sample_size, warn
@@ -13,10 +14,9 @@ from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.generate import generate_arrays
 from trialkit.mrt.inference import hotelling_pvalue
 from trialkit.mrt.trajectory import DIMENSION, day_basis, expand_days, trajectory_by_day
-from trialkit.simulate import replicate_rngs, run_replicates
 
-#: Replicates analysed together (at most); chunks are aligned to multiples of the batch so that
-#: every replicate is computed in the same batch whatever the number of jobs.
+#: Replicates analysed together (at most); the engine cuts batches at multiples of the batch size,
+#: so every replicate is computed in the same batch whatever the number of jobs.
 BATCH = 25
 #: Participant × decision-point cells held per batch (about 200 bytes each while fitting).
 BATCH_CELLS = 1_000_000
@@ -27,7 +27,7 @@ def batch_size(n_participants: int, n_decision_points: int) -> int:
 
     It depends only on the trial's size, never on ``--jobs``, so results stay identical.
     """
-    return max(1, min(BATCH, BATCH_CELLS // max(1, n_participants * n_decision_points)))
+    return memory_batch(n_participants * n_decision_points, BATCH_CELLS, BATCH)
 
 
 def _traj(t, days: int, dpd: int) -> np.ndarray:
@@ -142,30 +142,27 @@ def _analysis_bases(days: int, dpd: int, p: int, q: int) -> tuple[np.ndarray, np
     return controls, moderators
 
 
-def _power_chunk(reps: range, *, seed: int, n_participants: int, inputs: dict, ar1: float,
-                 icc: float, small, lag_control: bool = False, batch: int = BATCH) -> dict:
-    """Simulate and analyse replicates ``reps``; returns p-values, estimates and convergence."""
+def power_replicates(reps: range, *, seed: int, n_participants: int, inputs: dict, ar1: float,
+                     icc: float, small, lag_control: bool = False) -> dict:
+    """Replicate generator: simulate and analyse replicates ``reps`` (one batch).
+
+    Returns p-values, estimates and convergence, one row per replicate.
+    """
     controls, moderators = _analysis_bases(inputs["days"], inputs["decisions_per_day"],
                                            inputs["p"], inputs["q"])
     fit = emee_batch if inputs["type"] == "binary" else wcls_batch
     prob = inputs["probability"]
-    pvals, coefs, conv = [], [], []
-    for start in range(reps.start, reps.stop, batch):
-        stop = min(start + batch, reps.stop)
-        data = generate_arrays(replicate_rngs(seed, start, stop), n_participants, prob,
-                               inputs["availability"], inputs["effect"], inputs["type"],
-                               inputs["baseline"], icc, ar1)
-        ctl = controls
-        if lag_control:  # the previous decision point's outcome as an extra control
-            lag = np.concatenate([np.zeros_like(data["y"][..., :1]), data["y"][..., :-1]], axis=-1)
-            ctl = np.concatenate([np.broadcast_to(controls, (*lag.shape, controls.shape[1])),
-                                  lag[..., None]], axis=-1)
-        res = fit(data["y"], data["a"], prob, data["avail"], prob, ctl, moderators, small)
-        pvals.append(hotelling_pvalue(res.effect, res.effect_cov, res.df))
-        coefs.append(res.coef)
-        conv.append(res.converged)
-    return {"p_value": np.concatenate(pvals), "coef": np.concatenate(coefs),
-            "converged": np.concatenate(conv)}
+    data = generate_arrays(replicate_rngs(seed, reps.start, reps.stop), n_participants, prob,
+                           inputs["availability"], inputs["effect"], inputs["type"],
+                           inputs["baseline"], icc, ar1)
+    ctl = controls
+    if lag_control:  # the previous decision point's outcome as an extra control
+        lag = np.concatenate([np.zeros_like(data["y"][..., :1]), data["y"][..., :-1]], axis=-1)
+        ctl = np.concatenate([np.broadcast_to(controls, (*lag.shape, controls.shape[1])),
+                              lag[..., None]], axis=-1)
+    res = fit(data["y"], data["a"], prob, data["avail"], prob, ctl, moderators, small)
+    return {"p_value": hotelling_pvalue(res.effect, res.effect_cov, res.df), "coef": res.coef,
+            "converged": res.converged}
 
 
 def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: int, jobs: int = 1,
@@ -189,10 +186,9 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
     if not isinstance(jobs, int) or jobs < 1:
         raise TrialkitError(f"--jobs {jobs!r} is invalid — use a whole number of at least 1")
     batch = batch_size(n_participants, inputs["days"] * inputs["decisions_per_day"])
-    chunk = batch * max(1, -(-reps // (jobs * batch)))
-    out = run_replicates(_power_chunk, reps, jobs=jobs, chunk_size=chunk, seed=seed,
+    out = run_replicates(power_replicates, reps, jobs=jobs, batch=batch, seed=seed,
                          n_participants=n_participants, inputs=inputs, ar1=ar1, icc=icc,
-                         small=small, lag_control=lag_control, batch=batch)
+                         small=small, lag_control=lag_control)
     failed = int((~(out["converged"] & np.isfinite(out["p_value"]))).sum())
     if failed:
         warn(f"the estimator did not converge (or its variance could not be computed) in "

@@ -1,4 +1,4 @@
-"""The replicate streams of :func:`trialkit.simulate.replicate_rngs`, re-seeded in place.
+"""The replicate streams of :func:`trialkit.engine.replicate_rngs`, re-seeded in place.
 
 Creating one ``SeedSequence`` and one ``Generator`` per replicate costs more than drawing a
 replicate's outcomes. :class:`ReplicateStreams` yields, for replicates ``start … stop−1``, one
@@ -95,7 +95,8 @@ class ReplicateStreams:
         if not isinstance(seed, int | np.integer) or seed < 0:
             from trialkit.errors import TrialkitError
 
-            raise TrialkitError(f"seed {seed!r} is invalid — use a non-negative whole number")
+            raise TrialkitError(f"seed = {seed!r} is invalid — use a non-negative whole number",
+                                param="seed")
         self.seed, self.start, self.stop = int(seed), int(start), int(stop)
 
     def __len__(self) -> int:
