@@ -221,7 +221,8 @@ def _bad(tmp_path, export, change):
     (lambda t: t.__setitem__("phq9_change", 1.0), (), "same value in every row"),
     (lambda t: None, ("--covariate", "phq9_change"), "is a factor or an analysed outcome"),
     (lambda t: None, ("--budget", "nan"), "budget nan is not a number"),
-    (lambda t: None, ("--mcid", "nan"), "--mcid nan is not a number"),
+    (lambda t: None, ("--mcid", "nan"), "mcid = nan is not a number — give the MCID as a "
+     "positive size (option --mcid)"),
 ])
 def test_bad_input_exit_2_one_line(run, pytestconfig, tmp_path, export, change, args, message):
     path = _bad(tmp_path, export, change)

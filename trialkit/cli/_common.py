@@ -11,7 +11,6 @@ import csv
 import importlib
 import io
 import json
-import math
 import os
 import sys
 import tomllib
@@ -21,6 +20,7 @@ from typing import Any
 import click
 
 from trialkit.errors import TrialkitError
+from trialkit.results import plain
 
 FORMATS = ("table", "json", "csv")
 
@@ -227,18 +227,8 @@ def format_option(func: Callable) -> Callable:
 
 
 def jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and non-finite floats to plain JSON values."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, str):
-        return jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    return str(value)
+    """Convert a result (object or dict) to plain JSON values; see :func:`trialkit.results.plain`."""
+    return plain(value)
 
 
 def _is_records(value: Any) -> bool:

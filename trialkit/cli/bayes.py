@@ -70,12 +70,16 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     """
     from trialkit.bayes.analyse import analyse_factorial as run
     from trialkit.design import load_design
+    from trialkit.tables import read_table
 
-    result = run(load_design(design_file), data, outcomes=outcomes, covariates=covariates,
+    design = load_design(design_file)
+    result = run(design, read_table(data), outcomes=outcomes, covariates=covariates,
                  method=method, engine=engine, draws=draws, tune=tune, chains=chains, seed=seed,
                  cores=cores, mcid=mcid, budget=budget, weights=_weights(weights),
-                 out_dir=out_dir, progress=engine == "nuts")
-    emit(result, fmt, primary="components")
+                 progress=engine == "nuts")
+    if out_dir is not None:
+        result.save(out_dir)
+    emit(result.to_dict(), fmt, primary="components")
     diag = result.get("diagnostics")
     if diag and not diag["ok"]:
         click.echo("Warning: convergence diagnostics failed — " + "; ".join(diag["problems"])

@@ -1,0 +1,95 @@
+"""Result objects: what domain functions return instead of bare dictionaries.
+
+A result is a small frozen object. :meth:`Result.to_dict` gives its plain JSON form — the
+documented contract that ``--format json`` prints and :meth:`Result.save` writes; ``to_frame``
+gives its main table as a pandas DataFrame; results that a user would want to see have
+``plot()``, returning a matplotlib figure. Item access (``result["power"]``) reads the plain
+form, so code written for the dictionaries the functions used to return keeps working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+
+def plain(value: Any) -> Any:
+    """Convert numpy scalars/arrays, tuples and non-finite floats to plain JSON values."""
+    if isinstance(value, Result):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        return plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+class Result(Mapping[str, Any]):
+    """Base of result objects.
+
+    Subclasses are frozen dataclasses (or implement :meth:`to_dict`); ``primary`` names the list
+    of records that is the result's main table (its CSV output and :meth:`to_frame`).
+    """
+
+    primary: ClassVar[str | None] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain JSON form (dataclass fields in order; fields holding ``None`` whose
+        metadata says ``omit_none`` are left out)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.metadata.get("hidden") or (value is None and f.metadata.get("omit_none")):
+                continue
+            out[f.name] = plain(value)
+        return out
+
+    def to_frame(self, key: str | None = None) -> Any:
+        """The records under ``key`` (default: the main table) as a pandas DataFrame."""
+        import pandas as pd
+
+        name = key or self.primary
+        if name is None:
+            return pd.DataFrame([self.to_dict()])
+        return pd.DataFrame(self.to_dict()[name])
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the plain form as JSON (``.json``) or the main table as CSV (``.csv``)."""
+        path = os.fspath(path)
+        if path.lower().endswith(".csv"):
+            self.to_frame().to_csv(path, index=False)
+        else:
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(self.to_dict(), fh, indent=2)
+        return path
+
+    # -- read-only mapping over the plain form (the dictionaries of earlier versions) ----------
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+def omit_none() -> Any:
+    """A dataclass field (default ``None``) left out of :meth:`Result.to_dict` while ``None``."""
+    return dataclasses.field(default=None, metadata={"omit_none": True})
+
+
+def hidden(default: Any = None) -> Any:
+    """A dataclass field kept on the object but never part of :meth:`Result.to_dict`."""
+    return dataclasses.field(default=default, metadata={"hidden": True}, compare=False,
+                             repr=False)
