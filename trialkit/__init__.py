@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from trialkit.constants import VERSION
+
+__version__ = VERSION
 
 # Public name → module that defines it (imported lazily on first attribute access).
 _API = {
@@ -37,7 +39,7 @@ _API = {
     "simulate_factorial_power": "trialkit.factorial.plan",
     "factorial_power_curve": "trialkit.factorial.plan",
     "generate_factorial_data": "trialkit.factorial.simulate",
-    "generators_for_resolution": "trialkit.factorial.fractions",
+    "generators_for_resolution": "trialkit.design.fractions",
     "mrt_sample_size": "trialkit.mrt.planning",
     "mrt_power": "trialkit.mrt.planning",
     "simulate_mrt_power": "trialkit.mrt.planning",

@@ -13,7 +13,7 @@ from trialkit.adaptive.simulator import (
     INFERIOR,
     SUPERIOR,
 )
-from trialkit.design.adaptive import LIST_SELECTION, SELECTION
+from trialkit.constants import LIST_SELECTION, SELECTION
 from trialkit.errors import TrialkitError
 
 

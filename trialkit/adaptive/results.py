@@ -137,7 +137,7 @@ def run_trials(
         Saved results: when the file exists its trials are reused (its seed must equal ``seed``)
         and only the missing ones simulated; the grown results are written back.
     """
-    from trialkit import __version__
+    from trialkit.constants import VERSION as __version__
 
     old = None
     if path is not None and os.path.exists(path):

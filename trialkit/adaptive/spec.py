@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from trialkit.adaptive.allocation import sqrt_control_probability
+from trialkit.constants import POSTERIOR_METHODS
 from trialkit.errors import TrialkitError
 
 
@@ -127,8 +128,9 @@ def setup_trial(design, scenario: str | None = None, method: str | None = None) 
     if scenario not in design.scenarios:
         raise TrialkitError(f"scenario {scenario!r} is not in {design.source.path} — use one "
                             f"of: {', '.join(design.scenarios)}")
-    if method not in (None, "draws", "exact"):
-        raise TrialkitError(f"method {method!r} is unknown — use 'draws' or 'exact'")
+    if method is not None and method not in POSTERIOR_METHODS:
+        raise TrialkitError(f"method {method!r} is unknown — use 'draws' or 'exact'",
+                            param="method")
     sc = design.scenarios[scenario]
     names = design.arm_names
     control = names.index(design.control) if design.control else -1

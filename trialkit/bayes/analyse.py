@@ -413,7 +413,8 @@ def analyse_factorial(
     Returns
     -------
     ComponentAnalysis
-        The report (``to_dict()``), with the posteriors for figures and :meth:`~ComponentAnalysis.save`.
+        The report (``to_dict()``), with the posteriors for the figures and for
+        :meth:`~ComponentAnalysis.save`.
     """
     weights = dict(weights or {})
     outcomes = _check_arguments(design, method, engine, mcid, outcomes, weights)

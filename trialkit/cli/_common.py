@@ -19,10 +19,9 @@ from typing import Any
 
 import click
 
+from trialkit.constants import FORMATS
 from trialkit.errors import TrialkitError
 from trialkit.results import plain
-
-FORMATS = ("table", "json", "csv")
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -227,7 +226,7 @@ def format_option(func: Callable) -> Callable:
 
 
 def jsonable(value: Any) -> Any:
-    """Convert a result (object or dict) to plain JSON values; see :func:`trialkit.results.plain`."""
+    """Convert a result (object or dict) to plain JSON values (:func:`trialkit.results.plain`)."""
     return plain(value)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from trialkit.cli._common import emit, format_option
+from trialkit.constants import POSTERIOR_METHODS
 
 _reps = click.option("--reps", type=click.IntRange(1), default=1000, show_default=True,
                      help="Number of simulated trials.")
@@ -12,7 +13,7 @@ _seed = click.option("--seed", type=click.IntRange(0), default=1, show_default=T
                      help="Base seed; trial i uses the stream (seed, i).")
 _jobs = click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
                      help="Worker processes (results do not depend on it).")
-_method = click.option("--method", type=click.Choice(["draws", "exact"]), default=None,
+_method = click.option("--method", type=click.Choice(POSTERIOR_METHODS), default=None,
                        help="Posterior probabilities from draws (as adaptr) or by quadrature "
                             "(exact, faster); default: the design's posterior.method.")
 _scenario = click.option("--scenario", default=None,

@@ -7,10 +7,7 @@ from collections.abc import Callable
 import click
 
 from trialkit.cli._common import UserError, emit, format_option
-
-_ASSIGN = ("independent", "within", "between")
-_PRETEST = ("none", "covariate", "repeated")
-_ADJUST = ("none", "holm", "bonferroni")
+from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, PRETESTS
 
 
 def _setting_options(func: Callable) -> Callable:
@@ -23,7 +20,7 @@ def _setting_options(func: Callable) -> Callable:
                      help="Highest interaction order in the analysis model."),
         click.option("--alpha", type=float, default=0.05, show_default=True,
                      help="Two-sided significance level."),
-        click.option("--assignment", type=click.Choice(_ASSIGN), default="independent",
+        click.option("--assignment", type=click.Choice(ASSIGNMENTS), default="independent",
                      show_default=True, help="Individuals, individuals within clusters, or "
                      "whole clusters randomised."),
         click.option("--cluster-size", type=float, default=None,
@@ -31,7 +28,7 @@ def _setting_options(func: Callable) -> Callable:
         click.option("--cluster-size-sd", type=float, default=None,
                      help="Sd of cluster sizes (between)."),
         click.option("--icc", type=float, default=None, help="Intraclass correlation, in [0, 1)."),
-        click.option("--pretest", type=click.Choice(_PRETEST), default="none", show_default=True,
+        click.option("--pretest", type=click.Choice(PRETESTS), default="none", show_default=True,
                      help="Pretest as ANCOVA covariate or as a repeated measure."),
         click.option("--pre-post-corr", type=float, default=None,
                      help="Pretest-posttest correlation."),
@@ -172,7 +169,7 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
               help="Participants enrolled (default: the design's sample.n_total).")
 @click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
 @click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity (analytic).")
-@click.option("--adjust", type=click.Choice(_ADJUST), default=None,
+@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
               help="Override the design's multiplicity adjustment.")
 @click.option("--simulate", is_flag=True, help="Simulate the trial instead of the formulas.")
 @click.option("--reps", type=int, default=1000, show_default=True, help="Simulated trials.")
@@ -220,7 +217,7 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
               help="Target power (default: the design's analysis.power).")
 @click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
 @click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity.")
-@click.option("--adjust", type=click.Choice(_ADJUST), default=None,
+@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
               help="Override the design's multiplicity adjustment.")
 @format_option
 def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> None:

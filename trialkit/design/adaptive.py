@@ -12,15 +12,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from trialkit.constants import (
+    CONTROL_ALLOCATION,
+    LIST_SELECTION,
+    RESCALE,
+    SELECTION,
+)
+from trialkit.constants import POSTERIOR_METHODS as METHODS
 from trialkit.design._reader import Section, check_unique, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
-
-CONTROL_ALLOCATION = ("none", "fixed", "sqrt-based", "match")
-RESCALE = ("none", "fixed", "limits", "both")
-METHODS = ("draws", "exact")
-SELECTION = ("none", "best", "control", "final control", "control or best")
-LIST_SELECTION = ("list", "list or best")
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, OUTCOME_TYPES, PRETESTS
 from trialkit.design._reader import Section, check_unique, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
+from trialkit.design.fractions import LETTERS, fraction_matrix
 from trialkit.design.priors import Priors, read_priors
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
 from trialkit.errors import TrialkitError
-from trialkit.factorial.fractions import LETTERS, fraction_matrix
-
-ASSIGNMENTS = ("independent", "within", "between")
-PRETESTS = ("none", "covariate", "repeated")
-ADJUSTMENTS = ("none", "holm", "bonferroni")
-OUTCOME_TYPES = ("continuous", "binary")
 
 
 @dataclass(frozen=True)
@@ -133,7 +129,7 @@ class FactorialDesign:
     def generators(self) -> tuple[str, ...]:
         """Return the fraction's generators (searched for when a resolution was requested)."""
         if self.fraction.resolution is not None and not self.fraction.generators:
-            from trialkit.factorial.fractions import generators_for_resolution
+            from trialkit.design.fractions import generators_for_resolution
 
             return generators_for_resolution(self.k, self.fraction.resolution, self.fraction.runs)
         return self.fraction.generators
@@ -144,7 +140,7 @@ class FactorialDesign:
 
     def fraction_summary(self) -> dict:
         """Generators, defining relation, resolution (by brute force) and aliases up to 2FIs."""
-        from trialkit.factorial.fractions import (
+        from trialkit.design.fractions import (
             alias_structure,
             defining_relation,
             resolution,
@@ -241,7 +237,7 @@ def _read_fraction(root: Section, k: int) -> Fraction:
             problem, _, fix = str(exc).partition(" — ")
             raise sec.error("generators", list(generators), problem, fix) from None
     else:
-        from trialkit.factorial.fractions import generators_for_resolution
+        from trialkit.design.fractions import generators_for_resolution
 
         try:
             generators_for_resolution(k, resolution, runs)
@@ -343,7 +339,7 @@ def read_factorial(root: Section, source: DesignSource) -> FactorialDesign:
     if fraction.runs is not None:
         n_conditions = fraction.runs
     elif fraction.resolution is not None:
-        from trialkit.factorial.fractions import min_runs
+        from trialkit.design.fractions import min_runs
 
         n_conditions = min_runs(len(factors), fraction.resolution)
     design = FactorialDesign(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trialkit.constants import TRAJECTORY_SHAPES as SHAPES
 from trialkit.design._reader import Section, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
 
-SHAPES = ("constant", "linear", "quadratic")
 PROBABILITY_BY = ("constant", "decision_point", "day")
 
 

@@ -51,7 +51,7 @@ def factorial_costs(
     >>> [a["subjects"] for a in factorial_costs(9, 4, 0.2)["approaches"]]
     [7074, 3930, 1024, 800]
     """
-    from trialkit.factorial.fractions import generators_for_resolution, letters, min_runs
+    from trialkit.design.fractions import generators_for_resolution, letters, min_runs
 
     if not isinstance(factors, int) or factors < 2:
         raise TrialkitError(f"--factors {factors!r} is invalid — use a whole number of at least 2")

@@ -18,7 +18,7 @@ _CHUNK_VALUES = 2**23        # outcomes drawn per chunk of replicates (64 MB of 
 
 def _model(design):
     """Return (codes, model terms) after checking every model term is estimable in the design."""
-    from trialkit.factorial.fractions import defining_relation
+    from trialkit.design.fractions import defining_relation
 
     codes = design.conditions()
     terms = model_terms(design.k, design.analysis.model_order)

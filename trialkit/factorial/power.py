@@ -19,10 +19,9 @@ from math import comb
 import numpy as np
 from scipy import optimize, special, stats
 
+from trialkit.constants import ASSIGNMENTS, PRETESTS
 from trialkit.errors import TrialkitError
 
-ASSIGNMENTS = ("independent", "within", "between")
-PRETESTS = ("none", "covariate", "repeated")
 LAMBDA_CAP = 100.0
 _TOP = 10_000_000
 _MAX_CELLS = 2**25   # conditions × coefficients of a binary information matrix
@@ -534,7 +533,7 @@ def factorial_binary_power(
     dict
         ``power``, ``se`` of the coefficient, ``raw_coef`` (log-odds), ``n_total``.
     """
-    from trialkit.factorial.fractions import full_factorial
+    from trialkit.design.fractions import full_factorial
     from trialkit.factorial.model import model_terms
 
     if not 0 < baseline < 1:

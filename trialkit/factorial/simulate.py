@@ -18,8 +18,6 @@ from scipy import special, stats
 
 from trialkit.errors import TrialkitError
 
-ADJUSTMENTS = ("none", "holm", "bonferroni")
-
 
 # -- layout and data generation ----------------------------------------------------------------
 @dataclass(frozen=True)
