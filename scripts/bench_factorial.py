@@ -71,7 +71,7 @@ def draw_only(x, beta, reps, seed, outcome):
 
 
 def statsmodels_loop(x, beta, reps, seed, outcome):
-    """A plain loop: draw each replicate, fit statsmodels, test each coefficient."""
+    """Return a plain loop: draw each replicate, fit statsmodels, test each coefficient."""
     import statsmodels.api as sm
 
     reject = np.zeros((reps, x.shape[1] - 1), dtype=bool)

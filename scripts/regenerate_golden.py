@@ -99,7 +99,7 @@ def _rehearsal(seed: int) -> Callable[[], Any]:
 
 
 def _plain(result: Any) -> Any:
-    """A result object or dict as plain nested values."""
+    """Return a result object or dict as plain nested values."""
     if hasattr(result, "to_dict"):
         return result.to_dict()
     return result
@@ -190,7 +190,7 @@ def differences(expected: Any, got: Any, where: str = "", rtol: float = 1e-12) -
 
 
 def path_of(name: str) -> Path:
-    """The golden file of case ``name``."""
+    """Return the golden file of case ``name``."""
     return GOLDEN / f"{name}.json"
 
 

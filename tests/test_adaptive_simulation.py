@@ -90,8 +90,10 @@ def design_path(request):
 
 
 def _close_to_reference(m: dict, reps: int, width: float = 3.0) -> None:
-    """Every reference metric within ``width`` Monte Carlo SEs of the difference between two runs
-    (``reps`` trials here, 1000 in the reference)."""
+    """Check every reference metric against ``width`` Monte Carlo SEs of a difference.
+
+    The difference is between two runs: ``reps`` trials here, 1000 in the reference.
+    """
     both = 1 / reps + 1 / 1000
     # IDP = 100 - 50 P(select A) - 100 P(select C) here; P(select A) is about 0.03
     se = {"size_mean": m["size_sd"] * math.sqrt(both),

@@ -23,7 +23,7 @@ def design(pytestconfig):
 
 @pytest.fixture(scope="module")
 def export(design, tmp_path_factory):
-    """A trial export: ±1 factor columns, condition, both outcomes and a baseline covariate."""
+    """Return a trial export: ±1 factor columns, condition, outcomes and a baseline covariate."""
     cols = individual_data(design, "phq9_change", dict(design.outcomes[0].effects), 512, seed=11)
     ret = individual_data(design, "retention", dict(design.outcomes[1].effects), 512, seed=11)
     table = pd.DataFrame(cols)

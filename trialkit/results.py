@@ -44,8 +44,11 @@ class Result(Mapping[str, Any]):
     primary: ClassVar[str | None] = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The plain JSON form (dataclass fields in order; fields holding ``None`` whose
-        metadata says ``omit_none`` are left out)."""
+        """Return the plain JSON form.
+
+        Dataclass fields in order; fields marked :func:`hidden`, and fields marked
+        :func:`omit_none` while they hold ``None``, are left out.
+        """
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
@@ -55,7 +58,7 @@ class Result(Mapping[str, Any]):
         return out
 
     def to_frame(self, key: str | None = None) -> Any:
-        """The records under ``key`` (default: the main table) as a pandas DataFrame."""
+        """Return the records under ``key`` (default: the main table) as a pandas DataFrame."""
         import pandas as pd
 
         name = key or self.primary
@@ -75,21 +78,24 @@ class Result(Mapping[str, Any]):
 
     # -- read-only mapping over the plain form (the dictionaries of earlier versions) ----------
     def __getitem__(self, key: str) -> Any:
+        """Return item ``key`` of the plain form."""
         return self.to_dict()[key]
 
     def __iter__(self) -> Iterator[str]:
+        """Iterate over the keys of the plain form."""
         return iter(self.to_dict())
 
     def __len__(self) -> int:
+        """Return the number of keys of the plain form."""
         return len(self.to_dict())
 
 
 def omit_none() -> Any:
-    """A dataclass field (default ``None``) left out of :meth:`Result.to_dict` while ``None``."""
+    """Return a dataclass field (default ``None``) left out of ``to_dict()`` while ``None``."""
     return dataclasses.field(default=None, metadata={"omit_none": True})
 
 
 def hidden(default: Any = None) -> Any:
-    """A dataclass field kept on the object but never part of :meth:`Result.to_dict`."""
+    """Return a dataclass field kept on the object but never part of :meth:`Result.to_dict`."""
     return dataclasses.field(default=default, metadata={"hidden": True}, compare=False,
                              repr=False)

@@ -89,7 +89,7 @@ class ArmState:
 
     @classmethod
     def start(cls, spec: TrialSpec, trials: int) -> ArmState:
-        """The state of ``trials`` new trials: every arm active, the control marked."""
+        """Return the state of ``trials`` new trials: every arm active, the control marked."""
         a = spec.n_arms
         status = np.zeros((trials, a), dtype=np.int8)
         if spec.control >= 0:
@@ -101,7 +101,7 @@ class ArmState:
                    check_futility=np.full(trials, spec.futility_prob is not None))
 
     def take(self, rows: np.ndarray) -> ArmState:
-        """The state of trials ``rows`` (copies)."""
+        """Return the state of trials ``rows`` (copies)."""
         return ArmState(*(np.array(getattr(self, f)[rows]) for f in _STATE_FIELDS))
 
     def put(self, rows: np.ndarray, other: ArmState) -> None:
@@ -334,7 +334,7 @@ class _ControlLook:
         return bool(inferior.any())
 
     def _new_control(self, act: np.ndarray, pbetter: np.ndarray) -> bool:
-        """An arm better than the control becomes the new control; the old one is dropped."""
+        """Return an arm better than the control becomes the new control; the old one is dropped."""
         s, i, spec = self.state, self.row, self.spec
         better = np.nan_to_num(pbetter, nan=-1.0)
         better[~act] = -1.0
@@ -383,7 +383,7 @@ class _ControlLook:
 
 
 def allocation_limits(spec: TrialSpec, state: ArmState):
-    """Fixed probabilities and limits per trial after the control rule and rescaling.
+    """Return fixed probabilities and limits per trial after the control rule and rescaling.
 
     Returns ``(fixed, mins, maxs, match)``: arrays (t, A) with ``nan`` for none, and the control
     arm to match per trial (``None`` unless the control allocation is ``match``).

@@ -1,6 +1,9 @@
-"""Performance metrics of simulated adaptive trials (adaptr's ``extract_results`` and
-``check_performance``): sample sizes, events, stopping probabilities, arm selection, errors and the
-ideal design percentage, optionally with bootstrap uncertainty."""
+"""Performance metrics of simulated adaptive trials.
+
+As adaptr's ``extract_results`` and ``check_performance``: sample sizes, events, stopping
+probabilities, arm selection, errors and the ideal design percentage, optionally with bootstrap
+uncertainty.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def ideal_design_percentage(select_probs, true_values, highest_is_best: bool = F
 
 
 def select_arms(results, selection: str | None = None, preferences=None) -> np.ndarray:
-    """Selected arm per trial (``-1`` = none), following adaptr's selection strategies.
+    """Return selected arm per trial (``-1`` = none), following adaptr's selection strategies.
 
     Trials stopped for superiority select the superior arm. Otherwise ``selection`` decides:
     ``none``; ``best`` (the remaining arm with the highest P(best) at the last analysis);

@@ -84,7 +84,7 @@ class Block:
         self.final_n = np.zeros(t, dtype=np.int64)
 
     def data(self, rows: np.ndarray) -> ArmData:
-        """The outcome data of trials ``rows`` as per-arm sufficient statistics."""
+        """Return the outcome data of trials ``rows`` as per-arm sufficient statistics."""
         return ArmData(self.n[rows], self.total[rows], self.total_sq[rows])
 
 

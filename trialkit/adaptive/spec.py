@@ -71,7 +71,7 @@ class TrialSpec:
         return self.randomised_at_looks[-1]
 
     def best_arms(self) -> list[int]:
-        """Indices of the arm(s) with the best true value."""
+        """Return indices of the arm(s) with the best true value."""
         vals = np.asarray(self.true_values)
         best = vals.max() if self.highest_is_best else vals.min()
         return [int(i) for i in np.flatnonzero(np.isclose(vals, best))]
@@ -86,14 +86,14 @@ class TrialSpec:
                        inferiority=(float(inferiority),) * self.n_looks)
 
     def describe(self) -> dict:
-        """The specification as plain values (stored with results; no design text)."""
+        """Return the specification as plain values (stored with results; no design text)."""
         d = asdict(self)
         d.pop("design_text")
         return {k: ([None if isinstance(v, float) and math.isnan(v) else v for v in val]
                     if isinstance(val, tuple) else val) for k, val in d.items()}
 
     def control_fixed_for(self, n_active: int) -> float | None:
-        """The control arm's fixed allocation probability with ``n_active`` arms left."""
+        """Return the control arm's fixed allocation probability with ``n_active`` arms left."""
         if self.control_allocation == "fixed":
             return self.control_probability
         if self.control_allocation == "sqrt-based":

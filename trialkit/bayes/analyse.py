@@ -94,7 +94,7 @@ def _term_rows(spec: ModelSpec, b: np.ndarray) -> list[dict]:
 
 
 def combination_draws(spec: ModelSpec, b: np.ndarray) -> np.ndarray:
-    """Expected outcome of every combination for every draw, (draws, 2^k)."""
+    """Return expected outcome of every combination for every draw, (draws, 2^k)."""
     v = b @ spec.combination_matrix().T
     return special.expit(v) if spec.family == "logistic" else v
 
@@ -178,7 +178,7 @@ class ComponentAnalysis(Result):
     fits: tuple[OutcomeFit, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as plain JSON values."""
+        """Return the report as plain JSON values."""
         return plain(self.report)
 
     def _fit(self, outcome: str | None) -> OutcomeFit:
@@ -196,7 +196,7 @@ class ComponentAnalysis(Result):
         return forest_figure(fit.spec, fit.b)
 
     def plot_combinations(self, outcome: str | None = None) -> Any:
-        """Expected outcome of every combination, the PEV choice marked."""
+        """Return expected outcome of every combination, the PEV choice marked."""
         from trialkit.bayes.plots import combinations_figure
 
         fit = self._fit(outcome)
@@ -311,7 +311,7 @@ def _analyse_outcome(design, name, codes, y, cov, covariates, opts) -> tuple[dic
 
 
 def _decision(design, outcomes, per_outcome, fits, weights, budget) -> dict:
-    """The PEV and screening decisions, the separation note and the multi-outcome value."""
+    """Return the PEV and screening decisions, the separation note and the multi-outcome value."""
     first = per_outcome[outcomes[0]]
     decision: dict = {"pev": first.get("pev"), "pev_within_budget": first.get("pev_within_budget"),
                       "screening": first.get("screening"), "budget": budget}
@@ -449,7 +449,7 @@ def analyse_factorial(
 
 
 def _table(data):
-    """The data table; a path is read (deprecated: reading files belongs to the caller)."""
+    """Return the data table; a path is read (deprecated: reading files belongs to the caller)."""
     if isinstance(data, str | os.PathLike):
         warnings.warn("analyse_factorial(data=PATH) is deprecated — pass a table read with "
                       "trialkit.tables.read_table", DeprecationWarning, stacklevel=3)

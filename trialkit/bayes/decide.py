@@ -52,7 +52,7 @@ def pev_choice(values: np.ndarray, costs: np.ndarray, budget: float | None = Non
 
 def true_best(values: np.ndarray, costs: np.ndarray, budget: float | None = None,
               combos: np.ndarray | None = None, tol: float = 1e-9) -> int:
-    """The truly best combination: largest value, ties broken by lower cost, then fewer parts."""
+    """Return the truly best combination: largest value, ties to lower cost, then fewer parts."""
     v = np.asarray(values, float)
     ok = np.ones(v.shape, bool) if budget is None else costs <= budget + 1e-12
     vmax = v[ok].max()

@@ -1,5 +1,7 @@
-"""Decision simulation: how often do PEV (with and without budget) and classic screening pick the
-truly best combination of components, under named truths?
+"""Decision simulation: how often the decision rules pick the truly best combination.
+
+The rules are PEV (with and without budget) and classic screening; the truths are named
+scenarios.
 
 Each replicate draws one trial: participants are allocated to the design's conditions in equal
 numbers (the remainder to randomly chosen conditions), drop out at random with the design's
@@ -69,7 +71,7 @@ def truth_vector(design, outcome, effects: dict[str, float]) -> tuple[list, np.n
 
 
 def true_expected(outcome_type: str, x_true: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """True expected outcome of rows of ``x_true`` (outcome units, or probability)."""
+    """Return true expected outcome of rows of ``x_true`` (outcome units, or probability)."""
     eta = x_true @ beta
     return special.expit(eta) if outcome_type == "binary" else eta
 

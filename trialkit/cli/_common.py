@@ -78,7 +78,7 @@ _LEAF = "trialkit.leaf_command"
 
 
 def param_flag(cmd: click.Command | None, name: str) -> str | None:
-    """The spelling of library parameter ``name`` on command ``cmd`` (``--reps``, ``FILE``).
+    """Return the spelling of library parameter ``name`` on command ``cmd`` (``--reps``, ``FILE``).
 
     A click parameter matches when its Python name is ``name`` or one of its option strings is
     ``--`` + ``name`` with dashes (``n_total`` → ``--n-total``); ``None`` when none does.

@@ -139,7 +139,7 @@ class FactorialDesign:
         return fraction_matrix(self.k, self.generators())
 
     def fraction_summary(self) -> dict:
-        """Generators, defining relation, resolution (by brute force) and aliases up to 2FIs."""
+        """Return generators, defining relation, resolution (brute force) and aliases to 2FIs."""
         from trialkit.design.fractions import (
             alias_structure,
             defining_relation,

@@ -100,9 +100,11 @@ class ReplicateStreams:
         self.seed, self.start, self.stop = int(seed), int(start), int(stop)
 
     def __len__(self) -> int:
+        """Return the number of replicates."""
         return self.stop - self.start
 
     def __iter__(self) -> Iterator[np.random.Generator]:
+        """Yield the generator, re-seeded for each replicate in turn."""
         if len(self) <= 0:
             return
         with np.errstate(over="ignore"):

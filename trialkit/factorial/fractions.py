@@ -1,25 +1,15 @@
 """Deprecated: fractional factorial designs live in :mod:`trialkit.design.fractions`."""
 
+from __future__ import annotations
+
 import warnings
+from typing import Any
 
-from trialkit.design.fractions import *  # noqa: F403 - the old import path
-from trialkit.design.fractions import (  # noqa: F401 - names used by earlier versions
-    LETTERS,
-    alias_structure,
-    defining_relation,
-    fraction_matrix,
-    full_factorial,
-    generator_signs,
-    generator_words,
-    generators_for_resolution,
-    letters,
-    max_resolution,
-    min_runs,
-    parse_generator,
-    resolution,
-    word_length_pattern,
-    word_name,
-)
 
-warnings.warn("trialkit.factorial.fractions is deprecated — import trialkit.design.fractions",
-              DeprecationWarning, stacklevel=2)
+def __getattr__(name: str) -> Any:
+    from trialkit.design import fractions
+
+    value = getattr(fractions, name)
+    warnings.warn("trialkit.factorial.fractions is deprecated — import trialkit.design.fractions",
+                  DeprecationWarning, stacklevel=2)
+    return value

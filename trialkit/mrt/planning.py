@@ -95,7 +95,7 @@ def _binary(inp: dict, then, n: float | None = None):
 
 
 def mrt_power(design, n_participants: int, outcome: str | None = None) -> dict:
-    """Formula power of an ``mrt`` design with ``n_participants``: ``{"power": ...}``.
+    """Return formula power of an ``mrt`` design with ``n_participants``: ``{"power": ...}``.
 
     Continuous outcomes use Liao et al. (2016), binary outcomes Cohn, Qian & Murphy (2023).
     """
@@ -168,7 +168,7 @@ def power_replicates(reps: range, *, seed: int, n_participants: int, inputs: dic
 def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: int, jobs: int = 1,
                           ar1: float = 0.0, icc: float = 0.0, small="auto",
                           lag_control: bool = False) -> dict:
-    """Simulation power from per-decision-point inputs (see :func:`design_inputs`).
+    """Return simulation power from per-decision-point inputs (see :func:`design_inputs`).
 
     Returns ``{"power", "mc_se", "p_value", "coef", "converged"}``: every replicate is generated
     from its own seed ``(seed, i)``, analysed with WCLS (continuous) or EMEE (binary) and tested

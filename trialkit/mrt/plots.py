@@ -11,7 +11,7 @@ from trialkit.errors import TrialkitError
 
 
 def power_curve(design, outcome: str | None = None, n_max: int | None = None) -> dict:
-    """Formula power for n = p + q + 2 .. n_max participants: ``{"n": [...], "power": [...]}``."""
+    """Return formula power for n = p + q + 2 .. n_max: ``{"n": [...], "power": [...]}``."""
     from trialkit.mrt.planning import _formula_power, design_inputs
 
     inp = design_inputs(design, outcome)

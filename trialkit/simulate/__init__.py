@@ -3,7 +3,7 @@
 import sys
 import warnings
 
-from trialkit.engine import (  # noqa: F401 - re-exported for old imports
+from trialkit.engine import (
     ReplicateStreams,
     replicate_rngs,
     replicate_seeds,
@@ -11,6 +11,8 @@ from trialkit.engine import (  # noqa: F401 - re-exported for old imports
 )
 from trialkit.engine import runner as _runner
 from trialkit.engine import streams as _streams
+
+__all__ = ["ReplicateStreams", "replicate_rngs", "replicate_seeds", "run_replicates"]
 
 warnings.warn("trialkit.simulate is deprecated — import trialkit.engine instead",
               DeprecationWarning, stacklevel=2)
