@@ -327,8 +327,9 @@ def simulate_factorial_power(
         exact-mode ``analytic_power``; plus ``n_total``, ``reps``, ``seed`` and ``failed`` (fits
         that did not converge, counted as non-rejections).
     """
+    from trialkit.constants import ADJUSTMENTS
     from trialkit.engine import memory_batch, run_replicates
-    from trialkit.factorial.simulate import ADJUSTMENTS, simulate_chunk
+    from trialkit.factorial.simulate import simulate_chunk
 
     if adjust is not None and adjust not in ADJUSTMENTS:
         raise TrialkitError(f"--adjust {adjust!r} is unknown — use one of: "
