@@ -17,16 +17,21 @@ from trialkit.adaptive.spec import TrialSpec
 from trialkit.errors import TrialkitError
 
 
+def _bisect(evaluate, target: float, lo: float, hi: float, tol: float, max_iter: int) -> None:
+    """Bisect on the threshold while P(superiority) at it is above ``target``."""
+    for _ in range(max_iter):
+        if hi - lo <= tol:
+            return
+        mid = (lo + hi) / 2
+        if evaluate(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+
+
 def calibrate_trial(
-    spec: TrialSpec,
-    target: float = 0.05,
-    reps: int = 1000,
-    seed: int = 0,
-    jobs: int = 1,
-    lower: float = 0.9,
-    upper: float = 0.9999,
-    tol: float = 1e-4,
-    max_iter: int = 20,
+    spec: TrialSpec, target: float = 0.05, reps: int = 1000, seed: int = 0, jobs: int = 1,
+    lower: float = 0.9, upper: float = 0.9999, tol: float = 1e-4, max_iter: int = 20,
 ) -> dict:
     """Find ``x`` so that P(superiority) under ``spec`` (a null scenario) is close to ``target``.
 
@@ -38,9 +43,11 @@ def calibrate_trial(
         ``evaluations`` (every threshold tried with its P(superiority)), ``reps``, ``seed``.
     """
     if not 0 < target < 1:
-        raise TrialkitError(f"--target {target} is invalid — use a probability in (0, 1)")
+        raise TrialkitError(f"target = {target} is invalid — use a probability in (0, 1)",
+                            param="target")
     if not 0.5 < lower < upper < 1:
-        raise TrialkitError("calibration range is invalid — use 0.5 < lower < upper < 1")
+        raise TrialkitError("calibration range is invalid — use 0.5 < lower < upper < 1",
+                            param=("lower", "upper"))
     evaluations: list[dict] = []
 
     def prob(x: float, s: int = seed) -> float:
@@ -60,15 +67,7 @@ def calibrate_trial(
     if p_hi > target:
         raise TrialkitError(f"P(superiority) is {p_hi:.3f} even at threshold {upper} — use more "
                             "looks' data, fewer looks or a higher target")
-    lo, hi = lower, upper
-    for _ in range(max_iter):
-        if hi - lo <= tol:
-            break
-        mid = (lo + hi) / 2
-        if record(mid) > target:
-            lo = mid
-        else:
-            hi = mid
+    _bisect(record, target, lower, upper, tol, max_iter)
     best = min(evaluations, key=lambda e: (abs(e["prob_superior"] - target), -e["superiority"]))
     x = best["superiority"]
     p_check = prob(x, seed + 1)

@@ -132,26 +132,7 @@ def gsd_boundaries(
     info = (np.arange(1, looks + 1) / looks if info_fractions is None
             else np.asarray(info_fractions, dtype=float))
     _check(looks, alpha, kind, info)
-    if kind in ("OF", "P"):
-        shape = 1 / np.sqrt(info) if kind == "OF" else np.ones(looks)
-
-        def excess(c: float) -> float:
-            return _crossing(c * shape, info).sum() - alpha
-
-        c = optimize.brentq(excess, 0.5, 20, xtol=1e-12)
-        bounds = c * shape
-    else:
-        target = np.diff(np.concatenate([[0.0], spending(kind, info, alpha)]))
-        bounds = np.zeros(looks)
-        for k in range(looks):
-            def excess_k(b: float, k: int = k) -> float:
-                trial = bounds.copy()
-                trial[k] = b
-                return _crossing(trial[:k + 1], info[:k + 1])[k] - target[k]
-
-            bounds[k] = optimize.brentq(excess_k, -2, 40, xtol=1e-12) if target[k] > 1e-300 \
-                else 40.0
-    spent = np.cumsum(_crossing(bounds, info))
+    bounds = _boundaries(kind, info, alpha)
     out = {
         "type": kind,
         "looks": looks,
@@ -159,36 +140,66 @@ def gsd_boundaries(
         "info_fractions": info.tolist(),
         "critical_values": bounds.tolist(),
         "nominal_p": special.ndtr(-bounds).tolist(),
-        "alpha_spent": spent.tolist(),
+        "alpha_spent": np.cumsum(_crossing(bounds, info)).tolist(),
         "inflation": None,
         "n": None,
     }
     if power is not None:
-        if not (0 < power < 1) or power <= alpha:
-            raise TrialkitError(f"power = {power} is invalid — use a number between alpha and 1",
-                                param="power")
-        z_sum = -special.ndtri(alpha) - special.ndtri(1 - power)
-
-        def short(drift: float) -> float:
-            return _crossing(bounds, info, drift).sum() - power
-
-        drift = optimize.brentq(short, 0.0, 20.0, xtol=1e-12)
-        out["drift"] = drift
-        out["inflation"] = (drift / z_sum) ** 2
-        out["power_by_look"] = np.cumsum(_crossing(bounds, info, drift)).tolist()
-        if effect is not None:
-            if not (math.isfinite(effect) and effect > 0):
-                raise TrialkitError(f"effect = {effect} is invalid — use a finite standardised "
-                                    "effect above 0", param="effect")
-            n_fixed = 4 * z_sum**2 / effect**2 if effect > 1e-100 else math.inf
-            if not math.isfinite(n_fixed * out["inflation"]) or n_fixed > 1e15:
-                raise TrialkitError(f"effect = {effect} is too small for a sample size — give a "
-                                    "standardised effect such as 0.2", param="effect")
-            n_max = out["inflation"] * n_fixed
-            out["n_fixed"] = math.ceil(n_fixed - 1e-9)
-            out["n"] = math.ceil(n_max - 1e-9)
-            out["n_per_look"] = [math.ceil(n_max * f - 1e-9) for f in info]
+        out.update(_power(bounds, info, alpha, power, effect))
     elif effect is not None:
         raise TrialkitError("an effect needs a power — give both to compute the sample size",
                             param=("effect", "power"))
+    return out
+
+
+def _boundaries(kind: str, info: np.ndarray, alpha: float) -> np.ndarray:
+    """Critical values of the ``kind`` design at information fractions ``info``."""
+    looks = info.size
+    if kind in ("OF", "P"):
+        shape = 1 / np.sqrt(info) if kind == "OF" else np.ones(looks)
+
+        def excess(c: float) -> float:
+            return _crossing(c * shape, info).sum() - alpha
+
+        return optimize.brentq(excess, 0.5, 20, xtol=1e-12) * shape
+    target = np.diff(np.concatenate([[0.0], spending(kind, info, alpha)]))
+    bounds = np.zeros(looks)
+    for k in range(looks):
+        def excess_k(b: float, k: int = k) -> float:
+            trial = bounds.copy()
+            trial[k] = b
+            return _crossing(trial[:k + 1], info[:k + 1])[k] - target[k]
+
+        bounds[k] = optimize.brentq(excess_k, -2, 40, xtol=1e-12) if target[k] > 1e-300 \
+            else 40.0
+    return bounds
+
+
+def _power(bounds: np.ndarray, info: np.ndarray, alpha: float, power: float,
+           effect: float | None) -> dict:
+    """Drift, inflation factor and power by look; with ``effect`` also the sample sizes."""
+    if not (0 < power < 1) or power <= alpha:
+        raise TrialkitError(f"power = {power} is invalid — use a number between alpha and 1",
+                            param="power")
+    z_sum = -special.ndtri(alpha) - special.ndtri(1 - power)
+
+    def short(drift: float) -> float:
+        return _crossing(bounds, info, drift).sum() - power
+
+    drift = optimize.brentq(short, 0.0, 20.0, xtol=1e-12)
+    out = {"drift": drift, "inflation": (drift / z_sum) ** 2,
+           "power_by_look": np.cumsum(_crossing(bounds, info, drift)).tolist()}
+    if effect is None:
+        return out
+    if not (math.isfinite(effect) and effect > 0):
+        raise TrialkitError(f"effect = {effect} is invalid — use a finite standardised "
+                            "effect above 0", param="effect")
+    n_fixed = 4 * z_sum**2 / effect**2 if effect > 1e-100 else math.inf
+    if not math.isfinite(n_fixed * out["inflation"]) or n_fixed > 1e15:
+        raise TrialkitError(f"effect = {effect} is too small for a sample size — give a "
+                            "standardised effect such as 0.2", param="effect")
+    n_max = out["inflation"] * n_fixed
+    out["n_fixed"] = math.ceil(n_fixed - 1e-9)
+    out["n"] = math.ceil(n_max - 1e-9)
+    out["n_per_look"] = [math.ceil(n_max * f - 1e-9) for f in info]
     return out

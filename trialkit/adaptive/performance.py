@@ -43,6 +43,32 @@ def ideal_design_percentage(select_probs, true_values, highest_is_best: bool = F
 
 
 
+def _preferred_arms(spec, selection: str, preferences) -> list[int]:
+    """Check ``selection`` (and its preferences) and return the preferred arms' indices."""
+    if preferences is None and selection in LIST_SELECTION:
+        preferences = spec.preferences  # the design's [posterior] preferences
+    if selection not in SELECTION + LIST_SELECTION:
+        raise TrialkitError(f"selection {selection!r} is unknown — use one of: "
+                            + ", ".join(SELECTION + LIST_SELECTION), param="selection")
+    if selection in ("control", "final control", "control or best") and spec.control < 0:
+        raise TrialkitError(f"selection {selection!r} needs a common control — use 'best' or "
+                            "'none'", param="selection")
+    if selection not in LIST_SELECTION:
+        if preferences:
+            raise TrialkitError(f"preferences are only used with selection 'list' or 'list or "
+                                f"best', not {selection!r} — drop them or change the selection",
+                                param="preferences")
+        return []
+    if not preferences:
+        raise TrialkitError(f"selection {selection!r} needs preferences — give the arm "
+                            "names in order of preference, or use 'best'", param="preferences")
+    for name in preferences:
+        if name not in spec.arms:
+            raise TrialkitError(f"preference {name!r} is not an arm — use arm names: "
+                                + ", ".join(spec.arms), param="preferences")
+    return [spec.arms.index(name) for name in preferences]
+
+
 def select_arms(results, selection: str | None = None, preferences=None) -> np.ndarray:
     """Return selected arm per trial (``-1`` = none), following adaptr's selection strategies.
 
@@ -54,27 +80,7 @@ def select_arms(results, selection: str | None = None, preferences=None) -> np.n
     """
     spec = results.spec
     selection = selection or spec.selection
-    if preferences is None and selection in LIST_SELECTION:
-        preferences = spec.preferences  # the design's [posterior] preferences
-    if selection not in SELECTION + LIST_SELECTION:
-        raise TrialkitError(f"selection {selection!r} is unknown — use one of: "
-                            + ", ".join(SELECTION + LIST_SELECTION))
-    pref_idx: list[int] = []
-    if selection in LIST_SELECTION:
-        if not preferences:
-            raise TrialkitError(f"selection {selection!r} needs preferences — give the arm "
-                                "names in order of preference, or use 'best'")
-        for name in preferences:
-            if name not in spec.arms:
-                raise TrialkitError(f"preference {name!r} is not an arm — use arm names: "
-                                    + ", ".join(spec.arms))
-        pref_idx = [spec.arms.index(name) for name in preferences]
-    elif preferences:
-        raise TrialkitError(f"preferences are only used with selection 'list' or 'list or "
-                            f"best', not {selection!r} — drop them or change the selection")
-    if selection in ("control", "final control", "control or best") and spec.control < 0:
-        raise TrialkitError(f"selection {selection!r} needs a common control — use 'best' or "
-                            "'none'")
+    pref_idx = _preferred_arms(spec, selection, preferences)
     arr = results.arrays
     status = arr["arm_status"]
     final = arr["final_status"]
@@ -220,21 +226,28 @@ def check_performance(
                             "simulate more trials")
     out = _metrics(arr, sel, results.spec, idx)
     if uncertainty:
-        rng = np.random.default_rng(boot_seed)
-        base = _flat(out)
-        boots = {k: [] for k, v in base.items() if isinstance(v, float)}
-        for _ in range(n_boot):
-            m = _flat(_metrics(arr, sel, results.spec, rng.choice(idx, idx.size)))
-            for k in boots:
-                v = m.get(k)
-                boots[k].append(np.nan if v is None else v)
-        q = (1 - ci_width) / 2
-        unc = {}
-        for k, vals in boots.items():
-            v = np.asarray(vals, dtype=float)
-            v = v[np.isfinite(v)]
-            if v.size:
-                unc[k] = {"se": float(v.std(ddof=1)), "lo": float(np.quantile(v, q)),
-                          "hi": float(np.quantile(v, 1 - q))}
-        out["uncertainty"] = unc
+        out["uncertainty"] = _bootstrap(out, arr, sel, results.spec, idx, n_boot, boot_seed,
+                                        ci_width)
     return out
+
+
+def _bootstrap(out: dict, arr: dict, sel: np.ndarray, spec, idx: np.ndarray, n_boot: int,
+               boot_seed: int, ci_width: float) -> dict:
+    """Bootstrap SE and percentile interval of every metric (trials resampled)."""
+    rng = np.random.default_rng(boot_seed)
+    base = _flat(out)
+    boots: dict[str, list[float]] = {k: [] for k, v in base.items() if isinstance(v, float)}
+    for _ in range(n_boot):
+        m = _flat(_metrics(arr, sel, spec, rng.choice(idx, idx.size)))
+        for k in boots:
+            v = m.get(k)
+            boots[k].append(np.nan if v is None else v)
+    q = (1 - ci_width) / 2
+    unc = {}
+    for k, vals in boots.items():
+        v = np.asarray(vals, dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            unc[k] = {"se": float(v.std(ddof=1)), "lo": float(np.quantile(v, q)),
+                      "hi": float(np.quantile(v, 1 - q))}
+    return unc

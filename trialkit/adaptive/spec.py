@@ -101,6 +101,26 @@ class TrialSpec:
         return None
 
 
+def _adaptive_scenario(design, scenario: str | None):
+    """The adaptive design (loaded from a path if need be) and the scenario's name."""
+    from trialkit.design import load_design
+
+    if not hasattr(design, "kind"):
+        design = load_design(design)
+    if design.kind != "adaptive":
+        raise TrialkitError(f"design '{design.name}' is of kind {design.kind!r} — give a design "
+                            "of kind 'adaptive'", param="design")
+    if not design.scenarios:
+        raise TrialkitError(f"{design.source.path}: no [scenarios.NAME] table — add one with the "
+                            "true values per arm")
+    if scenario is None:
+        scenario = next(iter(design.scenarios))
+    if scenario not in design.scenarios:
+        raise TrialkitError(f"scenario {scenario!r} is not in {design.source.path} — use one "
+                            f"of: {', '.join(design.scenarios)}", param="scenario")
+    return design, scenario
+
+
 def setup_trial(design, scenario: str | None = None, method: str | None = None) -> TrialSpec:
     """Combine an adaptive design with one of its scenarios.
 
@@ -113,21 +133,7 @@ def setup_trial(design, scenario: str | None = None, method: str | None = None) 
     method : {"draws", "exact"}, optional
         How posterior probabilities are computed (default: the design's ``posterior.method``).
     """
-    from trialkit.design import load_design
-
-    if not hasattr(design, "kind"):
-        design = load_design(design)
-    if design.kind != "adaptive":
-        raise TrialkitError(f"design '{design.name}' is of kind {design.kind!r} — give a design "
-                            "of kind 'adaptive'")
-    if not design.scenarios:
-        raise TrialkitError(f"{design.source.path}: no [scenarios.NAME] table — add one with the "
-                            "true values per arm")
-    if scenario is None:
-        scenario = next(iter(design.scenarios))
-    if scenario not in design.scenarios:
-        raise TrialkitError(f"scenario {scenario!r} is not in {design.source.path} — use one "
-                            f"of: {', '.join(design.scenarios)}")
+    design, scenario = _adaptive_scenario(design, scenario)
     if method is not None and method not in POSTERIOR_METHODS:
         raise TrialkitError(f"method {method!r} is unknown — use 'draws' or 'exact'",
                             param="method")
@@ -136,10 +142,10 @@ def setup_trial(design, scenario: str | None = None, method: str | None = None) 
     control = names.index(design.control) if design.control else -1
     al, st = design.allocation, design.stopping
     n_arms = len(names)
-    for i, v in enumerate(st.inferiority):
-        if v >= 1 / n_arms and control < 0:
-            raise TrialkitError(f"{design.source.path}: key 'stopping.inferiority' = {v} at look "
-                                f"{i + 1} is not below 1/{n_arms} arms — lower it")
+    bad = [(i, v) for i, v in enumerate(st.inferiority) if v >= 1 / n_arms and control < 0]
+    if bad:
+        raise TrialkitError(f"{design.source.path}: key 'stopping.inferiority' = {bad[0][1]} at "
+                            f"look {bad[0][0] + 1} is not below 1/{n_arms} arms — lower it")
     return TrialSpec(
         design_name=design.name,
         design_sha256=design.source.sha256,

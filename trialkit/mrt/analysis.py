@@ -131,50 +131,20 @@ def _term_values(data: Mapping, term: str, avail: np.ndarray, what: str) -> np.n
     return out
 
 
-def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, availability: str |
-            None = None, moderator: str | None = None, control: str | None = None,
-            numerator_prob: float = 0.5, binary: bool = False, small="auto",
-            decision_point: str | None = None) -> MrtFit:
-    """Fit WCLS (continuous outcome) or EMEE (``binary=True``) to a long-format table.
-
-    Parameters
-    ----------
-    data : mapping of column name → 1-d array (a pandas DataFrame works)
-        One row per participant × decision point, rows grouped by participant.
-    id, outcome, treatment : str
-        Column names.
-    decision_point : str, optional
-        Decision-point column (checked for missing values at available rows).
-    prob : str or float
-        Column of randomisation probabilities, or one probability for every row.
-    availability : str, optional
-        0/1 column; all rows available when omitted.
-    moderator, control : str, optional
-        Right-hand-side formulas such as ``"x1 + x2"``; an intercept is always included.
-    numerator_prob : float
-        p̃ in (0, 1): treatment is centred at p̃ and weighted by (p̃/p)^A((1 − p̃)/(1 − p))^(1−A).
-    binary : bool
-        EMEE on the log relative-risk scale instead of WCLS.
-    small : bool or "auto"
-        Mancl–DeRouen leverage adjustment (``"auto"``: when at most 50 participants).
-    """
-    if not 0 < numerator_prob < 1:
-        raise TrialkitError(f"--numerator-prob {numerator_prob!r} is outside (0, 1) — use e.g. "
-                            "0.5 or the design's probability")
+def _participant_starts(data: Mapping, id: str) -> np.ndarray:
+    """Row index where each participant's rows start; rows must be grouped by participant."""
     if id not in data:
         raise DataError(f"column '{id}' is not in the data — use one of: "
                         + ", ".join(map(str, data.keys())))
     ids = np.asarray(data[id])
-    n_rows = ids.size
-    if n_rows == 0:
+    if ids.size == 0:
         raise DataError("the data table has no rows — give one row per participant × decision "
                         "point")
     id_na = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in ids])
     if id_na.any():
         raise DataError(f"column '{id}' is missing at row {_row(id_na)} — every row needs a "
                         "participant id")
-    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-    starts = np.concatenate([[0], change])
+    starts = np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1]) + 1])
     seen: set = set()
     for s in starts:
         if ids[s] in seen:
@@ -182,47 +152,98 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
                             f"{ids[s]!r} reappears at row {s + 1}; sort the table by participant "
                             "and decision point")
         seen.add(ids[s])
+    return starts
+
+
+def _availability(data: Mapping, availability: str | None, n_rows: int) -> np.ndarray:
     if availability is None:
-        avail = np.ones(n_rows, dtype=bool)
-    else:
-        av = _numeric(data, availability)
-        na = np.isnan(av)
-        if na.any():
-            raise DataError(f"column '{availability}' is missing at row {_row(na)} — "
-                            "availability must be 0 or 1 on every row")
-        _binary(av, availability, np.ones(n_rows, bool), "availability")
-        avail = av == 1
-    a = _numeric(data, treatment)
-    _no_na(a, treatment, avail)
-    _binary(a, treatment, avail, "treatment")
+        return np.ones(n_rows, dtype=bool)
+    av = _numeric(data, availability)
+    na = np.isnan(av)
+    if na.any():
+        raise DataError(f"column '{availability}' is missing at row {_row(na)} — "
+                        "availability must be 0 or 1 on every row")
+    _binary(av, availability, np.ones(n_rows, bool), "availability")
+    if not (av == 1).any():
+        raise DataError(f"column '{availability}' is 0 on every row — no participant is ever "
+                        "available, so there is nothing to estimate; check the availability column")
+    return av == 1
+
+
+def _probabilities(data: Mapping, prob, avail: np.ndarray) -> np.ndarray:
     if isinstance(prob, str):
         p = _numeric(data, prob)
         _no_na(p, prob, avail)
         label = f"column '{prob}'"
     else:
-        p = np.full(n_rows, float(prob))
-        label = "--prob"
+        p = np.full(avail.size, float(prob))
+        label = "the probability"
     bad = avail & ~((p > 0) & (p < 1))
     if bad.any():
         raise DataError(f"{label} has the probability {p[_row(bad) - 1]:g} at row {_row(bad)} — "
-                        "randomisation probabilities must be strictly between 0 and 1")
+                        "randomisation probabilities must be strictly between 0 and 1",
+                        param="prob")
+    return p
+
+
+def _varies(avail: np.ndarray, columns) -> None:
+    first = _row(avail)
+    for col, values, what in columns:
+        live = values[avail]
+        if np.all(live == live[0]):
+            raise DataError(f"column '{col}' is {live[0]:g} at every available row (first at row "
+                            f"{first}) — {what}")
+
+
+def _padded(starts: np.ndarray, avail: np.ndarray, n_rows: int):
+    """A function padding row values to (1, participants, longest run of rows)."""
+    lengths = np.diff(np.concatenate([starts, [n_rows]]))
+    n, t_max = starts.size, int(lengths.max())
+    pos = np.arange(n_rows) - np.repeat(starts, lengths)
+    who = np.repeat(np.arange(n), lengths)
+
+    def pad(v, fill=0.0):
+        out = np.full((n, t_max) + v.shape[1:], fill, dtype=float)
+        out[who, pos] = np.where(avail.reshape((-1,) + (1,) * (v.ndim - 1)), v, fill)
+        return out[None]
+
+    return pad, np.unique(who[avail]).size
+
+
+def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, availability: str |
+            None = None, moderator: str | None = None, control: str | None = None,
+            numerator_prob: float = 0.5, binary: bool = False, small="auto",
+            decision_point: str | None = None) -> MrtFit:
+    """Fit WCLS (continuous outcome) or EMEE (``binary=True``) to a long-format table.
+
+    ``data`` maps column names to 1-d arrays (a DataFrame works), one row per participant ×
+    decision point, grouped by participant. ``id``, ``outcome``, ``treatment`` and
+    ``decision_point`` (checked for missing values at available rows) name columns; ``prob`` is a
+    column of randomisation probabilities or one probability; ``availability`` a 0/1 column
+    (default: all available); ``moderator`` and ``control`` right-hand-side formulas such as
+    ``"x1 + x2"`` (an intercept is always included). Treatment is centred at ``numerator_prob``
+    (p̃) and weighted by (p̃/p)^A((1 − p̃)/(1 − p))^(1−A); ``binary`` fits EMEE on the log
+    relative-risk scale; ``small`` is the Mancl–DeRouen adjustment (``"auto"``: with at most 50
+    participants).
+    """
+    if not 0 < numerator_prob < 1:
+        raise TrialkitError(f"numerator_prob = {numerator_prob!r} is outside (0, 1) — use e.g. "
+                            "0.5 or the design's probability", param="numerator_prob")
+    starts = _participant_starts(data, id)
+    n_rows = np.asarray(data[id]).size
+    avail = _availability(data, availability, n_rows)
+    a = _numeric(data, treatment)
+    _no_na(a, treatment, avail)
+    _binary(a, treatment, avail, "treatment")
+    p = _probabilities(data, prob, avail)
     if decision_point is not None:
         _no_na(_numeric(data, decision_point), decision_point, avail)
     y = _numeric(data, outcome)
     _no_na(y, outcome, avail)
     if binary:
-        _binary(y, outcome, avail, "a binary outcome (--binary)")
-    if not avail.any():
-        raise DataError(f"column '{availability}' is 0 on every row — no participant is ever "
-                        "available, so there is nothing to estimate; check the availability column")
-    first = _row(avail)
-    for col, values, what in ((treatment, a, "both treated and untreated available rows are "
-                               "needed to estimate an effect"),
-                              (outcome, y, "there is no variation to analyse")):
-        live = values[avail]
-        if np.all(live == live[0]):
-            raise DataError(f"column '{col}' is {live[0]:g} at every available row (first at row "
-                            f"{first}) — {what}")
+        _binary(y, outcome, avail, "a binary outcome")
+    _varies(avail, ((treatment, a, "both treated and untreated available rows are needed to "
+                     "estimate an effect"), (outcome, y, "there is no variation to analyse")))
     mod_terms = parse_formula(moderator, "moderator")
     ctl_terms = parse_formula(control, "control")
     z = np.column_stack([np.ones(n_rows)]
@@ -230,26 +251,25 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     b = np.column_stack([np.ones(n_rows)]
                         + [_term_values(data, t, avail, "control") for t in ctl_terms])
     check_probabilities(p[avail])
-    # pad to (1, n, T_max)
-    lengths = np.diff(np.concatenate([starts, [n_rows]]))
-    n, t_max = starts.size, int(lengths.max())
-    pos = np.arange(n_rows) - np.repeat(starts, lengths)
-    who = np.repeat(np.arange(n), lengths)
-    n_live, k = np.unique(who[avail]).size, z.shape[1] + b.shape[1]
+    pad, n_live = _padded(starts, avail, n_rows)
+    k = z.shape[1] + b.shape[1]
     if n_live <= k:
         raise DataError(f"only {n_live} participant(s) have available rows, too few for "
                         f"{z.shape[1]} effect and {b.shape[1]} control terms (intercepts "
                         f"included; df = n − p − q = {n_live - k}) — use more than {k} "
                         "participants or fewer terms")
-
-    def pad(v, fill=0.0):
-        out = np.full((n, t_max) + v.shape[1:], fill, dtype=float)
-        out[who, pos] = np.where(avail.reshape((-1,) + (1,) * (v.ndim - 1)), v, fill)
-        return out[None]
-
     fit = emee_batch if binary else wcls_batch
     res = fit(pad(y), pad(a), pad(p, 0.5), pad(avail.astype(float)), numerator_prob, pad(b),
               pad(z), small)
+    _check_fit(res, binary)
+    return MrtFit(estimator="emee" if binary else "wcls",
+                  effect_names=["Intercept"] + mod_terms,
+                  control_names=["Intercept"] + ctl_terms,
+                  coef=res.coef[0], cov=res.cov[0], n_participants=int(res.n_participants[0]),
+                  numerator_prob=numerator_prob)
+
+
+def _check_fit(res, binary: bool) -> None:
     if not binary and not np.all(np.isfinite(res.coef[0])):
         raise TrialkitError("the model is not identifiable from these data (collinear moderators "
                             "or controls) — remove a term")
@@ -260,11 +280,6 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     if not np.all(np.isfinite(res.cov[0])):
         raise TrialkitError("the model is not identifiable from these data (collinear moderators "
                             "or controls) — remove a term")
-    return MrtFit(estimator="emee" if binary else "wcls",
-                  effect_names=["Intercept"] + mod_terms,
-                  control_names=["Intercept"] + ctl_terms,
-                  coef=res.coef[0], cov=res.cov[0], n_participants=int(res.n_participants[0]),
-                  numerator_prob=numerator_prob)
 
 
 def wcls(data: Mapping, **kwargs) -> MrtFit:
