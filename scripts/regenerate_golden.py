@@ -70,7 +70,7 @@ def _decision(scenario: str, reps: int, seed: int) -> Callable[[], Any]:
         from trialkit.design import load_design
 
         try:
-            from trialkit.bayes.decision import simulate_decision
+            from trialkit.bayes.decision_study import simulate_decision
         except ImportError:  # before the decision simulation had its own name
             from trialkit.bayes.simulate import simulate_decision
         design = load_design(DESIGNS / "app-components-factorial.toml")

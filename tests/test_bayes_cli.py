@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from trialkit.bayes import decide
-from trialkit.bayes.simulate import individual_data
+from trialkit.bayes.decision_study import individual_data
 from trialkit.design import load_design, loads_design
 
 DESIGN = "designs/app-components-factorial.toml"

@@ -14,7 +14,7 @@ import pytest
 
 from trialkit.bayes import fast
 from trialkit.bayes.analyse import analyse_factorial, combination_draws
-from trialkit.bayes.simulate import individual_data, truth_vector
+from trialkit.bayes.decision_study import individual_data, truth_vector
 from trialkit.bayes.spec import build_spec
 from trialkit.design import load_design
 

@@ -11,8 +11,8 @@ import statsmodels.api as sm
 from trialkit.design import load_design, loads_design
 from trialkit.engine import replicate_rngs
 from trialkit.factorial.model import model_matrix, model_terms
-from trialkit.factorial.plan import factorial_design_power, simulate_factorial_power
-from trialkit.factorial.simulate import (
+from trialkit.factorial.planning import factorial_design_power, simulate_factorial_power
+from trialkit.factorial.replicates import (
     SimSpec,
     _logistic,
     _ols,
@@ -106,7 +106,7 @@ def test_results_do_not_depend_on_jobs_or_chunks(designs_dir):
 
 def test_default_chunks_bound_memory_and_keep_results(designs_dir, monkeypatch):
     from trialkit.engine import runner
-    from trialkit.factorial import plan
+    from trialkit.factorial import planning as plan
 
     design = load_design(designs_dir / "app-components-factorial.toml")
     whole = simulate_factorial_power(design, 120, seed=9, chunk_size=120)
@@ -229,7 +229,7 @@ def test_model_order_not_estimable_in_fraction_is_an_error(run, designs_dir, tmp
 def test_binary_baseline_is_the_rate_with_every_component_off(designs_dir):
     from scipy.special import expit
 
-    from trialkit.factorial.plan import _truth
+    from trialkit.factorial.planning import _truth
 
     design = load_design(designs_dir / "app-components-factorial.toml")
     out = design.outcomes[1]
@@ -244,7 +244,7 @@ def test_binary_baseline_is_the_rate_with_every_component_off(designs_dir):
 
 
 def test_design_truth_feeds_the_data_generator(designs_dir):
-    from trialkit.factorial.plan import design_truth
+    from trialkit.factorial.planning import design_truth
 
     design = load_design(designs_dir / "app-components-factorial.toml")
     terms, beta = design_truth(design)

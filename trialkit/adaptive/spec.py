@@ -102,7 +102,7 @@ class TrialSpec:
 
 
 def _adaptive_scenario(design, scenario: str | None):
-    """The adaptive design (loaded from a path if need be) and the scenario's name."""
+    """Return the adaptive design (loaded from a path if need be) and the scenario's name."""
     from trialkit.design import load_design
 
     if not hasattr(design, "kind"):
@@ -140,8 +140,7 @@ def setup_trial(design, scenario: str | None = None, method: str | None = None) 
     sc = design.scenarios[scenario]
     names = design.arm_names
     control = names.index(design.control) if design.control else -1
-    al, st = design.allocation, design.stopping
-    n_arms = len(names)
+    al, st, n_arms = design.allocation, design.stopping, len(names)
     bad = [(i, v) for i, v in enumerate(st.inferiority) if v >= 1 / n_arms and control < 0]
     if bad:
         raise TrialkitError(f"{design.source.path}: key 'stopping.inferiority' = {bad[0][1]} at "

@@ -133,7 +133,7 @@ def simulate_decision(design_file, reps, seed, scenario, outcome, budget, jobs, 
       trialkit simulate decision designs/app-components-factorial.toml --reps 2000 --seed 1 \\
         --scenario antagonistic --format json
     """
-    from trialkit.bayes.simulate import simulate_decision as run
+    from trialkit.bayes.decision_study import simulate_decision as run
     from trialkit.design import load_design
 
     emit(run(load_design(design_file), reps=reps, seed=seed, scenario=scenario, outcome=outcome,

@@ -192,7 +192,7 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
         --out power.png
     """
     from trialkit.design import load_design
-    from trialkit.factorial import plan
+    from trialkit.factorial import planning as plan
 
     design = load_design(file)
     if simulate and curve:
@@ -228,7 +228,7 @@ def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> No
       trialkit samplesize designs/app-components-factorial.toml --power 0.8 --format json
     """
     from trialkit.design import load_design
-    from trialkit.factorial.plan import factorial_design_sample_size
+    from trialkit.factorial.planning import factorial_design_sample_size
 
     design = load_design(file)
     emit(factorial_design_sample_size(design, target, outcome=outcome, exact=exact,

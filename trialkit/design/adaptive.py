@@ -266,7 +266,7 @@ def _read_looks(root: Section) -> Looks:
 
 
 def _check_probabilities(al: Section, names: list[str], fixed, min_probs, max_probs) -> None:
-    """Fixed probabilities and limits that no allocation can meet are errors."""
+    """Reject fixed probabilities and limits that no allocation can meet."""
     for key, vals in (("min_probs", min_probs), ("max_probs", max_probs)):
         both = [names[i] for i, v in enumerate(vals) if not math.isnan(v)
                 and not math.isnan(fixed[i])]

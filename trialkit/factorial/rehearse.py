@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from trialkit.engine import replicate_rngs
 from trialkit.errors import DataError
 from trialkit.factorial.model import model_matrix
-from trialkit.factorial.plan import design_truth
-from trialkit.factorial.simulate import generate_factorial_data
+from trialkit.factorial.planning import design_truth
+from trialkit.factorial.replicates import generate_factorial_data
 from trialkit.tables import factor_codes
 
 

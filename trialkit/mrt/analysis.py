@@ -196,7 +196,7 @@ def _varies(avail: np.ndarray, columns) -> None:
 
 
 def _padded(starts: np.ndarray, avail: np.ndarray, n_rows: int):
-    """A function padding row values to (1, participants, longest run of rows)."""
+    """Return a function padding row values to (1, participants, longest run of rows)."""
     lengths = np.diff(np.concatenate([starts, [n_rows]]))
     n, t_max = starts.size, int(lengths.max())
     pos = np.arange(n_rows) - np.repeat(starts, lengths)
