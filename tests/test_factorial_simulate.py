@@ -266,7 +266,8 @@ def test_design_truth_feeds_the_data_generator(designs_dir):
     (["--n-total", "10"], "too few"),
     (["--simulate", "--reps", "10", "--n-total", "12"], "too few"),
     (["--simulate", "--reps", "10", "--n-total", "2000000"], "simulated trial"),
-    (["--n-total", "100000000000000000000"], "smaller --n-total"),
+    (["--n-total", "100000000000000000000"], "smaller n_total (or sample size in the design) "
+     "(option --n-total)"),
 ])
 def test_cli_design_file_bad_input(run, designs_dir, args, fragment):
     res = run("power", designs_dir / "app-components-factorial.toml", *args)

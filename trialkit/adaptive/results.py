@@ -81,10 +81,10 @@ def load_results(path: str | os.PathLike[str], spec: TrialSpec) -> TrialResults:
             data = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise TrialkitError(f"{path}: cannot be read as saved results ({exc}) — give a file "
-                            "written by 'trialkit simulate --save'") from None
+                            "written by TrialResults.save", param="path") from None
     if data.get("format") != "trialkit-adaptive-results/1":
         raise TrialkitError(f"{path}: is not a trialkit adaptive results file — give a file "
-                            "written by 'trialkit simulate --save'")
+                            "written by TrialResults.save", param="path")
     try:
         if data["design"]["sha256"] != spec.design_sha256 or data["scenario"] != spec.scenario:
             raise TrialkitError(f"{path}: was simulated from another design or scenario — use a "
@@ -144,7 +144,7 @@ def run_trials(
         old = load_results(path, spec)
         if old.seed != seed:
             raise TrialkitError(f"{path}: was simulated with seed {old.seed}, not {seed} — use "
-                                f"--seed {old.seed} to grow it, or a new file name")
+                                f"seed {old.seed} to grow it, or a new file name", param="seed")
         if old.n_rep >= reps:  # enough saved trials: the first ``reps`` of them
             return TrialResults(spec, seed, {k: v[:reps] for k, v in old.arrays.items()},
                                 old.version, old.seconds, old.created)

@@ -45,7 +45,7 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
                             + ", ".join(o.name for o in design.outcomes))
         if name not in cols:
             raise DataError(f"the data have no column {name!r} for the outcome — add it or "
-                            "choose another --outcome")
+                            "choose another outcome", param="outcomes")
         y = numeric_column(table, name, "outcome")
         if out.type == "binary" and not set(np.unique(y).tolist()) <= {0.0, 1.0}:
             raise DataError(f"binary outcome column '{name}' has values other than 0 and 1 — "
@@ -57,10 +57,11 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
     cov = np.empty((len(table), len(covariates)))
     for j, c in enumerate(covariates):
         if c in design.factor_names or c in outcomes:
-            raise DataError(f"--covariate {c!r} is a factor or an analysed outcome — give a "
-                            "baseline column such as baseline PHQ-9")
+            raise DataError(f"covariate {c!r} is a factor or an analysed outcome — give a "
+                            "baseline column such as baseline PHQ-9", param="covariates")
         if c not in cols:
-            raise DataError(f"the data have no covariate column {c!r} — check --covariate")
+            raise DataError(f"the data have no covariate column {c!r} — check the covariates",
+                            param="covariates")
         v = numeric_column(table, c, "covariate")
         sd = v.std()
         if not sd > 0:
@@ -119,7 +120,8 @@ def screening_fit(spec: ModelSpec, x: np.ndarray, y: np.ndarray, alpha: float) -
     est, pval, se = np.asarray(res.params), np.asarray(res.pvalues), np.asarray(res.bse)
     if not np.all(np.isfinite(pval)):
         raise DataError("the classic screening model cannot be estimated from these data (too "
-                        "few participants per term) — lower the model order or use --method bayes")
+                        "few participants per term) — lower the model order or use method "
+                        "bayes", param="method")
     chosen = decide.screening_rule(est[None], pval[None], spec.terms, len(spec.factor_names),
                                    alpha, spec.better)[0]
     # classic factorial effects (2 × coefficient) for the contrasts; the intercept and the
@@ -476,7 +478,7 @@ def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, s
                             "predictive check needs a factorial design")
     name = design.outcome(outcome).name
     if draws < 10:
-        raise TrialkitError(f"--draws {draws} is too few — use at least 10")
+        raise TrialkitError(f"draws = {draws} is too few — use at least 10", param="draws")
     spec = build_spec(design, name)
     rng = np.random.default_rng(seed)
     tau, _ = spec.tau_grid()

@@ -36,7 +36,7 @@ def check_budget(budget: float | None, costs: np.ndarray) -> None:
     """Raise when ``budget`` is not a number or is below the cheapest combination."""
     if budget is not None and np.isnan(budget):
         raise TrialkitError("budget nan is not a number — give the largest total component "
-                            "cost, e.g. --budget 15")
+                            "cost, e.g. 15", param="budget")
     if budget is not None and budget < costs.min():
         raise TrialkitError(f"budget {budget:g} is below the cheapest option "
                             f"({costs.min():g}) — give a budget of at least {costs.min():g}")

@@ -54,15 +54,17 @@ def factorial_costs(
     from trialkit.design.fractions import generators_for_resolution, letters, min_runs
 
     if not isinstance(factors, int) or factors < 2:
-        raise TrialkitError(f"--factors {factors!r} is invalid — use a whole number of at least 2")
+        raise TrialkitError(f"factors = {factors!r} is invalid — use a whole number of at least "
+                            "2", param="factors")
     letters(factors)
     if not (math.isfinite(d_main) and d_main >= 0.01):
-        raise TrialkitError(f"--d-main {d_main!r} is too small — use a standardised effect of at "
-                            f"least 0.01, e.g. 0.2")
-    for name, value in (("--cost-per-subject", cost_per_subject),
-                        ("--cost-per-condition", cost_per_condition)):
+        raise TrialkitError(f"d_main = {d_main!r} is too small — use a standardised effect of "
+                            "at least 0.01, e.g. 0.2", param="d_main")
+    for name, value in (("cost_per_subject", cost_per_subject),
+                        ("cost_per_condition", cost_per_condition)):
         if not (math.isfinite(value) and value >= 0):
-            raise TrialkitError(f"{name} {value!r} is negative — use a cost of 0 or more")
+            raise TrialkitError(f"{name} = {value!r} is negative — use a cost of 0 or more",
+                                param=name)
     runs = min_runs(factors, resolution)
     generators = generators_for_resolution(factors, resolution, runs) if runs < 2**factors else ()
     n_star = math.ceil(2 * (_Z_POWER + _Z_ALPHA) ** 2 / d_main**2)

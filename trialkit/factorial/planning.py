@@ -65,10 +65,11 @@ def _sizes(design, n_total: int | None):
     n = n_total if n_total is not None else s.n_total
     if s.assignment == "independent":
         if n is None:
-            raise TrialkitError(f"design {design.name!r} has no sample.n_total — give --n-total "
-                                f"or add n_total to [sample]")
+            raise TrialkitError(f"design {design.name!r} has no sample.n_total — give n_total "
+                                "or add it to [sample]", param="n_total")
         if n < 2:
-            raise TrialkitError(f"--n-total {n} is too small — use at least 2 participants")
+            raise TrialkitError(f"n_total = {n} is too small — use at least 2 participants",
+                                param="n_total")
         _check_total(n)
         return int(n), None, None
     if n_total is not None or s.clusters is None:
@@ -85,7 +86,7 @@ def _sizes(design, n_total: int | None):
 def _check_total(n: float, limit: float = fp._MAX_SIZE, what: str = "") -> None:
     if n > limit:
         raise TrialkitError(f"{n:g} participants{what} are more than {limit:g} — give a "
-                            f"smaller --n-total (or sample size in the design)")
+                            "smaller n_total (or sample size in the design)", param="n_total")
 
 
 def _setting(design, m_eff: float | None, exact: bool, alpha: float) -> fp.Setting:
@@ -332,8 +333,8 @@ def simulate_factorial_power(
     from trialkit.factorial.replicates import simulate_chunk
 
     if adjust is not None and adjust not in ADJUSTMENTS:
-        raise TrialkitError(f"--adjust {adjust!r} is unknown — use one of: "
-                            f"{', '.join(ADJUSTMENTS)}")
+        raise TrialkitError(f"adjust {adjust!r} is unknown — use one of: "
+                            f"{', '.join(ADJUSTMENTS)}", param="adjust")
     out = design.outcome(outcome)
     codes, terms = _model(design)
     n, clusters, _ = _sizes(design, n_total)
@@ -402,8 +403,8 @@ def factorial_power_curve(
         ``n`` (the grid), ``curves`` (``term`` and ``power`` at each N) and ``out``.
     """
     if not (isinstance(n_from, int) and isinstance(n_to, int) and 2 <= n_from < n_to):
-        raise TrialkitError(f"--n-from {n_from!r} and --n-to {n_to!r} do not make a range — use "
-                            f"2 <= n-from < n-to")
+        raise TrialkitError(f"n_from = {n_from!r} and n_to = {n_to!r} do not make a range — "
+                            "use 2 <= n_from < n_to", param=("n_from", "n_to"))
     grid = np.unique(np.linspace(n_from, n_to, points).round().astype(int))
     rows = [factorial_design_power(design, int(n), outcome=outcome, exact=exact)["effects"]
             for n in grid]

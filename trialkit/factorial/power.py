@@ -56,8 +56,60 @@ class Setting:
         return self.assignment != "independent"
 
 
-def _fail(message: str) -> TrialkitError:
-    return TrialkitError(message)
+def _fail(message: str, param: str | tuple[str, ...] | None = None) -> TrialkitError:
+    return TrialkitError(message, param=param)
+
+
+def _check_clusters(assignment: str, cluster_size, cluster_size_sd, icc) -> None:
+    if assignment == "independent":
+        for name, value in (("cluster_size", cluster_size),
+                            ("cluster_size_sd", cluster_size_sd), ("icc", icc)):
+            if value is not None:
+                raise _fail(f"{name} is given with independent assignment — drop it, or use "
+                            "assignment within or between", param=name)
+        return
+    if cluster_size is None or not (math.isfinite(cluster_size) and cluster_size >= 1):
+        raise _fail(f"cluster_size = {cluster_size!r} is missing or below 1 with {assignment} "
+                    "assignment — give the mean number of members per cluster",
+                    param="cluster_size")
+    if cluster_size > _MAX_SIZE:
+        raise _fail(f"cluster_size = {cluster_size:g} is above {_MAX_SIZE:g} — give a "
+                    "realistic number of members per cluster", param="cluster_size")
+    if icc is None or not 0 <= icc < 1:
+        raise _fail(f"icc = {icc!r} is missing or outside [0, 1) with {assignment} "
+                    "assignment — give the intraclass correlation, e.g. 0.05", param="icc")
+    if assignment == "within" and cluster_size_sd not in (None, 0, 0.0):
+        raise _fail("cluster_size_sd is given with within-cluster assignment — drop it "
+                    "(it only matters when whole clusters are randomised)",
+                    param="cluster_size_sd")
+    if cluster_size_sd is not None and not (math.isfinite(cluster_size_sd)
+                                            and cluster_size_sd >= 0):
+        raise _fail(f"cluster_size_sd = {cluster_size_sd!r} is negative or not finite — use 0 "
+                    "or more", param="cluster_size_sd")
+
+
+def _check_pretest(pretest: str, assignment: str, pre_post_corr, change_score_icc) -> None:
+    if pretest == "none" and pre_post_corr is not None:
+        raise _fail("pre_post_corr is given without a pretest — use pretest covariate or "
+                    "repeated, or drop it", param="pre_post_corr")
+    if pretest != "none" and (pre_post_corr is None or not 0 <= pre_post_corr < 1):
+        raise _fail(f"pre_post_corr = {pre_post_corr!r} is missing or outside [0, 1) with "
+                    f"pretest {pretest} — give the pretest-posttest correlation",
+                    param="pre_post_corr")
+    if pretest == "covariate" and assignment == "between":
+        raise _fail("pretest covariate with between-cluster assignment has no power formula "
+                    "— use pretest repeated, which approximates it", param="pretest")
+    needed = pretest == "repeated" and assignment == "between"
+    if change_score_icc is None and needed:
+        raise _fail("change_score_icc is missing — between-cluster assignment with a repeated "
+                    "pretest needs the intraclass correlation of the change scores",
+                    param="change_score_icc")
+    if change_score_icc is not None and not needed:
+        raise _fail("change_score_icc only applies to between-cluster assignment with a "
+                    "repeated pretest — drop it", param="change_score_icc")
+    if change_score_icc is not None and not 0 <= change_score_icc < 1:
+        raise _fail(f"change_score_icc = {change_score_icc!r} is outside [0, 1) — use a value "
+                    "such as 0.02", param="change_score_icc")
 
 
 def make_setting(
@@ -69,60 +121,22 @@ def make_setting(
 ) -> Setting:
     """Validate the arguments of a power calculation and return a :class:`Setting`."""
     if not isinstance(factors, int | np.integer) or not 1 <= factors <= 26:
-        raise _fail(f"--factors {factors!r} is invalid — use a whole number from 1 to 26")
+        raise _fail(f"factors = {factors!r} is invalid — use a whole number from 1 to 26",
+                    param="factors")
     if not isinstance(model_order, int | np.integer) or not 1 <= model_order <= factors:
-        raise _fail(f"--model-order {model_order!r} is invalid — use a whole number from 1 to "
-                    f"the number of factors ({factors})")
+        raise _fail(f"model_order = {model_order!r} is invalid — use a whole number from 1 to "
+                    f"the number of factors ({factors})", param="model_order")
     if not 0 < alpha < 1:
-        raise _fail(f"--alpha {alpha!r} is outside (0, 1) — use a level such as 0.05")
+        raise _fail(f"alpha = {alpha!r} is outside (0, 1) — use a level such as 0.05",
+                    param="alpha")
     if assignment not in ASSIGNMENTS:
-        raise _fail(f"assignment {assignment!r} is unknown — use one of: {', '.join(ASSIGNMENTS)}")
+        raise _fail(f"assignment {assignment!r} is unknown — use one of: "
+                    f"{', '.join(ASSIGNMENTS)}", param="assignment")
     if pretest not in PRETESTS:
-        raise _fail(f"pretest {pretest!r} is unknown — use one of: {', '.join(PRETESTS)}")
-    if assignment == "independent":
-        for name, value in (("--cluster-size", cluster_size),
-                            ("--cluster-size-sd", cluster_size_sd), ("--icc", icc)):
-            if value is not None:
-                raise _fail(f"{name} is given with independent assignment — drop it, or use "
-                            f"--assignment within or between")
-    else:
-        if cluster_size is None or not (math.isfinite(cluster_size) and cluster_size >= 1):
-            raise _fail(f"--cluster-size {cluster_size!r} is missing or below 1 with "
-                        f"{assignment} assignment — give the mean number of members per cluster")
-        if cluster_size > _MAX_SIZE:
-            raise _fail(f"--cluster-size {cluster_size:g} is above {_MAX_SIZE:g} — give a "
-                        f"realistic number of members per cluster")
-        if icc is None or not 0 <= icc < 1:
-            raise _fail(f"--icc {icc!r} is missing or outside [0, 1) with {assignment} "
-                        f"assignment — give the intraclass correlation, e.g. 0.05")
-        if assignment == "within" and cluster_size_sd not in (None, 0, 0.0):
-            raise _fail("--cluster-size-sd is given with within-cluster assignment — drop it "
-                        "(it only matters when whole clusters are randomised)")
-        if cluster_size_sd is not None and not (math.isfinite(cluster_size_sd)
-                                                and cluster_size_sd >= 0):
-            raise _fail(f"--cluster-size-sd {cluster_size_sd!r} is negative or not finite — "
-                        f"use 0 or more")
-    if pretest == "none":
-        if pre_post_corr is not None:
-            raise _fail("--pre-post-corr is given without a pretest — add --pretest covariate "
-                        "or repeated, or drop it")
-    else:
-        if pre_post_corr is None or not 0 <= pre_post_corr < 1:
-            raise _fail(f"--pre-post-corr {pre_post_corr!r} is missing or outside [0, 1) with "
-                        f"pretest {pretest} — give the pretest-posttest correlation")
-        if pretest == "covariate" and assignment == "between":
-            raise _fail("pretest covariate with between-cluster assignment has no power formula "
-                        "— use --pretest repeated, which approximates it")
-    if change_score_icc is not None:
-        if not (pretest == "repeated" and assignment == "between"):
-            raise _fail("--change-score-icc only applies to between-cluster assignment with "
-                        "--pretest repeated — drop it")
-        if not 0 <= change_score_icc < 1:
-            raise _fail(f"--change-score-icc {change_score_icc!r} is outside [0, 1) — use a "
-                        f"value such as 0.02")
-    elif pretest == "repeated" and assignment == "between":
-        raise _fail("--change-score-icc is missing — between-cluster assignment with a repeated "
-                    "pretest needs the intraclass correlation of the change scores")
+        raise _fail(f"pretest {pretest!r} is unknown — use one of: {', '.join(PRETESTS)}",
+                    param="pretest")
+    _check_clusters(assignment, cluster_size, cluster_size_sd, icc)
+    _check_pretest(pretest, assignment, pre_post_corr, change_score_icc)
     return Setting(int(factors), int(model_order), float(alpha), assignment,
                    None if cluster_size is None else float(cluster_size),
                    float(cluster_size_sd or 0.0), None if icc is None else float(icc), pretest,
@@ -139,16 +153,18 @@ def effect_coefficient(
     ``d_main`` = 2b/σ, ``raw_main`` = 2b, ``raw_coef`` = b and Cohen's ``f2`` = b²/σ². ``sigma``
     is required with the raw forms and defaults to 1 with the standardised ones.
     """
-    given = {k: v for k, v in (("--d-main", d_main), ("--raw-main", raw_main),
-                               ("--raw-coef", raw_coef), ("--f2", f2)) if v is not None}
+    given = {k: v for k, v in (("d_main", d_main), ("raw_main", raw_main),
+                               ("raw_coef", raw_coef), ("f2", f2)) if v is not None}
     if len(given) > 1:
         raise _fail(f"two effect sizes are given ({', '.join(given)}) — give only one of "
-                    f"--d-main, --raw-main, --raw-coef, --f2")
+                    "d_main, raw_main, raw_coef, f2", param=tuple(given))
     if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
-        raise _fail(f"--sigma {sigma!r} is not positive — give the outcome sd, e.g. 10")
+        raise _fail(f"sigma = {sigma!r} is not positive — give the outcome sd, e.g. 10",
+                    param="sigma")
     if raw_main is not None or raw_coef is not None:
         if sigma is None:
-            raise _fail("--sigma is missing — a raw effect size needs the outcome sd (--sigma)")
+            raise _fail("sigma is missing — a raw effect size needs the outcome sd",
+                        param="sigma")
     sig = 1.0 if sigma is None else float(sigma)
     if not given:
         return math.nan, sig
@@ -156,7 +172,7 @@ def effect_coefficient(
     if not math.isfinite(value):
         raise _fail(f"the effect size {value!r} is not finite — give a number")
     if f2 is not None and f2 < 0:
-        raise _fail(f"--f2 {f2!r} is negative — Cohen's f² is 0 or more")
+        raise _fail(f"f2 = {f2!r} is negative — Cohen's f² is 0 or more", param="f2")
     if d_main is not None:
         coef = 0.5 * d_main * sig
     elif raw_main is not None:
@@ -234,17 +250,18 @@ def _result(s: Setting, size: float, coef: float, sigma: float) -> dict:
 def _check_size(s: Setting, n_total, clusters) -> float:
     if s.clustered:
         if n_total is not None:
-            raise _fail(f"--n-total is given with {s.assignment}-cluster assignment — give the "
-                        f"number of clusters (--clusters) instead")
+            raise _fail(f"n_total is given with {s.assignment}-cluster assignment — give the "
+                        "number of clusters instead", param=("n_total", "clusters"))
         if clusters is None:
-            raise _fail("--clusters is missing — give the number of clusters")
+            raise _fail("clusters is missing — give the number of clusters", param="clusters")
         size = clusters
     else:
         if clusters is not None:
-            raise _fail("--clusters is given with independent assignment — give --n-total, or "
-                        "use --assignment within or between")
+            raise _fail("clusters is given with independent assignment — give n_total, or "
+                        "use assignment within or between", param="clusters")
         if n_total is None:
-            raise _fail("--n-total is missing — give the total number of participants")
+            raise _fail("n_total is missing — give the total number of participants",
+                        param="n_total")
         size = n_total
     if not (math.isfinite(size) and size > 0):
         raise _fail(f"the sample size {size!r} is not positive — give a positive number")
@@ -310,8 +327,8 @@ def factorial_power(
                      change_score_icc=change_score_icc, exact=exact)
     coef, sig = effect_coefficient(d_main, raw_main, raw_coef, f2, sigma)
     if math.isnan(coef):
-        raise _fail("no effect size is given — give one of --d-main, --raw-main (with --sigma), "
-                    "--raw-coef (with --sigma) or --f2")
+        raise _fail("no effect size is given — give one of d_main, raw_main (with sigma), "
+                    "raw_coef (with sigma) or f2", param=("d_main", "raw_main", "raw_coef", "f2"))
     size = _check_size(s, n_total, clusters)
     return _result(s, size, coef, sig)
 
@@ -390,8 +407,9 @@ def factorial_sample_size(
     _check_target(power)
     coef, sig = effect_coefficient(d_main, raw_main, raw_coef, f2, sigma)
     if math.isnan(coef) or coef == 0:
-        raise _fail("no non-zero effect size is given — give one of --d-main, --raw-main "
-                    "(with --sigma), --raw-coef (with --sigma) or --f2")
+        raise _fail("no non-zero effect size is given — give one of d_main, raw_main "
+                    "(with sigma), raw_coef (with sigma) or f2",
+                    param=("d_main", "raw_main", "raw_coef", "f2"))
     size = _bisect_size(s, coef, sig, power)
     out = _result(s, size, coef, sig)
     out["target_power"] = power
@@ -400,7 +418,8 @@ def factorial_sample_size(
 
 def _check_target(power: float) -> None:
     if power is None or not 0 < power < 1:
-        raise _fail(f"--power {power!r} is outside (0, 1) — give a target such as 0.8")
+        raise _fail(f"power = {power!r} is outside (0, 1) — give a target such as 0.8",
+                    param="power")
 
 
 def factorial_mde(
@@ -537,17 +556,19 @@ def factorial_binary_power(
     from trialkit.factorial.model import model_terms
 
     if not 0 < baseline < 1:
-        raise _fail(f"--baseline {baseline!r} is outside (0, 1) — give the outcome rate, e.g. 0.45")
+        raise _fail(f"baseline = {baseline!r} is outside (0, 1) — give the outcome rate, e.g. "
+                    "0.45", param="baseline")
     if (logodds_main is None) == (risk_diff is None):
-        raise _fail("give exactly one binary effect: --logodds-main or --risk-diff")
+        raise _fail("give exactly one binary effect: logodds_main or risk_diff",
+                    param=("logodds_main", "risk_diff"))
     if logodds_main is not None and not math.isfinite(logodds_main):
-        raise _fail(f"--logodds-main {logodds_main!r} is not finite — give a log-odds "
-                    f"difference such as 0.4")
+        raise _fail(f"logodds_main = {logodds_main!r} is not finite — give a log-odds "
+                    "difference such as 0.4", param="logodds_main")
     if risk_diff is not None:
         hi = baseline + risk_diff
         if not 0 < hi < 1:
-            raise _fail(f"--risk-diff {risk_diff} from baseline {baseline} leaves (0, 1) — use "
-                        f"a smaller risk difference")
+            raise _fail(f"risk_diff = {risk_diff} from baseline {baseline} leaves (0, 1) — use "
+                        "a smaller risk difference", param="risk_diff")
         coef = (special.logit(hi) - special.logit(baseline)) / 2
     else:
         coef = logodds_main / 2
@@ -555,13 +576,13 @@ def factorial_binary_power(
     if 2**factors * s.n_coefficients > _MAX_CELLS:
         raise _fail(f"binary power is computed over all {2**factors} conditions with "
                     f"{s.n_coefficients} coefficients, which is too large — use fewer factors "
-                    f"or a lower --model-order")
+                    "or a lower model order", param=("factors", "model_order"))
     if not math.isfinite(n_total):
-        raise _fail(f"--n-total {n_total!r} is not finite — give the total number of "
-                    f"participants")
+        raise _fail(f"n_total = {n_total!r} is not finite — give the total number of "
+                    "participants", param="n_total")
     if n_total <= s.n_coefficients:
-        raise _fail(f"--n-total {n_total:g} is not above the {s.n_coefficients} coefficients — "
-                    f"use more participants")
+        raise _fail(f"n_total = {n_total:g} is not above the {s.n_coefficients} coefficients — "
+                    "use more participants", param="n_total")
     terms = model_terms(factors, model_order)
     coefs = np.zeros(len(terms))
     coefs[0] = special.logit(baseline) + coef   # P(all factors at -1) = baseline

@@ -54,7 +54,8 @@ def trial_layout(
     """
     if assignment == "independent":
         if n_total is None or n_total < 1:
-            raise TrialkitError("the total sample size is missing — give --n-total")
+            raise TrialkitError("the total sample size is missing — give n_total",
+                                param="n_total")
         n = int(n_total)
         return Layout(condition=np.arange(n) % n_conditions)
     if clusters is None or cluster_size is None:

@@ -299,18 +299,19 @@ def parse_lincomb(text: str | None) -> np.ndarray | None:
     try:
         rows = [[float(x) for x in part.split(",")] for part in text.split(";") if part.strip()]
     except ValueError:
-        raise TrialkitError(f"--lincomb {text!r} is not a list of numbers — write weights such as "
-                            '"1,1" (one per effect term; separate combinations with ";")') from None
+        raise TrialkitError(f"lincomb {text!r} is not a list of numbers — write weights such as "
+                            '"1,1" (one per effect term; separate combinations with ";")',
+                            param="lincomb") from None
     if not rows or len({len(r) for r in rows}) != 1:
-        raise TrialkitError(f"--lincomb {text!r} has rows of different lengths — give one weight "
-                            "per effect term in every combination")
+        raise TrialkitError(f"lincomb {text!r} has rows of different lengths — give one weight "
+                            "per effect term in every combination", param="lincomb")
     lin = np.array(rows)
     if not np.all(np.isfinite(lin)):
-        raise TrialkitError(f"--lincomb {text!r} has a weight that is not a finite number — give "
-                            'finite weights such as "1,1"')
+        raise TrialkitError(f"lincomb {text!r} has a weight that is not a finite number — give "
+                            'finite weights such as "1,1"', param="lincomb")
     if np.any(np.all(lin == 0, axis=1)):
-        raise TrialkitError(f"--lincomb {text!r} has a combination whose weights are all zero — "
-                            "give at least one non-zero weight per combination")
+        raise TrialkitError(f"lincomb {text!r} has a combination whose weights are all zero — "
+                            "give at least one non-zero weight per combination", param="lincomb")
     return lin
 
 

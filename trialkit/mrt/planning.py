@@ -180,11 +180,13 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
         raise TrialkitError("controlling for the previous outcome is available for continuous "
                             "outcomes only — drop it for a binary outcome")
     if not isinstance(n_participants, int) or n_participants <= p + q + 1:
-        raise TrialkitError(f"--n-participants {n_participants!r} is too small for p = {p} effect "
-                            f"and q = {q} control terms — use more than {p + q + 1}")
+        raise TrialkitError(f"n_participants = {n_participants!r} is too small for p = {p} "
+                            f"effect and q = {q} control terms — use more than {p + q + 1}",
+                            param="n_participants")
     check_probabilities(inputs["probability"])
     if not isinstance(jobs, int) or jobs < 1:
-        raise TrialkitError(f"--jobs {jobs!r} is invalid — use a whole number of at least 1")
+        raise TrialkitError(f"jobs = {jobs!r} is invalid — use a whole number of at least 1",
+                            param="jobs")
     batch = batch_size(n_participants, inputs["days"] * inputs["decisions_per_day"])
     out = run_replicates(power_replicates, reps, jobs=jobs, batch=batch, seed=seed,
                          n_participants=n_participants, inputs=inputs, ar1=ar1, icc=icc,
