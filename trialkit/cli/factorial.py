@@ -191,6 +191,8 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
       trialkit power designs/app-components-fraction.toml --curve --n-from 100 --n-to 1500 \\
         --out power.png
     """
+    from dataclasses import replace
+
     from trialkit.design import load_design
     from trialkit.factorial import planning as plan
 
@@ -200,8 +202,8 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
     if curve:
         if n_from is None or n_to is None:
             raise UserError("--curve needs --n-from and --n-to — add both")
-        result = plan.factorial_power_curve(design, n_from, n_to, out, exact=exact,
-                                            outcome=outcome)
+        curve = plan.factorial_power_curve(design, n_from, n_to, exact=exact, outcome=outcome)
+        result = replace(curve, out=curve.save(out)).to_dict()
     elif simulate:
         result = plan.simulate_factorial_power(design, reps, seed, jobs=jobs, n_total=n_total,
                                                outcome=outcome, adjust=adjust)

@@ -6,11 +6,17 @@ pretest, dropout) and its planned analysis (model order, α, multiplicity adjust
 
 from __future__ import annotations
 
+import os
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
 import numpy as np
 
 from trialkit.errors import TrialkitError
 from trialkit.factorial import power as fp
 from trialkit.factorial.model import model_matrix, model_terms, outcome_coefficients, term_name
+from trialkit.results import Result
 
 _MAX_SIMULATED = 1_000_000   # participants in one simulated trial
 _CHUNK_VALUES = 2**23        # outcomes drawn per chunk of replicates (64 MB of float64)
@@ -191,6 +197,23 @@ def factorial_design_power(
     return result
 
 
+def _smallest_reaching(power_at, target: float) -> int:
+    """Return the smallest whole size whose ``power_at(size)`` reaches ``target``."""
+    lo, hi = 1, 2
+    while power_at(hi) < target:
+        lo, hi = hi, hi * 2
+        if hi > 10**7:
+            raise TrialkitError(f"power {target} is not reached below 10 million — assume larger "
+                                "effects or lower the target power", param="power")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if power_at(mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def factorial_design_sample_size(
     design, power: float | None = None, *, outcome: str | None = None, exact: bool = False,
     adjust: str | None = None,
@@ -243,24 +266,10 @@ def factorial_design_sample_size(
         return min(pw[j - 1] for j in mains)
 
     min_power(10**6, strict=True)   # problems that no sample size cures surface here
-    lo, hi = 1, 2
-    while min_power(hi) < target:
-        lo, hi = hi, hi * 2
-        if hi > 10**7:
-            raise TrialkitError(f"power {target} is not reached below 10 million — assume larger "
-                                f"effects or lower the target power")
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if min_power(mid) >= target:
-            hi = mid
-        else:
-            lo = mid
+    hi = _smallest_reaching(min_power, target)
     limiting = min(mains, key=lambda j: abs(beta[j]))
-    if s.assignment == "independent":
-        res = factorial_design_power(design, hi, outcome=out.name, exact=exact, adjust=adjust)
-    else:
-        res = factorial_design_power(design, int(round(hi * s.cluster_size)), outcome=out.name,
-                                     exact=exact, adjust=adjust)
+    n_total = hi if s.assignment == "independent" else int(round(hi * s.cluster_size))
+    res = factorial_design_power(design, n_total, outcome=out.name, exact=exact, adjust=adjust)
     res.update({"method": "analytic sample size", "target_power": target,
                 "limiting_term": term_name(terms[limiting], names),
                 "power": min(e["power"] for e in res["effects"] if e["term"] in
@@ -328,16 +337,34 @@ def simulate_factorial_power(
         exact-mode ``analytic_power``; plus ``n_total``, ``reps``, ``seed`` and ``failed`` (fits
         that did not converge, counted as non-rejections).
     """
-    from trialkit.constants import ADJUSTMENTS
     from trialkit.engine import memory_batch, run_replicates
     from trialkit.factorial.replicates import simulate_chunk
+
+    out = design.outcome(outcome)
+    codes, terms = _model(design)
+    n, clusters, _ = _sizes(design, n_total)
+    spec = _checked_sim_spec(design, out, codes, terms, n, clusters, adjust)
+    # bound the (replicates × participants) arrays of a call; results do not depend on it
+    res = run_replicates(simulate_chunk, reps, jobs=jobs, batch=chunk_size,
+                         max_batch=memory_batch(spec.x.shape[0], _CHUNK_VALUES), seed=seed,
+                         spec=spec)
+    result = {"design": design.name, "outcome": out.name, "outcome_type": out.type,
+              "method": "simulation", "n_total": int(spec.layout.condition.shape[0]),
+              "reps": reps, "seed": seed, "alpha": design.analysis.alpha,
+              "adjust": spec.adjust, "failed": int(res["failed"].sum()),
+              "effects": _simulated_effects(design, out, terms, spec, res, n_total, adjust)}
+    if clusters is not None:
+        result["n_clusters"] = clusters
+    return result
+
+
+def _checked_sim_spec(design, out, codes, terms, n, clusters, adjust):
+    """Return the simulation spec, after checking the planned model fits such trials."""
+    from trialkit.constants import ADJUSTMENTS
 
     if adjust is not None and adjust not in ADJUSTMENTS:
         raise TrialkitError(f"adjust {adjust!r} is unknown — use one of: "
                             f"{', '.join(ADJUSTMENTS)}", param="adjust")
-    out = design.outcome(outcome)
-    codes, terms = _model(design)
-    n, clusters, _ = _sizes(design, n_total)
     _check_total(n, _MAX_SIMULATED, " in a simulated trial")
     spec = _sim_spec(design, out, codes, terms, n, clusters, adjust)
     n_coefs = len(terms) + (1 if design.sample.pretest == "covariate" else 0)
@@ -347,40 +374,73 @@ def simulate_factorial_power(
         units, unit = spec.layout.condition.shape[0] * (1 - spec.dropout), "participants"
     if units - n_coefs < 1:
         raise TrialkitError(f"{units:g} analysed {unit} are too few to fit the planned model of "
-                            f"{n_coefs} coefficients — use more {unit}")
-    # bound the (replicates × participants) arrays of a call; results do not depend on it
-    res = run_replicates(simulate_chunk, reps, jobs=jobs, batch=chunk_size,
-                         max_batch=memory_batch(spec.x.shape[0], _CHUNK_VALUES), seed=seed,
-                         spec=spec)
-    reject = res["reject"]
-    power = reject.mean(axis=0)
-    mc_se = np.sqrt(power * (1 - power) / reps)
+                            f"{n_coefs} coefficients — use more {unit}", param="n_total")
+    return spec
+
+
+def _simulated_effects(design, out, terms, spec, res, n_total, adjust) -> list[dict]:
+    """Per-term simulated power with its Monte Carlo SE, mean estimate and analytic power."""
+    power = res["reject"].mean(axis=0)
+    mc_se = np.sqrt(power * (1 - power) / res["reject"].shape[0])
     try:
         analytic = factorial_design_power(design, n_total, outcome=out.name, exact=True,
                                           adjust=adjust)["effects"]
     except TrialkitError:
         analytic = [{"power": None}] * (len(terms) - 1)
     names = design.factor_names
-    effects = [{"term": term_name(t, names), "effect": 2 * float(spec.beta[j + 1]),
-                "power": float(power[j]), "mc_se": float(mc_se[j]),
-                # rounded: batched BLAS kernels may differ in the last bit between chunk sizes
-                "mean_coef": float(f"{np.mean(res['estimate'][:, j]):.10g}"),
-                "analytic_power": analytic[j]["power"]}
-               for j, t in enumerate(terms[1:])]
-    result = {"design": design.name, "outcome": out.name, "outcome_type": out.type,
-              "method": "simulation", "n_total": int(spec.layout.condition.shape[0]),
-              "reps": reps, "seed": seed, "alpha": design.analysis.alpha,
-              "adjust": spec.adjust, "failed": int(res["failed"].sum()), "effects": effects}
-    if clusters is not None:
-        result["n_clusters"] = clusters
-    return result
+    return [{"term": term_name(t, names), "effect": 2 * float(spec.beta[j + 1]),
+             "power": float(power[j]), "mc_se": float(mc_se[j]),
+             # rounded: batched BLAS kernels may differ in the last bit between batch sizes
+             "mean_coef": float(f"{np.mean(res['estimate'][:, j]):.10g}"),
+             "analytic_power": analytic[j]["power"]}
+            for j, t in enumerate(terms[1:])]
+
+
+@dataclass(frozen=True)
+class PowerCurve(Result):
+    """Analytic power against enrolled N for every model term with a non-zero effect.
+
+    ``plot()`` draws it (a horizontal line marks the design's target power); ``out`` is the
+    figure file once saved.
+    """
+
+    primary: ClassVar[str | None] = "curves"
+    design: str
+    out: str | None
+    n: list[int]
+    curves: list[dict]
+    target_power: float = field(default=0.8, metadata={"hidden": True})
+
+    def plot(self) -> Any:
+        """Return the figure: power of every term against N."""
+        from trialkit.plotting import pyplot
+
+        fig, ax = pyplot().subplots(figsize=(7, 4.5))
+        for c in self.curves:
+            ax.plot(self.n, c["power"], label=c["term"])
+        ax.axhline(self.target_power, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("participants enrolled (N)")
+        ax.set_ylabel("power")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{self.design}: power by effect")
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        return fig
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the figure (a figure extension) or the curves (``.json``/``.csv``)."""
+        from trialkit.plotting import is_figure_path, save_figure
+
+        if is_figure_path(path):
+            return save_figure(self.plot(), path, param="out")
+        return super().save(path)
 
 
 def factorial_power_curve(
-    design, n_from: int, n_to: int, out: str, *, points: int = 25, exact: bool = False,
-    outcome: str | None = None,
-) -> dict:
-    """Draw analytic power against enrolled N for every model term with a non-zero effect.
+    design, n_from: int, n_to: int, out: str | None = None, *, points: int = 25,
+    exact: bool = False, outcome: str | None = None,
+) -> PowerCurve:
+    """Analytic power against enrolled N for every model term with a non-zero effect.
 
     Parameters
     ----------
@@ -388,8 +448,8 @@ def factorial_power_curve(
         A loaded design.
     n_from, n_to : int
         Smallest and largest enrolment of the grid (2 <= n_from < n_to).
-    out : str
-        Figure file; the format follows the extension (PNG, PDF, SVG, …).
+    out : str, optional
+        Deprecated: call ``curve.save(path)`` (the format follows the extension).
     points : int
         Number of grid points (rounded to whole participants, duplicates dropped).
     exact : bool
@@ -399,8 +459,9 @@ def factorial_power_curve(
 
     Returns
     -------
-    dict
-        ``n`` (the grid), ``curves`` (``term`` and ``power`` at each N) and ``out``.
+    PowerCurve
+        ``n`` (the grid) and ``curves`` (``term`` and ``power`` at each N); ``plot()`` and
+        ``save(path)`` draw it.
     """
     if not (isinstance(n_from, int) and isinstance(n_to, int) and 2 <= n_from < n_to):
         raise TrialkitError(f"n_from = {n_from!r} and n_to = {n_to!r} do not make a range — "
@@ -410,25 +471,10 @@ def factorial_power_curve(
             for n in grid]
     curves = [{"term": e["term"], "power": [r[j]["power"] for r in rows]}
               for j, e in enumerate(rows[0]) if e["effect"] != 0]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for c in curves:
-        ax.plot(grid, c["power"], label=c["term"])
-    ax.axhline(design.analysis.power, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("participants enrolled (N)")
-    ax.set_ylabel("power")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"{design.name}: power by effect")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    try:
-        fig.savefig(out)
-    except (OSError, ValueError) as exc:
-        raise TrialkitError(f"cannot write {out} ({exc}) — check the path and extension") from None
-    finally:
-        plt.close(fig)
-    return {"design": design.name, "out": out, "n": [int(v) for v in grid], "curves": curves}
+    curve = PowerCurve(design.name, None, [int(v) for v in grid], curves,
+                       design.analysis.power)
+    if out is not None:
+        warnings.warn("factorial_power_curve(out=...) is deprecated — call curve.save(path)",
+                      DeprecationWarning, stacklevel=2)
+        curve = replace(curve, out=curve.save(out))
+    return curve

@@ -114,12 +114,27 @@ def generate_factorial_data(
     """
     x = np.asarray(x, dtype=float)
     eta = x @ np.asarray(beta, dtype=float)
-    reps, n = len(rngs), x.shape[0]
     use_clusters = cluster is not None and n_clusters > 0 and icc > 0
+    y, pre, observed, u = _standard_draws(rngs, x.shape[0], outcome,
+                                          n_clusters if use_clusters else 0,
+                                          pre_post_corr is not None, dropout)
+    if outcome == "continuous":
+        _continuous_outcomes(y, pre, u, cluster, eta, sd, icc, pre_post_corr)
+    else:
+        tau = math.sqrt(icc / (1 - icc) * math.pi**2 / 3)
+        lin = eta if u is None else eta + tau * u[:, cluster]
+        y = (y < special.expit(lin)).astype(float)
+    return {"y": y, "observed": observed, "pre": pre}
+
+
+def _standard_draws(rngs, n: int, outcome: str, n_clusters: int, pretest: bool,
+                    dropout: float):
+    """Each replicate's raw draws, in a fixed order: cluster effects, pretest, outcome, dropout."""
+    reps = len(rngs)
     y = np.empty((reps, n))
-    pre = np.empty((reps, n)) if pre_post_corr is not None else None
+    pre = np.empty((reps, n)) if pretest else None
     observed = np.empty((reps, n), dtype=bool) if dropout > 0 else None
-    u = np.empty((reps, n_clusters)) if use_clusters else None
+    u = np.empty((reps, n_clusters)) if n_clusters else None
     for r, rng in enumerate(rngs):
         if u is not None:
             rng.standard_normal(out=u[r])
@@ -131,25 +146,24 @@ def generate_factorial_data(
             rng.random(out=y[r])
         if observed is not None:
             observed[r] = rng.random(n) >= dropout
-    if outcome == "continuous":
-        within = math.sqrt(1 - icc) * sd if use_clusters else sd
+    return y, pre, observed, u
+
+
+def _continuous_outcomes(y, pre, u, cluster, eta, sd, icc, pre_post_corr) -> None:
+    """Turn standard normal draws into outcomes (and pretests), in place."""
+    within = math.sqrt(1 - icc) * sd if u is not None else sd
+    if pre is not None:
+        rho = float(pre_post_corr)
+        y *= math.sqrt(1 - rho**2)
+        y += rho * pre
+        pre *= within
+    y *= within
+    if u is not None:
+        shift = (math.sqrt(icc) * sd) * u[:, cluster]
+        y += shift
         if pre is not None:
-            rho = float(pre_post_corr)
-            y *= math.sqrt(1 - rho**2)
-            y += rho * pre
-            pre *= within
-        y *= within
-        if u is not None:
-            shift = (math.sqrt(icc) * sd) * u[:, cluster]
-            y += shift
-            if pre is not None:
-                pre += shift
-        y += eta
-    else:
-        tau = math.sqrt(icc / (1 - icc) * math.pi**2 / 3)
-        lin = eta if u is None else eta + tau * u[:, cluster]
-        y = (y < special.expit(lin)).astype(float)
-    return {"y": y, "observed": observed, "pre": pre}
+            pre += shift
+    y += eta
 
 
 # -- the planned analysis, vectorised across replicates --------------------------------------------
