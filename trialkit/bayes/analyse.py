@@ -381,7 +381,7 @@ def analyse_factorial(
     Parameters
     ----------
     design : FactorialDesign
-        The design of the experiment.
+        The design.
     data : pandas.DataFrame
         The trial data: ±1 factor columns named as the design's factors, outcome columns named
         as its outcomes, optional covariate columns. (A CSV/Parquet path is still read, with a
@@ -394,10 +394,9 @@ def analyse_factorial(
     method : {"bayes", "ols", "both"}
         Bayesian PEV analysis, classic screening, or both.
     engine : {"nuts", "fast", "prior"}
-        pymc NUTS; the closed-form/Laplace fast path; or prior draws in place of the posterior
-        (checks the wiring, not an analysis).
+        pymc NUTS; the closed-form/Laplace fast path; or prior draws (a wiring check).
     draws, tune, chains, seed, cores : int
-        Sampler settings (as :func:`pymc.sample`).
+        Sampler settings (as :func:`pymc.sample`); ``progress`` shows progress on stderr.
     mcid : float, optional
         Minimal clinically important difference (a positive magnitude, in the classic-effect
         units of the outcome): ``p_above_mcid`` is P(effect beneficial by more than ``mcid``).
@@ -406,22 +405,16 @@ def analyse_factorial(
     weights : dict, optional
         Outcome → weight of the multi-outcome value function (default equal).
     out_dir : str, optional
-        Deprecated: call ``result.save(folder)`` instead.
-    progress : bool
-        Show a progress indicator on stderr while sampling.
-    plots : bool
-        With ``out_dir``: also write the figures.
+        Deprecated: call ``result.save(folder)`` instead (``plots``: with the figures).
 
     Returns
     -------
     ComponentAnalysis
-        The report (``to_dict()``), with the posteriors for the figures and for
-        :meth:`~ComponentAnalysis.save`.
+        The report (``to_dict()``), the posteriors for figures and ``save(folder)``.
     """
     weights = dict(weights or {})
     outcomes = _check_arguments(design, method, engine, mcid, outcomes, weights)
-    table = _table(data)
-    codes, ys, cov = prepare_data(design, table, outcomes, tuple(covariates))
+    codes, ys, cov = prepare_data(design, _table(data), outcomes, tuple(covariates))
     opts = {"method": method, "engine": engine, "draws": draws, "tune": tune, "chains": chains,
             "seed": seed, "cores": cores, "progress": progress, "mcid": mcid, "budget": budget}
     per_outcome, fits = {}, []
@@ -429,25 +422,32 @@ def analyse_factorial(
         per_outcome[name], fit = _analyse_outcome(design, name, codes, ys[name], cov,
                                                   covariates, opts)
         fits += [fit] if fit is not None else []
-    first = per_outcome[outcomes[0]]
-    report = {
-        "design": design.name, "outcome": outcomes[0], "method": method, "engine": engine,
-        "components": first.get("components", []),
-        "combinations": first.get("combinations", []),
-        "decision": _decision(design, outcomes, per_outcome, fits, weights, budget),
-        "diagnostics": _diagnostics(outcomes, per_outcome, engine) if fits else None,
-        "terms": first.get("terms", []), "ols": first.get("ols", []), "mcid": mcid,
-    }
-    if len(outcomes) > 1:
-        report["outcomes"] = {n: {k: r.get(k) for k in ("components", "combinations", "pev",
-                                                          "pev_within_budget", "screening")}
-                              for n, r in per_outcome.items()}
+    report = _report(design, outcomes, per_outcome, fits, weights, opts)
     result = ComponentAnalysis(report, tuple(fits))
     if out_dir is not None:
         warnings.warn("analyse_factorial(out_dir=...) is deprecated — call "
                       "result.save(folder)", DeprecationWarning, stacklevel=2)
         result.save(out_dir, plots=plots)
     return result
+
+
+def _report(design, outcomes, per_outcome, fits, weights, opts) -> dict:
+    """Return the JSON report: the first outcome at the top level, all under ``outcomes``."""
+    first = per_outcome[outcomes[0]]
+    report = {
+        "design": design.name, "outcome": outcomes[0], "method": opts["method"],
+        "engine": opts["engine"],
+        "components": first.get("components", []),
+        "combinations": first.get("combinations", []),
+        "decision": _decision(design, outcomes, per_outcome, fits, weights, opts["budget"]),
+        "diagnostics": _diagnostics(outcomes, per_outcome, opts["engine"]) if fits else None,
+        "terms": first.get("terms", []), "ols": first.get("ols", []), "mcid": opts["mcid"],
+    }
+    if len(outcomes) > 1:
+        report["outcomes"] = {n: {k: r.get(k) for k in ("components", "combinations", "pev",
+                                                          "pev_within_budget", "screening")}
+                              for n, r in per_outcome.items()}
+    return report
 
 
 def _table(data):
@@ -465,6 +465,23 @@ def _worst(diags: list[dict], key: str, pick) -> float | None:
 
 
 # -- prior predictive ------------------------------------------------------------------------------
+def _prior_coefficients(spec: ModelSpec, rng: np.random.Generator, draws: int):
+    """Coefficient draws (draws, p) from the prior, and the residual SDs (normal family)."""
+    tau, _ = spec.tau_grid()
+    p = spec.n_coef
+    scale = np.broadcast_to(spec.prior_scale, (draws, p)).copy()
+    if spec.interactions == "hierarchical" and spec.interaction.any():
+        t = np.abs(rng.normal(0.0, spec.interaction_sd, draws))
+    else:
+        t = np.full(draws, tau[0])
+    scale[:, spec.interaction] = t[:, None]
+    z = rng.standard_normal((draws, p))
+    if spec.family == "normal":
+        sigma = np.sqrt(spec.sigma_rate / rng.gamma(spec.sigma_shape, size=draws))
+        return spec.prior_mean + sigma[:, None] * scale * z, sigma
+    return spec.prior_mean + scale * z, None
+
+
 def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, seed: int = 0,
                      n_total: int | None = None) -> dict:
     """Draw data from the prior at the design's conditions and summarise what it implies.
@@ -481,21 +498,7 @@ def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, s
         raise TrialkitError(f"draws = {draws} is too few — use at least 10", param="draws")
     spec = build_spec(design, name)
     rng = np.random.default_rng(seed)
-    tau, _ = spec.tau_grid()
-    p = spec.n_coef
-    scale = np.broadcast_to(spec.prior_scale, (draws, p)).copy()
-    if spec.interactions == "hierarchical" and spec.interaction.any():
-        t = np.abs(rng.normal(0.0, spec.interaction_sd, draws))
-    else:
-        t = np.full(draws, tau[0])
-    scale[:, spec.interaction] = t[:, None]
-    z = rng.standard_normal((draws, p))
-    if spec.family == "normal":
-        sigma = np.sqrt(spec.sigma_rate / rng.gamma(spec.sigma_shape, size=draws))
-        b = spec.prior_mean + sigma[:, None] * scale * z
-    else:
-        sigma = None
-        b = spec.prior_mean + scale * z
+    b, sigma = _prior_coefficients(spec, rng, draws)
     n = n_total or design.sample.n_total or 32 * design.conditions().shape[0]
     codes = design.conditions()
     cells = np.arange(n) % codes.shape[0]

@@ -162,15 +162,53 @@ def simulate_decision(
     """
     from trialkit.engine import run_replicates
 
+    out = _check_decision_design(design, outcome)
+    spec = build_spec(design, out.name)
+    combos = spec.combinations()
+    costs = decide.combination_costs(combos, [f.cost for f in design.factors])
+    if budget is None:
+        budget = float(costs.max()) / 2.0
+    decide.check_budget(budget, costs)
+    start = time.perf_counter()
+    chosen = run_replicates(decision_chunk, reps, jobs=jobs, batch=BATCH, design=design,
+                            outcome_name=out.name, scenario=scenario, seed=seed, budget=budget)
+    elapsed = time.perf_counter() - start
+
+    effects = scenario_effects(design, out, scenario)
+    terms, beta = truth_vector(design, out, effects)
+    truth = true_expected(out.type, model_matrix(combos, terms), beta)
+    value = decide.orient(truth, out.better)
+    best = decide.true_best(value, costs, None, combos)
+    best_budget = decide.true_best(value, costs, budget, combos)
+
+    def label(c: int) -> list[str]:
+        return [design.factor_names[i] for i in range(design.k) if combos[c, i] > 0]
+
+    rules = {rule: _score_rule(chosen[key], target, value, combos, design.factor_names)
+             for rule, key, target in (("pev", "pev", best),
+                                       ("pev_within_budget", "pev_budget", best_budget),
+                                       ("screening", "screening", best))}
+    return {
+        "design": design.name, "outcome": out.name, "scenario": scenario, "reps": reps,
+        "seed": seed, "n_total": design.sample.n_total, "budget": budget,
+        "truth": {"best": label(best), "best_expected_outcome": float(truth[best]),
+                  "best_within_budget": label(best_budget),
+                  "best_within_budget_expected_outcome": float(truth[best_budget]),
+                  "effects": effects},
+        "rules": rules, "elapsed_seconds": elapsed,
+    }
+
+
+def _check_decision_design(design, outcome: str | None):
+    """Return the outcome, after checking the design can be simulated and analysed."""
     if design.kind != "factorial":
         raise TrialkitError(f"{design.source.path} is a {design.kind} design — decision "
-                            "simulation needs a factorial design")
+                            "simulation needs a factorial design", param="design")
     if design.sample.n_total is None:
         raise TrialkitError(f"{design.source.path}: [sample] n_total is missing — add it to "
                             "simulate the trial")
     out = design.outcome(outcome)
-    name = out.name
-    spec = build_spec(design, name)
+    spec = build_spec(design, out.name)
     analysed = design.sample.n_total * (1 - design.sample.dropout)
     if analysed < spec.n_coef + 2:
         raise TrialkitError(f"n_total {design.sample.n_total} leaves about {analysed:.0f} "
@@ -181,54 +219,27 @@ def simulate_decision(
         raise TrialkitError(f"the design's conditions cannot estimate the model of order "
                             f"{design.analysis.model_order} (some of its terms are aliased) — "
                             "lower [analysis] model_order")
-    combos = spec.combinations()
-    costs = decide.combination_costs(combos, [f.cost for f in design.factors])
-    if budget is None:
-        budget = float(costs.max()) / 2.0
-    decide.check_budget(budget, costs)
-    start = time.perf_counter()
-    chosen = run_replicates(decision_chunk, reps, jobs=jobs, batch=BATCH, design=design,
-                            outcome_name=name, scenario=scenario, seed=seed, budget=budget)
-    elapsed = time.perf_counter() - start
+    return out
 
-    terms, beta = truth_vector(design, out, scenario_effects(design, out, scenario))
-    truth = true_expected(out.type, model_matrix(combos, terms), beta)
-    value = decide.orient(truth, out.better)
-    best = decide.true_best(value, costs, None, combos)
-    best_budget = decide.true_best(value, costs, budget, combos)
-    names = design.factor_names
 
-    def label(c: int) -> list[str]:
-        return [names[i] for i in range(design.k) if combos[c, i] > 0]
-
-    rules = {}
-    for rule, target in (("pev", best), ("pev_within_budget", best_budget),
-                         ("screening", best)):
-        pick = chosen["pev_budget" if rule == "pev_within_budget" else rule]
-        p_correct, p_se = _mean_se(pick == target)
-        regret, r_se = _mean_se(value[target] - value[pick])
-        comps = []
-        for i, fname in enumerate(names):
-            on = combos[pick, i] > 0
-            in_best = combos[target, i] > 0
-            rate, se = _mean_se(on if in_best else ~on)
-            comps.append({"name": fname, "in_best": bool(in_best),
-                          "sensitivity": rate if in_best else None,
-                          "sensitivity_se": se if in_best else None,
-                          "specificity": None if in_best else rate,
-                          "specificity_se": None if in_best else se,
-                          "p_chosen": float(on.mean())})
-        rules[rule] = {"p_correct": p_correct, "p_correct_se": p_se, "regret": regret,
-                       "regret_se": r_se, "components": comps}
-    return {
-        "design": design.name, "outcome": name, "scenario": scenario, "reps": reps,
-        "seed": seed, "n_total": design.sample.n_total, "budget": budget,
-        "truth": {"best": label(best), "best_expected_outcome": float(truth[best]),
-                  "best_within_budget": label(best_budget),
-                  "best_within_budget_expected_outcome": float(truth[best_budget]),
-                  "effects": scenario_effects(design, out, scenario)},
-        "rules": rules, "elapsed_seconds": elapsed,
-    }
+def _score_rule(pick: np.ndarray, target: int, value: np.ndarray, combos: np.ndarray,
+                names) -> dict:
+    """P(correct), regret and per-component sensitivity/specificity of one rule's choices."""
+    p_correct, p_se = _mean_se(pick == target)
+    regret, r_se = _mean_se(value[target] - value[pick])
+    comps = []
+    for i, fname in enumerate(names):
+        on = combos[pick, i] > 0
+        in_best = combos[target, i] > 0
+        rate, se = _mean_se(on if in_best else ~on)
+        comps.append({"name": fname, "in_best": bool(in_best),
+                      "sensitivity": rate if in_best else None,
+                      "sensitivity_se": se if in_best else None,
+                      "specificity": None if in_best else rate,
+                      "specificity_se": None if in_best else se,
+                      "p_chosen": float(on.mean())})
+    return {"p_correct": p_correct, "p_correct_se": p_se, "regret": regret,
+            "regret_se": r_se, "components": comps}
 
 
 def individual_data(design, outcome_name: str, effects: dict[str, float], n: int, seed: int,

@@ -277,14 +277,16 @@ def _search(k: int, m: int, resolution: int, budget: int) -> tuple[list[int] | N
 
     rec(0, [], [])
     if best is None:
-        best = _greedy(k, m, resolution, cands)
-    if best is None and resolution <= 4:
-        # constructions: distinct columns give resolution III; odd-weight columns (a foldover)
-        # give resolution IV — heaviest first
-        pool = [c for c in cands if resolution == 3 or c.bit_count() % 2 == 1]
-        if len(pool) >= p:
-            best = pool[:p]
+        best = _greedy(k, m, resolution, cands) or _construction(p, resolution, cands)
     return best, exhausted
+
+
+def _construction(p: int, resolution: int, cands: list[int]) -> list[int] | None:
+    """Distinct columns give resolution III; odd-weight columns (a foldover) give IV."""
+    if resolution > 4:
+        return None
+    pool = [c for c in cands if resolution == 3 or c.bit_count() % 2 == 1]  # heaviest first
+    return pool[:p] if len(pool) >= p else None
 
 
 def _greedy(k: int, m: int, resolution: int, cands: list[int], tries: int = 200,

@@ -140,14 +140,8 @@ def read_trajectory(sec: Section, lo: float | None, hi: float | None, exclusive:
     return Trajectory(shape=shape, mean=mean, initial=initial, extremum_day=extremum)
 
 
-def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
-    """Build an :class:`MrtDesign` from the top-level section of a design file."""
-    header = read_header(root)
-    sch = root.section("schedule", required=True)
-    schedule = Schedule(days=sch.integer("days", minimum=1),
-                        decisions_per_day=sch.integer("decisions_per_day", minimum=1))
-    sch.done()
-
+def _read_treatment(root: Section, schedule: Schedule) -> tuple[str, str, tuple[float, ...]]:
+    """Return the treatment's name, how its probability varies, and the probabilities."""
     trt = root.section("treatment", required=True)
     treatment = identifier(trt, "name", "prompt")
     by = trt.string("probability_by", "constant", choices=PROBABILITY_BY)
@@ -165,13 +159,11 @@ def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
                             f"day) or {schedule.n_decision_points} (one per decision point of "
                             "the study)")
     trt.done()
+    return treatment, by, tuple(probability)
 
-    avail = read_trajectory(root.section("availability", required=True), 0, 1, False,
-                            schedule.days)
-    if avail.mean <= 0:
-        raise root.error("availability.mean", avail.mean, "is zero",
-                         "expected availability must be in (0, 1]")
 
+
+def _read_outcomes(root: Section, schedule: Schedule) -> list[MrtOutcome]:
     outcomes = []
     for name, sec in root.named_sections("outcomes", required=True).items():
         kind = sec.string("type", choices=("continuous", "binary"))
@@ -186,14 +178,33 @@ def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
         sec.done()
     if not outcomes:
         raise root.error("outcomes", {}, "defines no outcome", "add an [outcomes.NAME] table")
+    return outcomes
 
+
+
+def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
+    """Build an :class:`MrtDesign` from the top-level section of a design file."""
+    header = read_header(root)
+    sch = root.section("schedule", required=True)
+    schedule = Schedule(days=sch.integer("days", minimum=1),
+                        decisions_per_day=sch.integer("decisions_per_day", minimum=1))
+    sch.done()
+
+    treatment, by, probability = _read_treatment(root, schedule)
+    avail = read_trajectory(root.section("availability", required=True), 0, 1, False,
+                            schedule.days)
+    if avail.mean <= 0:
+        raise root.error("availability.mean", avail.mean, "is zero",
+                         "expected availability must be in (0, 1]")
+
+    outcomes = _read_outcomes(root, schedule)
     ana = root.section("analysis") or Section({}, root.file, "analysis")
     design = MrtDesign(
         header=header,
         source=source,
         schedule=schedule,
         treatment=treatment,
-        probability=tuple(probability),
+        probability=probability,
         probability_by=by,
         availability=avail,
         outcomes=tuple(outcomes),

@@ -236,8 +236,8 @@ def factorial_design_sample_size(
     Returns
     -------
     dict
-        ``n_total`` (enrolled, allowing for dropout), ``n_analysed``, ``n_clusters`` for
-        clustered designs, the limiting term and the power each effect then has.
+        ``n_total`` (enrolled, allowing for dropout), ``n_analysed``, ``n_clusters`` (clustered
+        designs), the limiting term and the power each effect then has.
     """
     target = design.analysis.power if power is None else power
     fp._check_target(target)
@@ -249,8 +249,7 @@ def factorial_design_sample_size(
         raise TrialkitError(f"outcome {out.name!r} assumes no non-zero main effect — add effects "
                             f"to [outcomes.{out.name}.effects]")
     alpha, _ = _alpha(design, adjust, len(terms) - 1)
-    s = design.sample
-    names = design.factor_names
+    s, names = design.sample, design.factor_names
 
     def min_power(size: int, strict: bool = False) -> float:
         if s.assignment == "independent":

@@ -333,6 +333,27 @@ def factorial_power(
     return _result(s, size, coef, sig)
 
 
+def _bisect_exact(s: Setting, coef: float, sigma: float, target: float, bottom: int) -> int:
+    """Smallest size from ``bottom`` up reaching ``target``: doubling, then integer bisection."""
+    while _noncentrality(s, bottom, coef, sigma)[1] < 1:
+        bottom += 1
+    if _power_at(s, bottom, coef, sigma)[0] >= target:
+        return bottom
+    lo, hi = bottom, bottom + 1
+    while _power_at(s, hi, coef, sigma)[0] < target:
+        lo, hi = hi, hi * 2
+        if hi > _TOP:
+            raise _fail(f"power {target} cannot be reached with fewer than {_TOP} — use a "
+                        "larger effect or a lower target power", param="power")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _power_at(s, mid, coef, sigma)[0] >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def _bisect_size(s: Setting, coef: float, sigma: float, target: float) -> int:
     """Smallest size (participants or clusters) whose power reaches ``target``.
 
@@ -341,23 +362,7 @@ def _bisect_size(s: Setting, coef: float, sigma: float, target: float) -> int:
     p = s.n_coefficients
     bottom = math.ceil((p + 1) / s.cluster_size) if s.assignment == "within" else p + 1
     if s.exact:
-        while _noncentrality(s, bottom, coef, sigma)[1] < 1:
-            bottom += 1
-        if _power_at(s, bottom, coef, sigma)[0] >= target:
-            return bottom
-        lo, hi = bottom, bottom + 1
-        while _power_at(s, hi, coef, sigma)[0] < target:
-            lo, hi = hi, hi * 2
-            if hi > _TOP:
-                raise _fail(f"power {target} cannot be reached with fewer than {_TOP} — use a "
-                            f"larger effect or a lower target power")
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if _power_at(s, mid, coef, sigma)[0] >= target:
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        return _bisect_exact(s, coef, sigma, target, bottom)
     top = _TOP
     while True:
         middle = math.ceil(bottom + 0.5 * (top - bottom))
@@ -523,6 +528,28 @@ def binary_power(
     return stats.norm.sf(z - ratio) + stats.norm.cdf(-z - ratio), se
 
 
+def _binary_coefficient(baseline: float, logodds_main: float | None,
+                        risk_diff: float | None) -> float:
+    """Return the effect-coded log-odds coefficient of a binary main effect (either form)."""
+    if not 0 < baseline < 1:
+        raise _fail(f"baseline = {baseline!r} is outside (0, 1) — give the outcome rate, e.g. "
+                    "0.45", param="baseline")
+    if (logodds_main is None) == (risk_diff is None):
+        raise _fail("give exactly one binary effect: logodds_main or risk_diff",
+                    param=("logodds_main", "risk_diff"))
+    if risk_diff is None:
+        assert logodds_main is not None
+        if not math.isfinite(logodds_main):
+            raise _fail(f"logodds_main = {logodds_main!r} is not finite — give a log-odds "
+                        "difference such as 0.4", param="logodds_main")
+        return logodds_main / 2
+    hi = baseline + risk_diff
+    if not 0 < hi < 1:
+        raise _fail(f"risk_diff = {risk_diff} from baseline {baseline} leaves (0, 1) — use "
+                    "a smaller risk difference", param="risk_diff")
+    return float(special.logit(hi) - special.logit(baseline)) / 2
+
+
 def factorial_binary_power(
     factors: int, n_total: float, baseline: float, *, logodds_main: float | None = None,
     risk_diff: float | None = None, alpha: float = 0.05, model_order: int = 1,
@@ -555,23 +582,7 @@ def factorial_binary_power(
     from trialkit.design.fractions import full_factorial
     from trialkit.factorial.model import model_terms
 
-    if not 0 < baseline < 1:
-        raise _fail(f"baseline = {baseline!r} is outside (0, 1) — give the outcome rate, e.g. "
-                    "0.45", param="baseline")
-    if (logodds_main is None) == (risk_diff is None):
-        raise _fail("give exactly one binary effect: logodds_main or risk_diff",
-                    param=("logodds_main", "risk_diff"))
-    if logodds_main is not None and not math.isfinite(logodds_main):
-        raise _fail(f"logodds_main = {logodds_main!r} is not finite — give a log-odds "
-                    "difference such as 0.4", param="logodds_main")
-    if risk_diff is not None:
-        hi = baseline + risk_diff
-        if not 0 < hi < 1:
-            raise _fail(f"risk_diff = {risk_diff} from baseline {baseline} leaves (0, 1) — use "
-                        "a smaller risk difference", param="risk_diff")
-        coef = (special.logit(hi) - special.logit(baseline)) / 2
-    else:
-        coef = logodds_main / 2
+    coef = _binary_coefficient(baseline, logodds_main, risk_diff)
     s = make_setting(factors, model_order=model_order, alpha=alpha)
     if 2**factors * s.n_coefficients > _MAX_CELLS:
         raise _fail(f"binary power is computed over all {2**factors} conditions with "
