@@ -64,7 +64,7 @@ class TrialResults:
             "version": self.version,
             "seconds": round(self.seconds, 3),
             "created": self.created,
-            "arrays": {k: np.where(np.isnan(v), None, v).tolist()
+            "arrays": {k: np.where(np.isnan(v), np.array(None, dtype=object), v).tolist()
                        if v.dtype.kind == "f" else v.tolist() for k, v in self.arrays.items()},
         }
 

@@ -143,7 +143,7 @@ def _fit(spec, x, y, engine, draws, tune, chains, seed, cores, progress):
         else:
             post = fast.logistic_posterior(spec, x, np.ones((1, len(y))), y[None])
         b = post.draws([np.random.default_rng(seed)], draws * chains)[0]
-        diag = {"rhat_max": None, "ess_bulk_min": None, "ess_tail_min": None,
+        diag: dict[str, Any] = {"rhat_max": None, "ess_bulk_min": None, "ess_tail_min": None,
                 "divergences": 0, "ok": True,
                 "problems": [], "note": "closed-form fast path: independent draws, no MCMC"}
         return b, diag, None
@@ -204,7 +204,7 @@ class ComponentAnalysis(Result):
         fit = self._fit(outcome)
         return combinations_figure(fit.spec, fit.values, fit.pev, fit.costs)
 
-    def save(self, path: str | os.PathLike[str], plots: bool = True) -> str:  # type: ignore[override]
+    def save(self, path: str | os.PathLike[str], plots: bool = True) -> str:
         """Write the InferenceData (netCDF), the figures and ``report.json`` into folder ``path``.
 
         Returns the report's path; ``files`` in the report lists everything written.

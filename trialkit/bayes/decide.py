@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def daive_value(oriented: Sequence[np.ndarray], weights: Sequence[float]) -> np.
     """Weighted sum of per-outcome values rescaled to [0, 1] across the combinations (last axis)."""
     w = np.asarray(weights, float)
     w = w / w.sum()
-    total = 0.0
+    total: Any = 0.0
     for vals, wi in zip(oriented, w, strict=True):
         lo = vals.min(axis=-1, keepdims=True)
         span = vals.max(axis=-1, keepdims=True) - lo
@@ -102,7 +103,7 @@ def screening_rule(
                 cols = [f.index(i) for i in sub]
                 fitted += est[:, [index[sub]]] * levels[:, cols].prod(1)[None, :]
         best = np.argmax(sign * fitted, axis=1)
-        chosen[np.ix_(sig, f)] = levels[best[sig]] > 0
+        chosen[np.ix_(sig, np.asarray(f))] = levels[best[sig]] > 0
     return chosen
 
 

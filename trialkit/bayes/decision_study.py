@@ -89,6 +89,7 @@ def draw_cells(
     n = rng.binomial(alloc, 1.0 - dropout) if dropout > 0 else alloc
     if outcome_type == "binary":
         return {"n": n, "succ": rng.binomial(n, special.expit(cell_mu))}
+    assert sd is not None
     sums = rng.normal(n * cell_mu, sd * np.sqrt(n))
     within = sd**2 * rng.chisquare(np.maximum(n - 1, 1)) * (n > 1)
     sq = within + np.where(n > 0, sums**2 / np.maximum(n, 1), 0.0)

@@ -55,11 +55,12 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
       trialkit power designs/checkin-prompts-mrt.toml --simulate --n-participants 40 \\
         --reps 1000 --seed 1 --jobs 2 --format json
     """
-    from trialkit.design import load_design
+    from trialkit.design import MrtDesign, load_design
     from trialkit.errors import TrialkitError
     from trialkit.mrt.planning import mrt_power, simulate_mrt_power
 
     design = load_design(file)
+    assert isinstance(design, MrtDesign)  # the dispatch chose this command by the kind
     n = n_participants if n_participants is not None else design.n_participants
     if n is None:
         raise TrialkitError(f"{file}: no number of participants — give --n-participants N or "

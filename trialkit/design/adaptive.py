@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from trialkit.constants import (
     CONTROL_ALLOCATION,
@@ -143,7 +144,7 @@ class AdaptiveDesign:
         """Arm-selection strategy for trials without a superior arm."""
         return self.posterior.selection
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Describe the design for ``trialkit design show``."""
         def opt(x: float) -> float | None:
             return None if math.isnan(x) else x
@@ -185,8 +186,8 @@ class AdaptiveDesign:
         }
 
 
-def _per_look(sec: Section, key: str, n_looks: int, default=None, lo=0.0, hi=1.0,
-              order: str | None = None):
+def _per_look(sec: Section, key: str, n_looks: int, default: float | None = None,
+              lo: float = 0.0, hi: float = 1.0, order: str | None = None) -> Any:
     """Read a scalar or one value per look; ``order`` is "up"/"down" for monotone thresholds."""
     value = sec.number_list(key, default, minimum=lo, maximum=hi, scalar_ok=True)
     if value is None:
@@ -265,7 +266,8 @@ def _read_looks(root: Section) -> Looks:
     return Looks(data=tuple(data), randomised=tuple(randomised))
 
 
-def _check_probabilities(al: Section, names: list[str], fixed, min_probs, max_probs) -> None:
+def _check_probabilities(al: Section, names: list[str], fixed: tuple[float, ...],
+                         min_probs: tuple[float, ...], max_probs: tuple[float, ...]) -> None:
     """Reject fixed probabilities and limits that no allocation can meet."""
     for key, vals in (("min_probs", min_probs), ("max_probs", max_probs)):
         both = [names[i] for i, v in enumerate(vals) if not math.isnan(v)
@@ -295,8 +297,9 @@ def _check_probabilities(al: Section, names: list[str], fixed, min_probs, max_pr
                            "make every maximum at least the arm's minimum")
 
 
-def _read_control_allocation(al: Section, names: list[str], control: str | None, fixed,
-                             min_probs, max_probs) -> tuple[str, float | None]:
+def _read_control_allocation(al: Section, names: list[str], control: str | None,
+                             fixed: tuple[float, ...], min_probs: tuple[float, ...],
+                             max_probs: tuple[float, ...]) -> tuple[str, float | None]:
     control_alloc = al.string("control", "none", choices=CONTROL_ALLOCATION)
     control_prob = al.probability("control_probability", None)
     if control_alloc != "none" and control is None:

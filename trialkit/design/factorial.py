@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,7 @@ class FactorialDesign:
         """Return the conditions as a (runs × k) matrix of ±1 codes."""
         return fraction_matrix(self.k, self.generators())
 
-    def fraction_summary(self) -> dict:
+    def fraction_summary(self) -> dict[str, Any]:
         """Return generators, defining relation, resolution (brute force) and aliases to 2FIs."""
         from trialkit.design.fractions import (
             alias_structure,
@@ -165,7 +166,7 @@ class FactorialDesign:
                         for a, n in zip(aliases, named, strict=True) if a["aliases"]],
         }
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Describe the design for ``trialkit design show``: factors, coded conditions, effects."""
         codes = self.conditions()
         names = self.factor_names

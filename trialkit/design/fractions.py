@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import itertools
 import string
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +97,7 @@ def fraction_matrix(k: int, generators: tuple[str, ...]) -> np.ndarray:
 # -- defining relation, resolution and aliasing ---------------------------------------------------
 # A word (or an effect) is a bit mask over the k factors: bit i set when factor i appears.
 
-def _mask(indices) -> int:
+def _mask(indices: Iterable[int]) -> int:
     out = 0
     for i in indices:
         out |= 1 << i
@@ -146,7 +148,7 @@ def resolution(k: int, generators: tuple[str, ...]) -> int | None:
 
 def alias_structure(
     k: int, generators: tuple[str, ...], names: tuple[str, ...] | None = None, max_order: int = 2,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Return, for every main effect and two-factor interaction, its aliases of order ≤ 2.
 
     Each entry is ``{"term": "A", "aliases": ["-BC", …]}``; with ``names`` the factor names joined
@@ -200,14 +202,14 @@ def min_runs(k: int, resolution: int) -> int:
             f"(or the full factorial)"
         )
     if resolution in _MIN_RUNS and k <= 20:
-        return _MIN_RUNS[resolution][k - 2]
+        return int(_MIN_RUNS[resolution][k - 2])
     m = 1
     while True:
         n = 2**m
         if (resolution == 3 and n > k) or (resolution == 4 and n >= 2 * k):
-            return n
+            return int(n)
         if resolution > 4 and m == k - 1:
-            return n
+            return int(n)
         m += 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from trialkit.constants import TRAJECTORY_SHAPES as SHAPES
 from trialkit.design._reader import Section, identifier
@@ -96,9 +97,9 @@ class MrtDesign:
         """The first outcome listed."""
         return self.outcomes[0]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Describe the design for ``trialkit design show``."""
-        def traj(t: Trajectory) -> dict:
+        def traj(t: Trajectory) -> dict[str, Any]:
             return {"shape": t.shape, "mean": t.mean, "initial": t.initial,
                     "extremum_day": t.extremum_day}
 

@@ -180,33 +180,36 @@ def effect_coefficient(
     elif raw_coef is not None:
         coef = raw_coef
     else:
-        coef = math.sqrt(f2) * sig
+        coef = math.sqrt(float(f2 or 0.0)) * sig
     return abs(coef), sig
 
 
 def _noncentrality(s: Setting, size: float, coef: float, sigma: float) -> tuple[float, float]:
     """Return (λ, df2) for ``size`` participants (independent) or clusters (clustered)."""
     p = s.n_coefficients
+    m = 1.0 if s.cluster_size is None else s.cluster_size
+    icc = 0.0 if s.icc is None else s.icc
+    rho = 0.0 if s.pre_post_corr is None else s.pre_post_corr
+    df2: float
     if s.pretest == "repeated":
         if s.assignment == "independent":
-            m, cv, icc, csicc = 1.0, 0.0, 0.0, 0.0
+            cv, icc, csicc = 0.0, 0.0, 0.0
         else:
-            m, cv, icc = s.cluster_size, s.cluster_size_sd / s.cluster_size, s.icc
-            csicc = s.change_score_icc if s.assignment == "between" else 0.0
+            cv = s.cluster_size_sd / m
+            csicc = (s.change_score_icc or 0.0) if s.assignment == "between" else 0.0
         deff = 1 + (m * (1 + cv**2) - 1) * csicc
         df2 = math.floor(size * m) - p if s.assignment == "within" else size - p
         df2 = int(df2) if float(df2).is_integer() else df2
         lam = m * size * coef**2 * (1 - csicc) / (
-            2 * sigma**2 * (1 - s.pre_post_corr) * (1 - icc) * deff)
+            2 * sigma**2 * (1 - rho) * (1 - icc) * deff)
         return lam, df2
-    sig_eff2 = sigma**2 * (1 - s.pre_post_corr**2) if s.pretest == "covariate" else sigma**2
+    sig_eff2 = sigma**2 * (1 - rho**2) if s.pretest == "covariate" else sigma**2
     if s.assignment == "independent":
         df2 = size - p
         return size * coef**2 / sig_eff2, int(df2) if float(df2).is_integer() else df2
-    m = s.cluster_size
     if s.assignment == "between":
         nadj = m * (1 + (s.cluster_size_sd / m) ** 2)
-        deff = 1 + (nadj - 1) * s.icc
+        deff = 1 + (nadj - 1) * icc
         df2 = int(size - p) if float(size).is_integer() else size - p
     else:
         deff = 1.0
@@ -235,7 +238,7 @@ def _result(s: Setting, size: float, coef: float, sigma: float) -> dict:
     out: dict = {"power": power}
     if s.clustered:
         out["n_clusters"] = size
-        out["n_total"] = size * s.cluster_size
+        out["n_total"] = size * (s.cluster_size or 1.0)
     else:
         out["n_total"] = size
     out.update({
@@ -360,7 +363,7 @@ def _bisect_size(s: Setting, coef: float, sigma: float, target: float) -> int:
     In MOST parity mode this is MOST's own bisection; in exact mode a plain integer bisection.
     """
     p = s.n_coefficients
-    bottom = math.ceil((p + 1) / s.cluster_size) if s.assignment == "within" else p + 1
+    bottom = math.ceil((p + 1) / (s.cluster_size or 1.0)) if s.assignment == "within" else p + 1
     if s.exact:
         return _bisect_exact(s, coef, sigma, target, bottom)
     top = _TOP

@@ -10,12 +10,12 @@ batched solves otherwise) and a batched Newton (IRLS) logistic fit for binary on
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
 
+from trialkit.engine.streams import Streams
 from trialkit.errors import TrialkitError
 
 
@@ -75,7 +75,7 @@ def trial_layout(
 
 
 def generate_factorial_data(
-    rngs: Sequence[np.random.Generator], x: np.ndarray, beta: np.ndarray, *,
+    rngs: Streams, x: np.ndarray, beta: np.ndarray, *,
     outcome: str = "continuous", sd: float = 1.0, cluster: np.ndarray | None = None,
     n_clusters: int = 0, icc: float = 0.0, dropout: float = 0.0,
     pre_post_corr: float | None = None,
@@ -127,7 +127,7 @@ def generate_factorial_data(
     return {"y": y, "observed": observed, "pre": pre}
 
 
-def _standard_draws(rngs, n: int, outcome: str, n_clusters: int, pretest: bool,
+def _standard_draws(rngs: Streams, n: int, outcome: str, n_clusters: int, pretest: bool,
                     dropout: float):
     """Each replicate's raw draws, in a fixed order: cluster effects, pretest, outcome, dropout."""
     reps = len(rngs)
@@ -319,11 +319,14 @@ def simulate_chunk(replicates: range, *, seed: int, spec: SimSpec) -> dict[str, 
         n_clusters=lay.n_clusters, icc=spec.icc, dropout=spec.dropout,
         pre_post_corr=spec.pre_post_corr if spec.pretest != "none" else None)
     y, w, pre = data["y"], data["observed"], data["pre"]
+    assert y is not None
     w = None if w is None else w.astype(float)
     cond = lay.condition
     if spec.pretest == "repeated":
+        assert pre is not None
         y = y - pre
     if lay.between:
+        assert lay.cluster is not None
         gcl = _indicator(lay.cluster, lay.n_clusters)
         cnt = np.broadcast_to(gcl.sum(axis=0), (y.shape[0], lay.n_clusters)) if w is None \
             else w @ gcl
