@@ -101,7 +101,7 @@ def test_screening_matches_statsmodels_and_lists_disagreements(run, pytestconfig
 def test_multi_outcome_value_function_and_covariate(run, pytestconfig, export, tmp_path):
     res = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export, "--engine", "fast",
               "--outcome", "phq9_change", "--outcome", "retention", "--weight", "retention=3",
-              "--covariate", "baseline_phq9", "--out", tmp_path / "res", "--format", "json")
+              "--covariate", "baseline_phq9", "--out-dir", tmp_path / "res", "--format", "json")
     out = _json(res)
     vf = out["decision"]["value_function"]
     assert vf["weights"] == {"phq9_change": 0.25, "retention": 0.75}

@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,12 @@ class TrialResults:
         """Write the results as JSON."""
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh)
+
+    def plot(self, selection: str | None = None, preferences: Any = None) -> Any:
+        """Return a figure: allocation over looks, stopping times and arm selection."""
+        from trialkit.adaptive.plots import results_figure
+
+        return results_figure(self, selection, preferences)
 
 
 def load_results(path: str | os.PathLike[str], spec: TrialSpec) -> TrialResults:

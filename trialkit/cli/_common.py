@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import importlib
 import io
 import json
@@ -216,13 +217,87 @@ def _file_command(cmd: click.Command, args: list[str]):
     return shown, clone, args
 
 
-# -- output ---------------------------------------------------------------------------------
-def format_option(func: Callable) -> Callable:
+# -- shared options: one spelling, one type and one default each ------------------------------
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+#: The default seed of every stochastic command.
+DEFAULT_SEED = 0
+#: The default number of simulated replicates (trials) of every simulation command.
+DEFAULT_REPS = 1000
+
+
+def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add the shared ``--format table|json|csv`` option (as ``fmt``)."""
     return click.option(
         "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
         help="Output format: an aligned table, JSON (the documented contract) or CSV.",
     )(func)
+
+
+def seed_option(help: str = "Seed; replicate i uses the stream (seed, i).") -> Decorator:
+    """Return the shared ``--seed`` option: a whole number ≥ 0, default 0."""
+    return click.option("--seed", type=click.IntRange(min=0), default=DEFAULT_SEED,
+                        show_default=True, help=help)
+
+
+def reps_option(help: str = "Simulated replicates.") -> Decorator:
+    """Return the shared ``--reps`` option: a whole number ≥ 1, default 1000."""
+    return click.option("--reps", type=click.IntRange(min=1), default=DEFAULT_REPS,
+                        show_default=True, help=help)
+
+
+def jobs_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared ``--jobs`` option: worker processes, a whole number ≥ 1, default 1."""
+    return click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                        help="Worker processes (results do not depend on it).")(func)
+
+
+def out_option(help: str, multiple: bool = False) -> Decorator:
+    """Return the shared ``--out FILE`` option: the extension chooses what is written."""
+    return click.option("--out", "out", type=click.Path(dir_okay=False), multiple=multiple,
+                        default=() if multiple else None, metavar="FILE", help=help)
+
+
+def deprecated_alias(old: str, new: str, dest: str, **option: Any) -> Decorator:
+    """Keep the old spelling ``old`` of option ``new`` working, hidden, with a note on stderr.
+
+    The value given to ``old`` goes to the command's parameter ``dest`` (added to it when that
+    parameter is repeatable).
+    """
+    hidden_name = "deprecated_" + old.lstrip("-").replace("-", "_")
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(hidden_name)
+            if value not in (None, ()):
+                click.echo(f"Note: {old} is deprecated and will be removed — use {new}",
+                           err=True)
+                current = kwargs[dest]
+                extra = value if isinstance(value, tuple) else (value,)
+                kwargs[dest] = ((*current, *extra) if isinstance(current, tuple)
+                                else current if current is not None else value)
+            return func(*args, **kwargs)
+
+        return click.option(old, hidden_name, hidden=True, **option)(wrapper)
+
+    return decorate
+
+
+def write_figure(figure: Any, path: str) -> str:
+    """Save a matplotlib figure to ``path`` (format by extension) and return the path."""
+    from trialkit.plotting import save_figure
+
+    return save_figure(figure, path, param="out")
+
+
+def check_figure_path(path: str) -> None:
+    """Refuse an ``--out`` path that is not a figure (.png, .pdf, .svg)."""
+    from trialkit.plotting import FIGURE_FORMATS, is_figure_path
+
+    if not is_figure_path(path):
+        raise UserError(f"{path} is not a figure file — give --out a path ending in "
+                        + ", ".join(FIGURE_FORMATS))
 
 
 def jsonable(value: Any) -> Any:

@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 import click
 
-from trialkit.cli._common import UserError, emit, format_option
+from trialkit.cli._common import (
+    UserError,
+    emit,
+    format_option,
+    jobs_option,
+    out_option,
+    reps_option,
+    seed_option,
+)
 from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, PRETESTS
 
 
@@ -172,13 +180,14 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
 @click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
               help="Override the design's multiplicity adjustment.")
 @click.option("--simulate", is_flag=True, help="Simulate the trial instead of the formulas.")
-@click.option("--reps", type=int, default=1000, show_default=True, help="Simulated trials.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulation.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
+@reps_option("Simulated trials.")
+@seed_option("Seed of the simulation; replicate i uses the stream (seed, i).")
+@jobs_option
 @click.option("--curve", is_flag=True, help="Draw analytic power against N to --out.")
 @click.option("--n-from", type=int, default=None, help="Smallest N of the curve.")
 @click.option("--n-to", type=int, default=None, help="Largest N of the curve.")
-@click.option("--out", default="power.png", show_default=True, help="Figure file of --curve.")
+@out_option("With --curve: the figure (.png, .pdf, .svg; default power.png) or the curves' "
+            "numbers (.json, .csv).")
 @format_option
 def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, seed, jobs, curve,
                  n_from, n_to, out, fmt: str) -> None:
@@ -203,7 +212,7 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
         if n_from is None or n_to is None:
             raise UserError("--curve needs --n-from and --n-to — add both")
         curve = plan.factorial_power_curve(design, n_from, n_to, exact=exact, outcome=outcome)
-        result = replace(curve, out=curve.save(out)).to_dict()
+        result = replace(curve, out=curve.save(out or "power.png")).to_dict()
     elif simulate:
         result = plan.simulate_factorial_power(design, reps, seed, jobs=jobs, n_total=n_total,
                                                outcome=outcome, adjust=adjust)
@@ -269,12 +278,10 @@ def costs(factors, resolution, d_main, cost_per_subject, cost_per_condition, fmt
 @click.argument("allocations", type=click.Path(dir_okay=False))
 @click.option("--outcome", "outcomes", multiple=True,
               help="Outcome to simulate (repeatable; default: every outcome of the design).")
-@click.option("--seed", type=click.IntRange(min=0), required=True,
-              help="Seed; the same seed and allocations give the same outcomes.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Write to this file (.csv or .parquet) instead of CSV on stdout.")
+@seed_option("Seed; the same seed and allocations give the same outcomes.")
+@out_option("Write to this file (.csv or .parquet) instead of CSV on stdout.")
 def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, ...], seed: int,
-                      out_path: str | None) -> None:
+                      out: str | None) -> None:
     """Rehearsal data: add outcomes drawn from the design's assumed effects to an allocation export.
 
     Run the planned analysis end to end on the trial's real allocation before any outcome
@@ -297,4 +304,4 @@ def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, .
         raise UserError(f"{design_file} is a {design.kind} design — rehearsal outcomes need a "
                         "factorial design")
     table = rehearsal_outcomes(design, read_table(allocations), seed=seed, outcomes=outcomes)
-    write_table(table, out_path)
+    write_table(table, out)
