@@ -6,8 +6,6 @@ needs the other.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 
@@ -27,8 +25,3 @@ def hdi(draws: np.ndarray, prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     i = np.argmin(width, axis=0)
     cols = np.arange(s.shape[1])
     return s[i, cols], s[i + k, cols]
-
-
-def proportion_se(p: float, n: int) -> float:
-    """Monte Carlo standard error of a proportion ``p`` estimated from ``n`` replicates."""
-    return math.sqrt(p * (1 - p) / n)

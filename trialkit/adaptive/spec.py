@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-
 from trialkit.adaptive.allocation import sqrt_control_probability
 from trialkit.constants import POSTERIOR_METHODS
 from trialkit.errors import TrialkitError
@@ -69,12 +67,6 @@ class TrialSpec:
     def max_n(self) -> int:
         """Patients randomised at the last possible look."""
         return self.randomised_at_looks[-1]
-
-    def best_arms(self) -> list[int]:
-        """Return indices of the arm(s) with the best true value."""
-        vals = np.asarray(self.true_values)
-        best = vals.max() if self.highest_is_best else vals.min()
-        return [int(i) for i in np.flatnonzero(np.isclose(vals, best))]
 
     def with_thresholds(self, superiority: float, inferiority: float) -> TrialSpec:
         """Copy with constant superiority/inferiority thresholds at every look."""

@@ -28,7 +28,7 @@ class Factor:
 
 
 @dataclass(frozen=True)
-class Fraction:
+class FractionSpec:
     """How the conditions are chosen: ``generators`` or a requested ``resolution`` (+ ``runs``)."""
 
     generators: tuple[str, ...] = ()
@@ -88,7 +88,7 @@ class FactorialDesign:
     header: DesignHeader
     source: DesignSource
     factors: tuple[Factor, ...]
-    fraction: Fraction
+    fraction: FractionSpec
     outcomes: tuple[Outcome, ...]
     sample: Sample
     analysis: Analysis
@@ -216,10 +216,10 @@ def _read_factors(root: Section) -> tuple[Factor, ...]:
     return tuple(factors)
 
 
-def _read_fraction(root: Section, k: int) -> Fraction:
+def _read_fraction(root: Section, k: int) -> FractionSpec:
     sec = root.section("fraction")
     if sec is None:
-        return Fraction()
+        return FractionSpec()
     generators = sec.string_list("generators", ())
     resolution = sec.integer("resolution", None, minimum=3, maximum=k)
     runs = sec.integer("runs", None, minimum=4, maximum=2**k)
@@ -246,7 +246,7 @@ def _read_fraction(root: Section, k: int) -> Fraction:
             problem, _, fix = str(exc).partition(" — ")
             raise sec.error("resolution", resolution, problem, fix) from None
     sec.done()
-    return Fraction(generators=tuple(generators), resolution=resolution, runs=runs)
+    return FractionSpec(generators=tuple(generators), resolution=resolution, runs=runs)
 
 
 def _read_outcomes(root: Section, factors: tuple[Factor, ...]) -> tuple[Outcome, ...]:
@@ -356,3 +356,14 @@ def read_factorial(root: Section, source: DesignSource) -> FactorialDesign:
     )
     root.done(extra_allowed=("kind",))
     return design
+
+
+def __getattr__(name: str) -> Any:
+    """Forward the old name ``Fraction`` (it shadowed :class:`fractions.Fraction`)."""
+    if name == "Fraction":
+        import warnings
+
+        warnings.warn("trialkit.design.factorial.Fraction is deprecated — use FractionSpec",
+                      DeprecationWarning, stacklevel=2)
+        return FractionSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
