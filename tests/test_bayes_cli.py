@@ -375,3 +375,25 @@ def test_bad_decision_simulation_inputs_exit_2(run, pytestconfig, tmp_path):
     res = run("simulate", "decision", path, "--reps", "5")
     assert res.exit_code == 2 and res.stderr.count("\n") == 1
     assert "cannot estimate the model of order 2" in res.stderr
+
+
+def test_scenarios_come_from_the_design_file(run, pytestconfig):
+    path = pytestconfig.rootpath / DESIGN
+    res = run("simulate", "decision", path, "--scenario", "voice_only", "--reps", "50",
+              "--format", "json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["truth"]["effects"] == {"human_voice": -1.0}
+    assert out["truth"]["best"] == ["human_voice"]
+    bad = run("simulate", "decision", path, "--scenario", "nope", "--reps", "5")
+    assert bad.exit_code == 2
+    assert ("use one of: voice_only, null, sparse, antagonistic, assumed (option --scenario)"
+            in bad.stderr)
+    power = run("power", path, "--simulate", "--scenario", "voice_only", "--reps", "50",
+                "--format", "json")
+    assert power.exit_code == 0, power.output
+    effects = {e["term"]: e for e in json.loads(power.stdout)["effects"]}
+    assert effects["human_voice"]["effect"] == -1.0 and effects["goal_setting"]["effect"] == 0
+    assert effects["human_voice"]["analytic_power"] is None
+    no_sim = run("power", path, "--scenario", "voice_only")
+    assert no_sim.exit_code == 2 and "add --simulate" in no_sim.stderr

@@ -21,40 +21,10 @@ from trialkit.bayes import decide, fast
 from trialkit.bayes.spec import ModelSpec, build_spec
 from trialkit.errors import TrialkitError
 from trialkit.factorial.model import model_matrix, outcome_coefficients
+from trialkit.factorial.scenarios import SCENARIOS, scenario_effects
 
-SCENARIOS = ("null", "sparse", "antagonistic", "assumed")
 #: Replicates analysed together (the engine's batch).
 BATCH = 200
-
-
-def scenario_effects(design, outcome, scenario: str) -> dict[str, float]:
-    """Classic factorial effects of a named scenario for ``outcome`` (term name → effect).
-
-    * ``null``: no effects.
-    * ``sparse``: the first two factors have beneficial main effects of 0.3 SD (binary: 0.4
-      log-odds), the others none.
-    * ``antagonistic``: the first two factors are beneficial (0.4 and 0.3 SD) but their
-      interaction (0.4 SD against) makes the first alone better than both together.
-    * ``assumed``: the effects in the design file.
-    """
-    if scenario not in SCENARIOS:
-        raise TrialkitError(f"scenario {scenario!r} is unknown — use one of: "
-                            + ", ".join(SCENARIOS))
-    names = design.factor_names
-    unit = outcome.sd if outcome.type == "continuous" else 1.0
-    good = -1.0 if outcome.better == "lower" else 1.0
-    if scenario == "null":
-        return {}
-    if scenario == "sparse":
-        size = 0.3 if outcome.type == "continuous" else 0.4
-        return {names[0]: good * size * unit, names[1]: good * size * unit}
-    if scenario == "antagonistic":
-        return {names[0]: good * 0.4 * unit, names[1]: good * 0.3 * unit,
-                f"{names[0]}:{names[1]}": -good * 0.4 * unit}
-    if not outcome.effects:
-        raise TrialkitError(f"outcome {outcome.name!r} has no assumed effects — add "
-                            f"[outcomes.{outcome.name}.effects] or choose another scenario")
-    return dict(outcome.effects)
 
 
 def truth_vector(design, outcome, effects: dict[str, float]) -> tuple[list, np.ndarray]:

@@ -246,6 +246,12 @@ def reps_option(help: str = "Simulated replicates.") -> Decorator:
                         show_default=True, help=help)
 
 
+def scenario_option(help: str, default: str | None = None) -> Decorator:
+    """Return the shared ``--scenario NAME`` option: a scenario of the design file."""
+    return click.option("--scenario", default=default, show_default=default is not None,
+                        metavar="NAME", help=help)
+
+
 def jobs_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add the shared ``--jobs`` option: worker processes, a whole number ≥ 1, default 1."""
     return click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,

@@ -13,6 +13,7 @@ from trialkit.cli._common import (
     jobs_option,
     out_option,
     reps_option,
+    scenario_option,
     seed_option,
     write_figure,
 )
@@ -24,8 +25,7 @@ _jobs = jobs_option
 _method = click.option("--method", type=click.Choice(POSTERIOR_METHODS), default=None,
                        help="Posterior probabilities from draws (as adaptr) or by quadrature "
                             "(exact, faster); default: the design's posterior.method.")
-_scenario = click.option("--scenario", default=None,
-                         help="Scenario name from the design file (default: the first).")
+_scenario = scenario_option("Scenario name from the design file (default: the first).")
 
 
 @click.command("simulate")

@@ -12,6 +12,7 @@ from trialkit.cli._common import (
     format_option,
     jobs_option,
     reps_option,
+    scenario_option,
     seed_option,
 )
 
@@ -123,8 +124,8 @@ def prior_predictive(design_file, outcome, draws, seed, n_total, fmt) -> None:
 @click.argument("design_file", metavar="DESIGN", type=click.Path(dir_okay=False))
 @reps_option("Simulated trials.")
 @seed_option()
-@click.option("--scenario", type=click.Choice(["null", "sparse", "antagonistic", "assumed"]),
-              default="assumed", show_default=True, help="The truth the trial is simulated under.")
+@scenario_option("The truth the trial is simulated under: a [scenarios.NAME] of the design "
+                 "file, or null, sparse, antagonistic or assumed.", default="assumed")
 @click.option("--outcome", default=None, help="Outcome (default: the primary outcome).")
 @click.option("--budget", type=float, default=None,
               help="Budget of the within-budget rule (default: half the total cost).")

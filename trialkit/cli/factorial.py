@@ -13,6 +13,7 @@ from trialkit.cli._common import (
     jobs_option,
     out_option,
     reps_option,
+    scenario_option,
     seed_option,
 )
 from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, PRETESTS
@@ -180,6 +181,8 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
 @click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
               help="Override the design's multiplicity adjustment.")
 @click.option("--simulate", is_flag=True, help="Simulate the trial instead of the formulas.")
+@scenario_option("With --simulate: the truth to simulate, a [scenarios.NAME] of the design file "
+                 "or null, sparse, antagonistic (default: the assumed effects).")
 @reps_option("Simulated trials.")
 @seed_option("Seed of the simulation; replicate i uses the stream (seed, i).")
 @jobs_option
@@ -189,8 +192,8 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
 @out_option("With --curve: the figure (.png, .pdf, .svg; default power.png) or the curves' "
             "numbers (.json, .csv).")
 @format_option
-def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, seed, jobs, curve,
-                 n_from, n_to, out, fmt: str) -> None:
+def power_design(file: str, n_total, outcome, exact, adjust, simulate, scenario, reps, seed, jobs,
+                 curve, n_from, n_to, out, fmt: str) -> None:
     """Power of every effect of a factorial design file: analytic, simulated or as a curve.
 
     \b
@@ -208,6 +211,8 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
     design = load_design(file)
     if simulate and curve:
         raise UserError("--simulate and --curve are given together — choose one")
+    if scenario is not None and not simulate:
+        raise UserError("--scenario chooses the truth of a simulation — add --simulate")
     if curve:
         if n_from is None or n_to is None:
             raise UserError("--curve needs --n-from and --n-to — add both")
@@ -215,7 +220,7 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
         result = replace(curve, out=curve.save(out or "power.png")).to_dict()
     elif simulate:
         result = plan.simulate_factorial_power(design, reps, seed, jobs=jobs, n_total=n_total,
-                                               outcome=outcome, adjust=adjust)
+                                               outcome=outcome, adjust=adjust, scenario=scenario)
     else:
         result = plan.factorial_design_power(design, n_total, outcome=outcome, exact=exact,
                                              adjust=adjust)

@@ -94,6 +94,7 @@ class FactorialDesign:
     analysis: Analysis
     randomisation: RandomisationSpec | None = None
     priors: Priors = field(default_factory=Priors)
+    scenarios: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     kind: str = "factorial"
 
     @property
@@ -249,6 +250,37 @@ def _read_fraction(root: Section, k: int) -> FractionSpec:
     return FractionSpec(generators=tuple(generators), resolution=resolution, runs=runs)
 
 
+def _read_effects(sec: Section, names: list[str]) -> dict[str, float]:
+    """Read a table of classic factorial effects: ``term = effect`` (terms as ``a:b``)."""
+    effects: dict[str, float] = {}
+    for term in list(sec.data):
+        parts = term.split(":")
+        bad = [p for p in parts if p not in names]
+        if bad or len(set(parts)) != len(parts):
+            raise sec.error(term, sec.data[term], "names an unknown or repeated factor",
+                            "use factor names joined by ':' from: " + ", ".join(names))
+        effects[":".join(sorted(parts, key=names.index))] = sec.number(term)
+    sec.done()
+    return effects
+
+
+def _read_scenarios(root: Section, factors: tuple[Factor, ...], outcomes: tuple[Outcome, ...]
+                    ) -> dict[str, dict[str, dict[str, float]]]:
+    """Read ``[scenarios.NAME.OUTCOME]`` tables of effects (the truth of a named scenario)."""
+    names = [f.name for f in factors]
+    known = [o.name for o in outcomes]
+    scenarios: dict[str, dict[str, dict[str, float]]] = {}
+    for name, sec in root.named_sections("scenarios").items():
+        scenarios[name] = {}
+        for outcome in list(sec.data):
+            if outcome not in known:
+                raise sec.error(outcome, sec.data[outcome], "is not an outcome of the design",
+                                "name a sub-table after an outcome: " + ", ".join(known))
+            scenarios[name][outcome] = _read_effects(sec.section(outcome, required=True), names)
+        sec.done()
+    return scenarios
+
+
 def _read_outcomes(root: Section, factors: tuple[Factor, ...]) -> tuple[Outcome, ...]:
     named = root.named_sections("outcomes", required=True)
     if not named:
@@ -263,19 +295,7 @@ def _read_outcomes(root: Section, factors: tuple[Factor, ...]) -> tuple[Outcome,
         sd = sec.positive("sd") if kind == "continuous" else None
         baseline = sec.probability("baseline") if kind == "binary" else None
         effects_sec = sec.section("effects")
-        effects: dict[str, float] = {}
-        if effects_sec is not None:
-            for term in list(effects_sec.data):
-                parts = term.split(":")
-                bad = [p for p in parts if p not in names]
-                if bad or len(set(parts)) != len(parts):
-                    raise effects_sec.error(term, effects_sec.data[term],
-                                            "names an unknown or repeated factor",
-                                            "use factor names joined by ':' from: "
-                                            + ", ".join(names))
-                key = ":".join(sorted(parts, key=names.index))
-                effects[key] = effects_sec.number(term)
-            effects_sec.done()
+        effects = {} if effects_sec is None else _read_effects(effects_sec, names)
         outcomes.append(Outcome(
             name=name,
             type=kind,
@@ -343,16 +363,18 @@ def read_factorial(root: Section, source: DesignSource) -> FactorialDesign:
         from trialkit.design.fractions import min_runs
 
         n_conditions = min_runs(len(factors), fraction.resolution)
+    outcomes = _read_outcomes(root, factors)
     design = FactorialDesign(
         header=header,
         source=source,
         factors=factors,
         fraction=fraction,
-        outcomes=_read_outcomes(root, factors),
+        outcomes=outcomes,
         sample=_read_sample(root),
         analysis=_read_analysis(root, len(factors)),
         randomisation=read_randomisation(root, n_conditions, "conditions"),
         priors=read_priors(root, tuple(root.data.get("outcomes", {}))),
+        scenarios=_read_scenarios(root, factors, outcomes),
     )
     root.done(extra_allowed=("kind",))
     return design

@@ -46,9 +46,9 @@ def _model(design):
     return codes, terms
 
 
-def _truth(design, outcome, terms):
+def _truth(design, outcome, terms, effects=None):
     """Return (all truth terms, their coefficients) — model terms first, then any others."""
-    coefs = outcome_coefficients(outcome, design.factor_names)
+    coefs = outcome_coefficients(outcome, design.factor_names, effects)
     all_terms = list(terms) + [t for t in coefs if t not in terms]
     return all_terms, np.array([coefs.get(t, 0.0) for t in all_terms])
 
@@ -276,13 +276,13 @@ def factorial_design_sample_size(
     return res
 
 
-def _sim_spec(design, out, codes, terms, n, clusters, adjust):
+def _sim_spec(design, out, codes, terms, n, clusters, adjust, effects=None):
     from trialkit.factorial.replicates import SimSpec, trial_layout
 
     s = design.sample
     lay = trial_layout(codes.shape[0], n, assignment=s.assignment, clusters=clusters,
                        cluster_size=s.cluster_size, cluster_size_sd=s.cluster_size_sd)
-    all_terms, beta = _truth(design, out, terms)
+    all_terms, beta = _truth(design, out, terms, effects)
     alpha = design.analysis.alpha
     method = design.analysis.adjust if adjust is None else adjust
     if s.pretest != "none" and s.assignment == "between" and s.pretest == "covariate":
@@ -303,6 +303,7 @@ def _sim_spec(design, out, codes, terms, n, clusters, adjust):
 def simulate_factorial_power(
     design, reps: int = 1000, seed: int = 1, *, jobs: int = 1, n_total: int | None = None,
     outcome: str | None = None, adjust: str | None = None, chunk_size: int | None = None,
+    scenario: str | None = None,
 ) -> dict:
     """Power of every effect by simulating the trial ``reps`` times and fitting the analysis.
 
@@ -313,12 +314,8 @@ def simulate_factorial_power(
     ----------
     design : FactorialDesign
         A loaded design.
-    reps : int
-        Number of simulated trials.
-    seed : int
-        Seed of the run.
-    jobs : int
-        Worker processes.
+    reps, seed, jobs : int
+        Number of simulated trials, seed of the run, worker processes.
     n_total : int, optional
         Participants enrolled (default: ``sample.n_total``).
     outcome : str, optional
@@ -326,7 +323,10 @@ def simulate_factorial_power(
     adjust : {"none", "holm", "bonferroni"}, optional
         Override the design's multiplicity adjustment.
     chunk_size : int, optional
-        Replicates per chunk.
+        Replicates per batch.
+    scenario : str, optional
+        The truth to simulate: a ``[scenarios.NAME]`` of the design or a built-in one (see
+        :func:`trialkit.factorial.scenarios.scenario_effects`); default the assumed effects.
 
     Returns
     -------
@@ -338,11 +338,13 @@ def simulate_factorial_power(
     """
     from trialkit.engine import memory_batch, run_replicates
     from trialkit.factorial.replicates import simulate_chunk
+    from trialkit.factorial.scenarios import scenario_effects
 
     out = design.outcome(outcome)
     codes, terms = _model(design)
     n, clusters, _ = _sizes(design, n_total)
-    spec = _checked_sim_spec(design, out, codes, terms, n, clusters, adjust)
+    effects = None if scenario is None else scenario_effects(design, out, scenario)
+    spec = _checked_sim_spec(design, out, codes, terms, n, clusters, adjust, effects)
     # bound the (replicates × participants) arrays of a call; results do not depend on it
     res = run_replicates(simulate_chunk, reps, jobs=jobs, batch=chunk_size,
                          max_batch=memory_batch(spec.x.shape[0], _CHUNK_VALUES), seed=seed,
@@ -351,13 +353,16 @@ def simulate_factorial_power(
               "method": "simulation", "n_total": int(spec.layout.condition.shape[0]),
               "reps": reps, "seed": seed, "alpha": design.analysis.alpha,
               "adjust": spec.adjust, "failed": int(res["failed"].sum()),
-              "effects": _simulated_effects(design, out, terms, spec, res, n_total, adjust)}
+              "effects": _simulated_effects(design, out, terms, spec, res, n_total, adjust,
+                                            analytic=scenario is None)}
     if clusters is not None:
         result["n_clusters"] = clusters
+    if scenario is not None:
+        result["scenario"] = scenario
     return result
 
 
-def _checked_sim_spec(design, out, codes, terms, n, clusters, adjust):
+def _checked_sim_spec(design, out, codes, terms, n, clusters, adjust, effects):
     """Return the simulation spec, after checking the planned model fits such trials."""
     from trialkit.constants import ADJUSTMENTS
 
@@ -365,7 +370,7 @@ def _checked_sim_spec(design, out, codes, terms, n, clusters, adjust):
         raise TrialkitError(f"adjust {adjust!r} is unknown — use one of: "
                             f"{', '.join(ADJUSTMENTS)}", param="adjust")
     _check_total(n, _MAX_SIMULATED, " in a simulated trial")
-    spec = _sim_spec(design, out, codes, terms, n, clusters, adjust)
+    spec = _sim_spec(design, out, codes, terms, n, clusters, adjust, effects)
     n_coefs = len(terms) + (1 if design.sample.pretest == "covariate" else 0)
     if spec.layout.between:
         units, unit = spec.layout.n_clusters, "clusters"
@@ -377,21 +382,28 @@ def _checked_sim_spec(design, out, codes, terms, n, clusters, adjust):
     return spec
 
 
-def _simulated_effects(design, out, terms, spec, res, n_total, adjust) -> list[dict]:
-    """Per-term simulated power with its Monte Carlo SE, mean estimate and analytic power."""
+def _simulated_effects(design, out, terms, spec, res, n_total, adjust,
+                       analytic: bool = True) -> list[dict]:
+    """Per-term simulated power with its Monte Carlo SE, mean estimate and analytic power.
+
+    The analytic (exact-mode) power is that of the assumed effects; under another scenario it is
+    left out (``None``).
+    """
     power = res["reject"].mean(axis=0)
     mc_se = np.sqrt(power * (1 - power) / res["reject"].shape[0])
-    try:
-        analytic = factorial_design_power(design, n_total, outcome=out.name, exact=True,
-                                          adjust=adjust)["effects"]
-    except TrialkitError:
-        analytic = [{"power": None}] * (len(terms) - 1)
+    exact = [{"power": None}] * (len(terms) - 1)
+    if analytic:
+        try:
+            exact = factorial_design_power(design, n_total, outcome=out.name, exact=True,
+                                           adjust=adjust)["effects"]
+        except TrialkitError:
+            pass
     names = design.factor_names
     return [{"term": term_name(t, names), "effect": 2 * float(spec.beta[j + 1]),
              "power": float(power[j]), "mc_se": float(mc_se[j]),
              # rounded: batched BLAS kernels may differ in the last bit between batch sizes
              "mean_coef": float(f"{np.mean(res['estimate'][:, j]):.10g}"),
-             "analytic_power": analytic[j]["power"]}
+             "analytic_power": exact[j]["power"]}
             for j, t in enumerate(terms[1:])]
 
 
