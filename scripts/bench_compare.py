@@ -1,7 +1,8 @@
 """Benchmark two checkouts of trialkit side by side: every kernel, old and new alternately.
 
-Each round runs every kernel once per checkout, in a fresh process (``PYTHONPATH`` set to the
-checkout), old and new in turn, so load from other work on the machine hits both alike. A
+Each round runs every kernel once per checkout (on that checkout's own example designs), in a
+fresh process (``PYTHONPATH`` set to the checkout), old and new in turn, so load from other work
+on the machine hits both alike. A
 kernel's time is the best of ``--repeat`` runs inside its process after one warm-up run. The
 report gives, per kernel, the median over rounds of new/old (below 1: faster).
 
@@ -97,7 +98,7 @@ print(json.dumps(best))
 def run_kernel(checkout: Path, code: str, repeat: int) -> float:
     """Seconds (best of ``repeat``) of one kernel in a fresh process using ``checkout``."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    out = subprocess.run([sys.executable, "-c", RUNNER, str(ROOT / "designs"),
+    out = subprocess.run([sys.executable, "-c", RUNNER, str(checkout / "designs"),
                           str(ROOT / "tests" / "golden"), str(repeat)], input=code, env=env,
                          capture_output=True, text=True, check=True, cwd="/")
     return float(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -3,8 +3,9 @@
 A result is a small frozen object. :meth:`Result.to_dict` gives its plain JSON form — the
 documented contract that ``--format json`` prints and :meth:`Result.save` writes; ``to_frame``
 gives its main table as a pandas DataFrame; results that a user would want to see have
-``plot()``, returning a matplotlib figure. Item access (``result["power"]``) reads the plain
-form, so code written for the dictionaries the functions used to return keeps working.
+``plot()``, returning a matplotlib figure. Item access (``result["power"]``) reads the values by
+name (:meth:`Result.as_mapping`), so code written for the dictionaries the functions used to
+return keeps working.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class Result(Mapping[str, Any]):
 
     primary: ClassVar[str | None] = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the plain JSON form.
+    def as_mapping(self) -> dict[str, Any]:
+        """Return the result's values by name, as Python objects (NaN stays NaN).
 
         Dataclass fields in order; fields marked :func:`hidden`, and fields marked
         :func:`omit_none` while they hold ``None``, are left out.
@@ -54,7 +55,12 @@ class Result(Mapping[str, Any]):
             value = getattr(self, f.name)
             if f.metadata.get("hidden") or (value is None and f.metadata.get("omit_none")):
                 continue
-            out[f.name] = plain(value)
+            out[f.name] = value
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the plain JSON form: :meth:`as_mapping` with JSON values (NaN → None)."""
+        out: dict[str, Any] = plain(self.as_mapping())
         return out
 
     def to_frame(self, key: str | None = None) -> Any:
@@ -76,18 +82,29 @@ class Result(Mapping[str, Any]):
                 json.dump(self.to_dict(), fh, indent=2)
         return path
 
-    # -- read-only mapping over the plain form (the dictionaries of earlier versions) ----------
+    # -- read-only mapping (the dictionaries of earlier versions) ------------------------------
     def __getitem__(self, key: str) -> Any:
-        """Return item ``key`` of the plain form."""
-        return self.to_dict()[key]
+        """Return value ``key`` (as :meth:`as_mapping` has it)."""
+        return self.as_mapping()[key]
 
     def __iter__(self) -> Iterator[str]:
-        """Iterate over the keys of the plain form."""
-        return iter(self.to_dict())
+        """Iterate over the names of the values."""
+        return iter(self.as_mapping())
 
     def __len__(self) -> int:
-        """Return the number of keys of the plain form."""
-        return len(self.to_dict())
+        """Return the number of values."""
+        return len(self.as_mapping())
+
+
+@dataclasses.dataclass(frozen=True)
+class Report(Result):
+    """A result whose plain form is a nested report of many named metrics (``report``)."""
+
+    report: dict[str, Any]
+
+    def as_mapping(self) -> dict[str, Any]:
+        """Return the report."""
+        return self.report
 
 
 def omit_none() -> Any:

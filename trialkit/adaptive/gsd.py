@@ -10,11 +10,13 @@ of the standardised statistics Z_1..Z_K (Armitage, McPherson & Rowe 1969; Jennis
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
 
 from trialkit.errors import TrialkitError
+from trialkit.results import Result, omit_none
 
 TYPES = ("OF", "P", "asOF", "asP")
 _LOWER = -12.0
@@ -100,7 +102,7 @@ def gsd_boundaries(
     info_fractions=None,
     effect: float | None = None,
     power: float | None = None,
-) -> dict:
+) -> GsdBoundaries:
     """Critical values of a one-sided group-sequential design.
 
     Parameters
@@ -119,7 +121,7 @@ def gsd_boundaries(
 
     Returns
     -------
-    dict
+    GsdBoundaries
         ``critical_values``, ``alpha_spent`` (cumulative), ``nominal_p`` (one-sided),
         ``info_fractions``, ``inflation`` (maximum-information inflation factor, with power) and
         ``n`` (total maximum sample size, with effect and power), ``n_fixed``, ``n_per_look``.
@@ -133,23 +135,35 @@ def gsd_boundaries(
             else np.asarray(info_fractions, dtype=float))
     _check(looks, alpha, kind, info)
     bounds = _boundaries(kind, info, alpha)
-    out = {
-        "type": kind,
-        "looks": looks,
-        "alpha": alpha,
-        "info_fractions": info.tolist(),
-        "critical_values": bounds.tolist(),
-        "nominal_p": special.ndtr(-bounds).tolist(),
-        "alpha_spent": np.cumsum(_crossing(bounds, info)).tolist(),
-        "inflation": None,
-        "n": None,
-    }
+    extra: dict = {}
     if power is not None:
-        out.update(_power(bounds, info, alpha, power, effect))
+        extra = _power(bounds, info, alpha, power, effect)
     elif effect is not None:
         raise TrialkitError("an effect needs a power — give both to compute the sample size",
                             param=("effect", "power"))
-    return out
+    return GsdBoundaries(
+        type=kind, looks=looks, alpha=alpha, info_fractions=info.tolist(),
+        critical_values=bounds.tolist(), nominal_p=special.ndtr(-bounds).tolist(),
+        alpha_spent=np.cumsum(_crossing(bounds, info)).tolist(), **extra)
+
+
+@dataclass(frozen=True)
+class GsdBoundaries(Result):
+    """Critical values of a one-sided group-sequential design, with power and sample size."""
+
+    type: str
+    looks: int
+    alpha: float
+    info_fractions: list[float]
+    critical_values: list[float]
+    nominal_p: list[float]
+    alpha_spent: list[float]
+    inflation: float | None = None
+    n: int | None = None
+    drift: float | None = omit_none()
+    power_by_look: list[float] | None = omit_none()
+    n_fixed: int | None = omit_none()
+    n_per_look: list[int] | None = omit_none()
 
 
 def _boundaries(kind: str, info: np.ndarray, alpha: float) -> np.ndarray:

@@ -18,6 +18,7 @@ from trialkit.adaptive.simulator import (
 )
 from trialkit.constants import LIST_SELECTION, SELECTION
 from trialkit.errors import TrialkitError
+from trialkit.results import Report
 
 
 def ideal_design_percentage(select_probs, true_values, highest_is_best: bool = False) -> float:
@@ -185,7 +186,7 @@ def check_performance(
     n_boot: int = 1000,
     boot_seed: int = 0,
     ci_width: float = 0.95,
-) -> dict:
+) -> Performance:
     """Operating characteristics of simulated trials.
 
     Parameters
@@ -206,7 +207,7 @@ def check_performance(
 
     Returns
     -------
-    dict
+    Performance
         ``size_mean``, ``size_sd``, ..., ``prob_superior``, ``prob_equivalence``,
         ``prob_futility``, ``prob_conclusive``, ``prob_max``, ``prob_select`` (per arm and
         ``none``), ``rmse``, ``mae``, ``rmse_te``, ``mae_te``, ``idp``; with uncertainty also
@@ -228,7 +229,11 @@ def check_performance(
     if uncertainty:
         out["uncertainty"] = _bootstrap(out, arr, sel, results.spec, idx, n_boot, boot_seed,
                                         ci_width)
-    return out
+    return Performance(out)
+
+
+class Performance(Report):
+    """Operating characteristics of simulated trials (:func:`check_performance`)."""
 
 
 def _bootstrap(out: dict, arr: dict, sel: np.ndarray, spec, idx: np.ndarray, n_boot: int,

@@ -20,7 +20,7 @@ from scipy import special
 from trialkit.bayes import decide, fast
 from trialkit.bayes.spec import ModelSpec, build_spec
 from trialkit.errors import DataError, TrialkitError
-from trialkit.results import Result, plain
+from trialkit.results import Report, Result
 from trialkit.stats import hdi
 from trialkit.tables import factor_codes, numeric_column, read_table
 
@@ -179,9 +179,9 @@ class ComponentAnalysis(Result):
     report: dict[str, Any] = field(default_factory=dict)
     fits: tuple[OutcomeFit, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the report as plain JSON values."""
-        return plain(self.report)
+    def as_mapping(self) -> dict[str, Any]:
+        """Return the report."""
+        return self.report
 
     def _fit(self, outcome: str | None) -> OutcomeFit:
         if not self.fits:
@@ -483,7 +483,7 @@ def _prior_coefficients(spec: ModelSpec, rng: np.random.Generator, draws: int):
 
 
 def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, seed: int = 0,
-                     n_total: int | None = None) -> dict:
+                     n_total: int | None = None) -> PriorPredictive:
     """Draw data from the prior at the design's conditions and summarise what it implies.
 
     Returns quantiles (5%, 50%, 95%) of each term's classic effect, of the expected outcome of
@@ -529,4 +529,10 @@ def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, s
            "trial_mean": quant(y.mean(1))}
     if spec.family == "normal":
         out["trial_sd"] = quant(y.std(1))
-    return out
+    return PriorPredictive(out)
+
+
+class PriorPredictive(Report):
+    """What the priors imply about effects and outcomes (:func:`prior_predictive`)."""
+
+    primary: ClassVar[str | None] = "effects"

@@ -13,15 +13,18 @@ fast-path posteriors (:mod:`trialkit.bayes.fast`) are exact functions of the sim
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
 from trialkit.bayes import decide, fast
 from trialkit.bayes.spec import ModelSpec, build_spec
+from trialkit.engine import replicate_rngs
 from trialkit.errors import TrialkitError
 from trialkit.factorial.model import model_matrix, outcome_coefficients
 from trialkit.factorial.scenarios import SCENARIOS, scenario_effects
+from trialkit.results import Report
 
 #: Replicates analysed together (the engine's batch).
 BATCH = 200
@@ -85,29 +88,56 @@ def _analyse_chunk(spec: ModelSpec, x: np.ndarray, data: list[dict], alpha: floa
     return fast.expected_outcomes(post, xc), est, pval
 
 
-def decision_chunk(reps: range, *, design, outcome_name: str, scenario: str, seed: int,
-                   budget: float) -> dict[str, np.ndarray]:
-    """Simulate replicates ``reps``: chosen combination index under each rule, (R,) each."""
-    from trialkit.engine import replicate_rngs
+@dataclass(frozen=True)
+class DecisionSetup:
+    """Everything a batch of simulated decision trials needs, computed once per study."""
 
+    spec: ModelSpec
+    x: np.ndarray          # model matrix of the design's conditions
+    cell_mu: np.ndarray    # true expected outcome (or log-odds) of each condition
+    costs: np.ndarray      # cost of every combination
+    n_total: int
+    dropout: float
+    outcome_type: str
+    sd: float | None
+    k: int
+    alpha: float
+    budget: float
+
+
+def decision_setup(design, outcome_name: str, scenario: str, budget: float) -> DecisionSetup:
+    """Return the set-up of a decision study of ``design`` under ``scenario``."""
     outcome = next(o for o in design.outcomes if o.name == outcome_name)
     spec = build_spec(design, outcome_name)
     codes = design.conditions()
-    x = spec.design_matrix(codes)
     terms, beta = truth_vector(design, outcome, scenario_effects(design, outcome, scenario))
-    cell_mu = model_matrix(codes, terms) @ beta
     combos = spec.combinations()
-    costs = decide.combination_costs(combos, [f.cost for f in design.factors])
-    data = [draw_cells(rng, cell_mu, design.sample.n_total, design.sample.dropout,
-                       outcome.type, outcome.sd)
+    return DecisionSetup(
+        spec=spec, x=spec.design_matrix(codes), cell_mu=model_matrix(codes, terms) @ beta,
+        costs=decide.combination_costs(combos, [f.cost for f in design.factors]),
+        n_total=design.sample.n_total, dropout=design.sample.dropout, outcome_type=outcome.type,
+        sd=outcome.sd, k=design.k, alpha=design.analysis.alpha, budget=budget)
+
+
+def decision_replicates(reps: range, *, setup: DecisionSetup, seed: int
+                        ) -> dict[str, np.ndarray]:
+    """Replicate generator: the combination each rule chooses in trials ``reps``, (R,) each."""
+    s = setup
+    data = [draw_cells(rng, s.cell_mu, s.n_total, s.dropout, s.outcome_type, s.sd)
             for rng in replicate_rngs(seed, reps.start, reps.stop)]
-    values, est, pval = _analyse_chunk(spec, x, data, design.analysis.alpha)
-    values = decide.orient(values, spec.better)
-    chosen = decide.screening_rule(est, pval, spec.terms, design.k, design.analysis.alpha,
-                                   spec.better)
-    return {"pev": decide.pev_choice(values, costs),
-            "pev_budget": decide.pev_choice(values, costs, budget),
+    values, est, pval = _analyse_chunk(s.spec, s.x, data, s.alpha)
+    values = decide.orient(values, s.spec.better)
+    chosen = decide.screening_rule(est, pval, s.spec.terms, s.k, s.alpha, s.spec.better)
+    return {"pev": decide.pev_choice(values, s.costs),
+            "pev_budget": decide.pev_choice(values, s.costs, s.budget),
             "screening": decide.combo_index(chosen)}
+
+
+def decision_chunk(reps: range, *, design, outcome_name: str, scenario: str, seed: int,
+                   budget: float) -> dict[str, np.ndarray]:
+    """Simulate replicates ``reps`` of a decision study (set-up and replicates in one call)."""
+    return decision_replicates(reps, setup=decision_setup(design, outcome_name, scenario, budget),
+                               seed=seed)
 
 
 def _mean_se(x: np.ndarray) -> tuple[float, float]:
@@ -121,7 +151,7 @@ def _mean_se(x: np.ndarray) -> tuple[float, float]:
 def simulate_decision(
     design, *, reps: int = 1000, seed: int = 0, scenario: str = "assumed",
     outcome: str | None = None, budget: float | None = None, jobs: int = 1,
-) -> dict:
+) -> DecisionStudy:
     """Simulate the trial ``reps`` times and score PEV, PEV within budget and screening.
 
     Returns a dict with ``scenario``, ``truth`` (the truly best combination, unconstrained and
@@ -141,8 +171,9 @@ def simulate_decision(
         budget = float(costs.max()) / 2.0
     decide.check_budget(budget, costs)
     start = time.perf_counter()
-    chosen = run_replicates(decision_chunk, reps, jobs=jobs, batch=BATCH, design=design,
-                            outcome_name=out.name, scenario=scenario, seed=seed, budget=budget)
+    setup = decision_setup(design, out.name, scenario, budget)
+    chosen = run_replicates(decision_replicates, reps, jobs=jobs, batch=BATCH, setup=setup,
+                            seed=seed)
     elapsed = time.perf_counter() - start
 
     effects = scenario_effects(design, out, scenario)
@@ -159,7 +190,7 @@ def simulate_decision(
              for rule, key, target in (("pev", "pev", best),
                                        ("pev_within_budget", "pev_budget", best_budget),
                                        ("screening", "screening", best))}
-    return {
+    return DecisionStudy({
         "design": design.name, "outcome": out.name, "scenario": scenario, "reps": reps,
         "seed": seed, "n_total": design.sample.n_total, "budget": budget,
         "truth": {"best": label(best), "best_expected_outcome": float(truth[best]),
@@ -167,7 +198,11 @@ def simulate_decision(
                   "best_within_budget_expected_outcome": float(truth[best_budget]),
                   "effects": effects},
         "rules": rules, "elapsed_seconds": elapsed,
-    }
+    })
+
+
+class DecisionStudy(Report):
+    """How often each decision rule picks the truly best combination (simulate_decision)."""
 
 
 def _check_decision_design(design, outcome: str | None):

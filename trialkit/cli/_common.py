@@ -405,6 +405,10 @@ def render(data: Mapping[str, Any], fmt: str, primary: str | None = None) -> str
 
 
 def emit(data: Mapping[str, Any], fmt: str, primary: str | None = None) -> None:
-    """Print :func:`render` of ``data`` to stdout."""
-    click.echo(render(data, fmt, primary))
+    """Print :func:`render` of ``data`` (a result or a dict) to stdout.
+
+    A result object's own main table (its ``primary``) is the CSV output unless ``primary`` is
+    given.
+    """
+    click.echo(render(data, fmt, primary or getattr(data, "primary", None)))
 

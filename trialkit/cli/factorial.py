@@ -122,13 +122,12 @@ def power_factorial(fmt: str, **kw) -> None:
                             f"independent assignment and no pretest — drop {given}")
         if kw["baseline"] is None or kw["n_total"] is None:
             raise UserError("binary power needs --baseline and --n-total — add them")
-        result = factorial_binary_power(
+        emit(factorial_binary_power(
             kw["factors"], kw["n_total"], kw["baseline"], logodds_main=kw["logodds_main"],
-            risk_diff=kw["risk_diff"], alpha=kw["alpha"], model_order=kw["model_order"])
-    else:
-        result = factorial_power(kw["factors"], kw["n_total"], clusters=kw["clusters"],
-                                 **_effect(kw), **_setting(kw))
-    emit(result, fmt)
+            risk_diff=kw["risk_diff"], alpha=kw["alpha"], model_order=kw["model_order"]), fmt)
+        return
+    emit(factorial_power(kw["factors"], kw["n_total"], clusters=kw["clusters"], **_effect(kw),
+                         **_setting(kw)), fmt)
 
 
 @click.command("factorial")

@@ -169,6 +169,7 @@ def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treat
         --prob prob --availability avail --moderator "day" --lincomb "1,10" --format json
     """
     from trialkit.mrt.analysis import analyse_mrt as run
+    from trialkit.tables import read_table
 
     design = None
     if design_file is not None:
@@ -182,7 +183,7 @@ def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treat
     small = {"auto": "auto", "yes": True, "no": False}[small_sample]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run(data, id=id_col, decision_point=decision_point, outcome=outcome,
+        result = run(read_table(data), id=id_col, decision_point=decision_point, outcome=outcome,
                      treatment=treatment, prob=prob, availability=availability,
                      moderator=moderator, control=control, numerator_prob=numerator_prob,
                      binary=binary, lincomb=lincomb, conf_level=conf_level, design=design,

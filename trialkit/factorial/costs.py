@@ -13,12 +13,29 @@ comparison needs ``n* = ceil(2 (z_0.8 + z_0.975)² / d²)`` participants per gro
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from trialkit.errors import TrialkitError
+from trialkit.results import Result
 
 # The normal quantiles as printed in MOST's RelativeCosts1 (power 0.8, two-sided alpha 0.05).
 _Z_POWER = 0.841621
 _Z_ALPHA = 1.959964
+
+
+@dataclass(frozen=True)
+class CostComparison(Result):
+    """Participants, conditions and cost of each approach (:func:`factorial_costs`)."""
+
+    primary: ClassVar[str | None] = "approaches"
+    factors: int
+    resolution: int
+    d_main: float
+    n_per_group: int
+    cost_per_subject: float
+    cost_per_condition: float
+    approaches: list[dict[str, Any]]
 
 
 def _check_costs(factors, d_main, cost_per_subject, cost_per_condition) -> None:
@@ -41,7 +58,7 @@ def _check_costs(factors, d_main, cost_per_subject, cost_per_condition) -> None:
 def factorial_costs(
     factors: int, resolution: int = 4, d_main: float = 0.2, *, cost_per_subject: float = 1.0,
     cost_per_condition: float = 0.0,
-) -> dict:
+) -> CostComparison:
     """Participants, conditions and total cost of four ways to screen ``factors`` components.
 
     Parameters
@@ -58,7 +75,7 @@ def factorial_costs(
 
     Returns
     -------
-    dict
+    CostComparison
         ``n_per_group`` and ``approaches``: one record per approach with ``subjects``,
         ``conditions``, ``subjects_per_condition`` and ``total_cost``; the fraction record also
         names its ``generators``.
@@ -90,6 +107,5 @@ def factorial_costs(
                    "total_cost": subjects * cost_per_subject + conditions * cost_per_condition}
                   for key, label, subjects, conditions in rows]
     approaches[-1]["generators"] = list(generators)
-    return {"factors": factors, "resolution": resolution, "d_main": d_main,
-            "n_per_group": n_star, "cost_per_subject": cost_per_subject,
-            "cost_per_condition": cost_per_condition, "approaches": approaches}
+    return CostComparison(factors, resolution, d_main, n_star, cost_per_subject,
+                          cost_per_condition, approaches)

@@ -6,6 +6,7 @@ pretest, dropout) and its planned analysis (model order, α, multiplicity adjust
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -16,10 +17,60 @@ import numpy as np
 from trialkit.errors import TrialkitError
 from trialkit.factorial import power as fp
 from trialkit.factorial.model import model_matrix, model_terms, outcome_coefficients, term_name
-from trialkit.results import Result
+from trialkit.results import Result, omit_none
 
 _MAX_SIMULATED = 1_000_000   # participants in one simulated trial
 _CHUNK_VALUES = 2**23        # outcomes drawn per chunk of replicates (64 MB of float64)
+
+
+@dataclass(frozen=True)
+class DesignPower(Result):
+    """Analytic power of every effect of a design's planned analysis (one record per term)."""
+
+    primary: ClassVar[str | None] = "effects"
+    design: str
+    outcome: str
+    outcome_type: str
+    method: str
+    mode: str
+    n_total: int
+    n_analysed: float
+    n_conditions: int
+    model_order: int
+    alpha: float
+    adjust: str
+    test_alpha: float
+    effects: list[dict[str, Any]]
+    n_clusters: int | None = omit_none()
+
+
+@dataclass(frozen=True)
+class DesignSampleSize(DesignPower):
+    """The smallest enrolment reaching the target power, with the power of every effect then."""
+
+    target_power: float = 0.8
+    limiting_term: str = ""
+    power: float = 0.0
+
+
+@dataclass(frozen=True)
+class SimulatedPower(Result):
+    """Power of every effect from simulated trials, with Monte Carlo standard errors."""
+
+    primary: ClassVar[str | None] = "effects"
+    design: str
+    outcome: str
+    outcome_type: str
+    method: str
+    n_total: int
+    reps: int
+    seed: int
+    alpha: float
+    adjust: str
+    failed: int
+    effects: list[dict[str, Any]]
+    n_clusters: int | None = omit_none()
+    scenario: str | None = omit_none()
 
 
 def _model(design):
@@ -153,7 +204,7 @@ def _analytic(design, outcome, codes, terms, beta, n: int, clusters, m, exact, a
 def factorial_design_power(
     design, n_total: int | None = None, *, outcome: str | None = None, exact: bool = False,
     adjust: str | None = None,
-) -> dict:
+) -> DesignPower:
     """Analytic power of every effect in a factorial design's planned analysis.
 
     Parameters
@@ -171,7 +222,7 @@ def factorial_design_power(
 
     Returns
     -------
-    dict
+    DesignPower
         ``effects``: one record per model term (``term``, assumed ``effect``, ``coef``,
         ``power``), plus ``n_total``, ``n_analysed``, ``alpha`` and the method.
     """
@@ -185,16 +236,13 @@ def factorial_design_power(
     effects = [{"term": term_name(t, names), "effect": 2 * float(b), "coef": float(b),
                 "power": pw, "noncentrality": lam}
                for t, b, pw, lam in zip(terms[1:], beta[1:len(terms)], powers, lams, strict=True)]
-    result = {"design": design.name, "outcome": out.name, "outcome_type": out.type,
-              "method": "analytic", "mode": "exact" if exact else "most",
-              "n_total": n, "n_analysed": (n if clusters is None else clusters * m)
-              * (1 - design.sample.dropout),
-              "n_conditions": int(codes.shape[0]), "model_order": design.analysis.model_order,
-              "alpha": design.analysis.alpha, "adjust": method, "test_alpha": alpha,
-              "effects": effects}
-    if clusters is not None:
-        result["n_clusters"] = clusters
-    return result
+    return DesignPower(
+        design=design.name, outcome=out.name, outcome_type=out.type, method="analytic",
+        mode="exact" if exact else "most", n_total=n,
+        n_analysed=(n if clusters is None else clusters * m) * (1 - design.sample.dropout),
+        n_conditions=int(codes.shape[0]), model_order=design.analysis.model_order,
+        alpha=design.analysis.alpha, adjust=method, test_alpha=alpha, effects=effects,
+        n_clusters=clusters)
 
 
 def _smallest_reaching(power_at, target: float) -> int:
@@ -217,7 +265,7 @@ def _smallest_reaching(power_at, target: float) -> int:
 def factorial_design_sample_size(
     design, power: float | None = None, *, outcome: str | None = None, exact: bool = False,
     adjust: str | None = None,
-) -> dict:
+) -> DesignSampleSize:
     """Smallest enrolment at which every main effect with a non-zero assumed effect reaches power.
 
     Parameters
@@ -235,7 +283,7 @@ def factorial_design_sample_size(
 
     Returns
     -------
-    dict
+    DesignSampleSize
         ``n_total`` (enrolled, allowing for dropout), ``n_analysed``, ``n_clusters`` (clustered
         designs), the limiting term and the power each effect then has.
     """
@@ -269,11 +317,11 @@ def factorial_design_sample_size(
     limiting = min(mains, key=lambda j: abs(beta[j]))
     n_total = hi if s.assignment == "independent" else int(round(hi * s.cluster_size))
     res = factorial_design_power(design, n_total, outcome=out.name, exact=exact, adjust=adjust)
-    res.update({"method": "analytic sample size", "target_power": target,
-                "limiting_term": term_name(terms[limiting], names),
-                "power": min(e["power"] for e in res["effects"] if e["term"] in
-                             {term_name(terms[j], names) for j in mains})})
-    return res
+    fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
+    return DesignSampleSize(**{**fields, "method": "analytic sample size"}, target_power=target,
+                            limiting_term=term_name(terms[limiting], names),
+                            power=min(e["power"] for e in res.effects if e["term"] in
+                                      {term_name(terms[j], names) for j in mains}))
 
 
 def _sim_spec(design, out, codes, terms, n, clusters, adjust, effects=None):
@@ -304,7 +352,7 @@ def simulate_factorial_power(
     design, reps: int = 1000, seed: int = 1, *, jobs: int = 1, n_total: int | None = None,
     outcome: str | None = None, adjust: str | None = None, chunk_size: int | None = None,
     scenario: str | None = None,
-) -> dict:
+) -> SimulatedPower:
     """Power of every effect by simulating the trial ``reps`` times and fitting the analysis.
 
     Replicate ``i`` is drawn from ``SeedSequence(seed, spawn_key=(i,))``, so results are identical
@@ -330,7 +378,7 @@ def simulate_factorial_power(
 
     Returns
     -------
-    dict
+    SimulatedPower
         ``effects``: ``term``, ``effect``, ``power``, ``mc_se`` (Monte Carlo standard error),
         ``mean_coef`` (mean estimated effect-coded coefficient, i.e. effect ÷ 2) and the
         exact-mode ``analytic_power``; plus ``n_total``, ``reps``, ``seed`` and ``failed`` (fits
@@ -349,17 +397,13 @@ def simulate_factorial_power(
     res = run_replicates(simulate_chunk, reps, jobs=jobs, batch=chunk_size,
                          max_batch=memory_batch(spec.x.shape[0], _CHUNK_VALUES), seed=seed,
                          spec=spec)
-    result = {"design": design.name, "outcome": out.name, "outcome_type": out.type,
-              "method": "simulation", "n_total": int(spec.layout.condition.shape[0]),
-              "reps": reps, "seed": seed, "alpha": design.analysis.alpha,
-              "adjust": spec.adjust, "failed": int(res["failed"].sum()),
-              "effects": _simulated_effects(design, out, terms, spec, res, n_total, adjust,
-                                            analytic=scenario is None)}
-    if clusters is not None:
-        result["n_clusters"] = clusters
-    if scenario is not None:
-        result["scenario"] = scenario
-    return result
+    return SimulatedPower(
+        design=design.name, outcome=out.name, outcome_type=out.type, method="simulation",
+        n_total=int(spec.layout.condition.shape[0]), reps=reps, seed=seed,
+        alpha=design.analysis.alpha, adjust=spec.adjust, failed=int(res["failed"].sum()),
+        effects=_simulated_effects(design, out, terms, spec, res, n_total, adjust,
+                                   analytic=scenario is None),
+        n_clusters=clusters, scenario=scenario)
 
 
 def _checked_sim_spec(design, out, codes, terms, n, clusters, adjust, effects):

@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from math import comb
+from typing import Any
 
 import numpy as np
 from scipy import optimize, special, stats
 
 from trialkit.constants import ASSIGNMENTS, PRETESTS
 from trialkit.errors import TrialkitError
+from trialkit.results import Result, omit_none
 
 LAMBDA_CAP = 100.0
 _TOP = 10_000_000
@@ -233,21 +235,54 @@ def _power_at(s: Setting, size: float, coef: float, sigma: float) -> tuple[float
     return power, lam, df2
 
 
-def _result(s: Setting, size: float, coef: float, sigma: float) -> dict:
+@dataclass(frozen=True)
+class FactorialPower(Result):
+    """Power of one effect-coded coefficient at a sample size (and the effect in every form).
+
+    ``n_clusters`` is set for clustered designs; ``raw_main`` for a detectable effect
+    (:func:`factorial_mde`); ``target_power`` for searches (sample size, detectable effect).
+    """
+
+    power: float
+    n_clusters: float | None = omit_none()
+    n_total: float = 0.0
+    df2: float = 0.0
+    noncentrality: float = 0.0
+    n_coefficients: int = 0
+    raw_coef: float = 0.0
+    std_coef: float = 0.0
+    d_main: float = 0.0
+    f2: float = 0.0
+    sigma: float = 1.0
+    alpha: float = 0.05
+    mode: str = "most"
+    raw_main: float | None = omit_none()
+    target_power: float | None = omit_none()
+
+
+@dataclass(frozen=True)
+class BinaryPower(Result):
+    """Power of a main effect on a binary outcome (Wald test, normal approximation)."""
+
+    power: float
+    n_total: float
+    se: float
+    raw_coef: float
+    logodds_main: float
+    baseline: float
+    alpha: float
+    n_coefficients: int
+    mode: str = "normal approximation"
+
+
+def _result(s: Setting, size: float, coef: float, sigma: float, **extra: Any) -> FactorialPower:
     power, lam, df2 = _power_at(s, size, coef, sigma)
-    out: dict = {"power": power}
-    if s.clustered:
-        out["n_clusters"] = size
-        out["n_total"] = size * (s.cluster_size or 1.0)
-    else:
-        out["n_total"] = size
-    out.update({
-        "df2": df2, "noncentrality": lam, "n_coefficients": s.n_coefficients,
-        "raw_coef": coef, "std_coef": coef / sigma, "d_main": 2 * coef / sigma,
-        "f2": (coef / sigma) ** 2, "sigma": sigma, "alpha": s.alpha,
-        "mode": "exact" if s.exact else "most",
-    })
-    return out
+    return FactorialPower(
+        power=power, n_clusters=size if s.clustered else None,
+        n_total=size * (s.cluster_size or 1.0) if s.clustered else size, df2=df2,
+        noncentrality=lam, n_coefficients=s.n_coefficients, raw_coef=coef,
+        std_coef=coef / sigma, d_main=2 * coef / sigma, f2=(coef / sigma) ** 2, sigma=sigma,
+        alpha=s.alpha, mode="exact" if s.exact else "most", **extra)
 
 
 def _check_size(s: Setting, n_total, clusters) -> float:
@@ -282,7 +317,7 @@ def factorial_power(
     cluster_size_sd: float | None = None, icc: float | None = None, pretest: str = "none",
     pre_post_corr: float | None = None, change_score_icc: float | None = None,
     exact: bool = False,
-) -> dict:
+) -> FactorialPower:
     """Power of the 1-df test of one effect-coded coefficient in a factorial experiment.
 
     Parameters
@@ -315,7 +350,7 @@ def factorial_power(
 
     Returns
     -------
-    dict
+    FactorialPower
         ``power``, ``n_total`` (and ``n_clusters``), ``df2``, ``noncentrality``,
         ``n_coefficients`` and the effect in all forms.
 
@@ -392,14 +427,14 @@ def factorial_sample_size(
     cluster_size_sd: float | None = None, icc: float | None = None, pretest: str = "none",
     pre_post_corr: float | None = None, change_score_icc: float | None = None,
     exact: bool = False,
-) -> dict:
+) -> FactorialPower:
     """Smallest total N (or number of clusters) whose power reaches ``power``.
 
     Parameters are those of :func:`factorial_power`; ``power`` is the target.
 
     Returns
     -------
-    dict
+    FactorialPower
         ``n_total`` (and ``n_clusters`` for clustered designs), the ``power`` reached, ``df2``,
         ``noncentrality`` and the effect in all forms.
 
@@ -419,9 +454,7 @@ def factorial_sample_size(
                     "(with sigma), raw_coef (with sigma) or f2",
                     param=("d_main", "raw_main", "raw_coef", "f2"))
     size = _bisect_size(s, coef, sig, power)
-    out = _result(s, size, coef, sig)
-    out["target_power"] = power
-    return out
+    return _result(s, size, coef, sig, target_power=power)
 
 
 def _check_target(power: float) -> None:
@@ -437,14 +470,14 @@ def factorial_mde(
     cluster_size_sd: float | None = None, icc: float | None = None, pretest: str = "none",
     pre_post_corr: float | None = None, change_score_icc: float | None = None,
     exact: bool = False,
-) -> dict:
+) -> FactorialPower:
     """Smallest effect detectable with ``power`` at the given sample size.
 
     Parameters are those of :func:`factorial_power`; ``sigma`` (default 1) scales the raw forms.
 
     Returns
     -------
-    dict
+    FactorialPower
         ``d_main``, ``raw_coef``, ``raw_main``, ``std_coef``, ``f2``, the ``power`` at that effect,
         ``n_total`` (and ``n_clusters``), ``df2`` and ``noncentrality``.
 
@@ -483,10 +516,7 @@ def factorial_mde(
         if f < power - 0.01:
             raise _fail("no effect up to 5 sd reaches the target power — use a larger sample")
         coef = middle
-    out = _result(s, size, coef, sig)
-    out["raw_main"] = 2 * coef
-    out["target_power"] = power
-    return out
+    return _result(s, size, coef, sig, raw_main=2 * coef, target_power=power)
 
 
 # -- binary outcomes ------------------------------------------------------------------------------
@@ -556,7 +586,7 @@ def _binary_coefficient(baseline: float, logodds_main: float | None,
 def factorial_binary_power(
     factors: int, n_total: float, baseline: float, *, logodds_main: float | None = None,
     risk_diff: float | None = None, alpha: float = 0.05, model_order: int = 1,
-) -> dict:
+) -> BinaryPower:
     """Power for one main effect on a binary outcome in a full 2^k factorial.
 
     Parameters
@@ -579,7 +609,7 @@ def factorial_binary_power(
 
     Returns
     -------
-    dict
+    BinaryPower
         ``power``, ``se`` of the coefficient, ``raw_coef`` (log-odds), ``n_total``.
     """
     from trialkit.design.fractions import full_factorial
@@ -602,9 +632,9 @@ def factorial_binary_power(
     coefs[0] = special.logit(baseline) + coef   # P(all factors at -1) = baseline
     coefs[1] = coef
     power, se = binary_power(full_factorial(factors), terms, coefs, n_total, alpha=alpha)
-    return {"power": float(power[1]), "n_total": n_total, "se": float(se[1]),
-            "raw_coef": float(coef), "logodds_main": float(2 * coef), "baseline": baseline,
-            "alpha": alpha, "n_coefficients": s.n_coefficients, "mode": "normal approximation"}
+    return BinaryPower(power=float(power[1]), n_total=n_total, se=float(se[1]),
+                       raw_coef=float(coef), logodds_main=float(2 * coef), baseline=baseline,
+                       alpha=alpha, n_coefficients=s.n_coefficients)
 
 
 def design_matrix_power(

@@ -7,9 +7,12 @@ with unavailable rows, which carry zero weight.
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -17,6 +20,7 @@ from trialkit.errors import DataError, TrialkitError
 from trialkit.mrt.checks import check_probabilities
 from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.inference import effect_table
+from trialkit.results import Result
 from trialkit.tables import read_table
 
 _TERM = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*(:[A-Za-z_.][A-Za-z0-9_.]*)*$")
@@ -73,11 +77,19 @@ class MrtFit:
         q = len(self.control_names)
         return self.cov[q:, q:]
 
-    def summary(self, conf_level: float = 0.95, lincomb=None) -> dict:
-        """``{"effects": [...], "n_participants": n}`` with 1-df t tests (df = n − p − q)."""
-        return {"effects": effect_table(self.effect, self.effect_cov, self.effect_names, self.df,
-                                        conf_level, lincomb),
-                "n_participants": self.n_participants}
+    def summary(self, conf_level: float = 0.95, lincomb=None) -> MrtEffects:
+        """Return the effect table with 1-df t tests (df = n − p − q)."""
+        return MrtEffects(effect_table(self.effect, self.effect_cov, self.effect_names, self.df,
+                                       conf_level, lincomb), self.n_participants)
+
+
+@dataclass(frozen=True)
+class MrtEffects(Result):
+    """Causal excursion effects: one record per term (and per linear combination)."""
+
+    primary: ClassVar[str | None] = "effects"
+    effects: list[dict[str, Any]]
+    n_participants: int
 
 
 def _row(mask: np.ndarray) -> int:
@@ -315,21 +327,26 @@ def parse_lincomb(text: str | None) -> np.ndarray | None:
     return lin
 
 
-def analyse_mrt(path: str, *, id: str, decision_point: str, outcome: str, treatment: str,
+def analyse_mrt(path: Any, *, id: str, decision_point: str, outcome: str, treatment: str,
                 prob: str, availability: str | None = None, moderator: str | None = None,
                 control: str | None = None, numerator_prob: float | None = None,
                 binary: bool = False, lincomb: str | None = None, conf_level: float = 0.95,
-                design=None, small="auto") -> dict:
-    """Read a long-format table and estimate causal excursion effects.
+                design=None, small="auto") -> MrtEffects:
+    """Estimate causal excursion effects from a long-format table (a pandas DataFrame).
 
     ``prob`` is a column name or a number. ``numerator_prob`` defaults to the design's constant
-    randomisation probability when a design is given, else 0.5. Returns
-    ``{"effects": [...], "n_participants": n}``.
+    randomisation probability when a design is given, else 0.5. A CSV/Parquet path is still read,
+    with a deprecation warning (read it with :func:`trialkit.tables.read_table`).
     """
-    data = read_table(path)
+    if isinstance(path, str | os.PathLike):
+        warnings.warn("analyse_mrt(PATH) is deprecated — pass a table read with "
+                      "trialkit.tables.read_table", DeprecationWarning, stacklevel=2)
+        data = read_table(path)
+    else:
+        data = path
     if decision_point not in data.columns:
-        raise DataError(f"column '{decision_point}' is not in {path} — use one of: "
-                        + ", ".join(map(str, data.columns)))
+        raise DataError(f"column '{decision_point}' is not in the data — use one of: "
+                        + ", ".join(map(str, data.columns)), param="decision_point")
     try:
         prob_value: str | float = float(prob)
     except ValueError:

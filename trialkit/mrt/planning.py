@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.generate import generate_arrays
 from trialkit.mrt.inference import hotelling_pvalue
 from trialkit.mrt.trajectory import DIMENSION, day_basis, expand_days, trajectory_by_day
+from trialkit.results import Result, omit_none
 
 #: Replicates analysed together (at most); the engine cuts batches at multiples of the batch size,
 #: so every replicate is computed in the same batch whatever the number of jobs.
@@ -94,18 +96,36 @@ def _binary(inp: dict, then, n: float | None = None):
     return then(ss.binary_noncentrality(beta, m, sigma))
 
 
-def mrt_power(design, n_participants: int, outcome: str | None = None) -> dict:
-    """Return formula power of an ``mrt`` design with ``n_participants``: ``{"power": ...}``.
+@dataclass(frozen=True)
+class MrtPower(Result):
+    """Power of an MRT design; ``mc_se`` (its Monte Carlo SE) when simulated."""
+
+    power: float
+    mc_se: float | None = omit_none()
+
+
+@dataclass(frozen=True)
+class MrtSampleSize(Result):
+    """Participants needed: ``n_exact`` solves power(n) = target, ``n_participants`` rounds up."""
+
+    n_participants: int
+    n_exact: float
+    power: float
+
+
+def mrt_power(design, n_participants: int, outcome: str | None = None) -> MrtPower:
+    """Return formula power of an ``mrt`` design with ``n_participants``.
 
     Continuous outcomes use Liao et al. (2016), binary outcomes Cohn, Qian & Murphy (2023).
     """
     inp = design_inputs(design, outcome)
     check_sample_size(n_participants, inp["p"] + inp["q"])
-    return {"power": _formula_power(inp, n_participants)}
+    return MrtPower(_formula_power(inp, n_participants))
 
 
-def mrt_sample_size(design, power: float | None = None, outcome: str | None = None) -> dict:
-    """Participants needed: ``{"n_participants": ..., "n_exact": ..., "power": ...}``.
+def mrt_sample_size(design, power: float | None = None,
+                    outcome: str | None = None) -> MrtSampleSize:
+    """Participants needed (``n_participants``, ``n_exact``, ``power``).
 
     ``n_exact`` is the real-valued solution of power(n) = target; ``n_participants`` rounds it up
     and ``power`` is the power attained with that many participants.
@@ -113,8 +133,9 @@ def mrt_sample_size(design, power: float | None = None, outcome: str | None = No
     inp = design_inputs(design, outcome)
     target = inp["power"] if power is None else power
     if inp["type"] == "continuous":
-        return ss.continuous_sample_size(inp["effect"], inp["availability"], inp["probability"],
-                                         inp["basis"], inp["q"], inp["alpha"], target)
+        return MrtSampleSize(**ss.continuous_sample_size(
+            inp["effect"], inp["availability"], inp["probability"], inp["basis"], inp["q"],
+            inp["alpha"], target))
     ss._check_target(target, inp["alpha"])
     p, q, alpha = inp["p"], inp["q"], inp["alpha"]
 
@@ -131,7 +152,7 @@ def mrt_sample_size(design, power: float | None = None, outcome: str | None = No
         check_sample_size(n_exact, p + q)
         return {"n_participants": n_int, "n_exact": n_exact, "power": power_at(n_int)}
 
-    return _binary(inp, solve)
+    return MrtSampleSize(**_binary(inp, solve))
 
 
 # -- simulation power with the real estimator ------------------------------------------------------
@@ -203,7 +224,7 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
 
 def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int = 0,
                        jobs: int = 1, outcome: str | None = None, ar1: float = 0.0,
-                       icc: float = 0.0, small="auto", lag_control: bool = False) -> dict:
+                       icc: float = 0.0, small="auto", lag_control: bool = False) -> MrtPower:
     """Power of an ``mrt`` design by simulation with the real estimator: ``{"power", "mc_se"}``.
 
     Data follow :func:`trialkit.mrt.generate.generate_arrays` (availability, effect and baseline
@@ -218,4 +239,4 @@ def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int 
     inputs = design_inputs(design, outcome)
     res = simulate_power_arrays(inputs, n_participants, reps, seed, jobs, ar1, icc, small,
                                 lag_control)
-    return {"power": res["power"], "mc_se": res["mc_se"]}
+    return MrtPower(res["power"], res["mc_se"])
