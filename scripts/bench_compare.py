@@ -4,7 +4,8 @@ Each round runs every kernel once per checkout (on that checkout's own example d
 fresh process (``PYTHONPATH`` set to the checkout), old and new in turn, so load from other work
 on the machine hits both alike. A
 kernel's time is the best of ``--repeat`` runs inside its process after one warm-up run. The
-report gives, per kernel, the median over rounds of new/old (below 1: faster).
+report gives, per kernel, the median over rounds of new/old and the ratio of the best times over
+all rounds (below 1: faster); on a busy machine the best times are the steadier measure.
 
 Usage: .venv/bin/python scripts/bench_compare.py OLD_CHECKOUT NEW_CHECKOUT [--rounds 3]
 """
@@ -121,11 +122,15 @@ def main() -> None:
                 times[name][which].append(run_kernel(getattr(args, which), code, args.repeat))
             print(f"round {r + 1}: {name}: old {times[name]['old'][-1]:.3f} s, "
                   f"new {times[name]['new'][-1]:.3f} s", flush=True)
-    print(f"\n{'kernel':55s} {'old s':>7s} {'new s':>7s} {'new/old':>8s}")
+    print(f"\n{'kernel':55s} {'old s':>7s} {'new s':>7s} {'median':>7s} {'best':>7s}"
+          f" {'best':>7s} {'ratio of':>9s}")
+    print(f"{'':55s} {'median':>7s} {'median':>7s} {'new/old':>7s} {'old s':>7s} {'new s':>7s}"
+          f" {'bests':>9s}")
     for name, t in times.items():
         ratios = [n / o for o, n in zip(t["old"], t["new"], strict=True)]
         print(f"{name:55s} {statistics.median(t['old']):7.3f} {statistics.median(t['new']):7.3f}"
-              f" {statistics.median(ratios):8.3f}")
+              f" {statistics.median(ratios):7.3f} {min(t['old']):7.3f} {min(t['new']):7.3f}"
+              f" {min(t['new']) / min(t['old']):9.3f}")
 
 
 if __name__ == "__main__":
