@@ -8,6 +8,7 @@ report gives, per kernel, the median over rounds of new/old and the ratio of the
 all rounds (below 1: faster); on a busy machine the best times are the steadier measure.
 
 Usage: .venv/bin/python scripts/bench_compare.py OLD_CHECKOUT NEW_CHECKOUT [--rounds 3]
+       [--repeat 3] [--clock wall|cpu] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -86,21 +87,29 @@ def setup():
 RUNNER = """
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
-DESIGNS, GOLDEN, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+DESIGNS, GOLDEN, repeat, clock = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+now = time.process_time if clock == "cpu" else time.perf_counter
 exec(sys.stdin.read())
 fn = setup()
 fn()
-best = min((lambda t0: (fn(), time.perf_counter() - t0)[1])(time.perf_counter())
-           for _ in range(repeat))
+best = min((lambda t0: (fn(), now() - t0)[1])(now()) for _ in range(repeat))
 print(json.dumps(best))
 """
+THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def run_kernel(checkout: Path, code: str, repeat: int) -> float:
-    """Seconds (best of ``repeat``) of one kernel in a fresh process using ``checkout``."""
+def run_kernel(checkout: Path, code: str, repeat: int, clock: str = "wall") -> float:
+    """Seconds (best of ``repeat``) of one kernel in a fresh process using ``checkout``.
+
+    ``clock="cpu"`` measures the process's CPU time with one BLAS/OpenMP thread: on a machine
+    shared with other work it is steadier than wall time.
+    """
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    if clock == "cpu":
+        env.update({k: "1" for k in THREADS})
     out = subprocess.run([sys.executable, "-c", RUNNER, str(checkout / "designs"),
-                          str(ROOT / "tests" / "golden"), str(repeat)], input=code, env=env,
+                          str(ROOT / "tests" / "golden"), str(repeat), clock], input=code,
+                         env=env,
                          capture_output=True, text=True, check=True, cwd="/")
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -112,6 +121,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="", help="run kernels whose name contains this text")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall time, or CPU time of one thread (steadier on a busy machine)")
     args = ap.parse_args()
     kernels = {k: v for k, v in KERNELS.items() if args.only in k}
     times: dict[str, dict[str, list[float]]] = {k: {"old": [], "new": []} for k in kernels}
@@ -119,7 +130,8 @@ def main() -> None:
         for name, code in kernels.items():
             order = ("old", "new") if r % 2 == 0 else ("new", "old")
             for which in order:
-                times[name][which].append(run_kernel(getattr(args, which), code, args.repeat))
+                times[name][which].append(run_kernel(getattr(args, which), code, args.repeat,
+                                                     args.clock))
             print(f"round {r + 1}: {name}: old {times[name]['old'][-1]:.3f} s, "
                   f"new {times[name]['new'][-1]:.3f} s", flush=True)
     print(f"\n{'kernel':55s} {'old s':>7s} {'new s':>7s} {'median':>7s} {'best':>7s}"

@@ -57,7 +57,9 @@ def simulate_design(file, scenario, reps, seed, jobs, method, selection, prefere
       trialkit simulate designs/three-arm-adaptive.toml --scenario null --format json \\
         --out trials.json --out trials.png
     """
-    from trialkit.adaptive import check_performance, run_trials, setup_trial
+    import os
+
+    from trialkit.adaptive import check_performance, load_results, run_trials, setup_trial
 
     saves = [p for p in out if p.lower().endswith(".json")]
     figures = [p for p in out if p not in saves]
@@ -66,7 +68,10 @@ def simulate_design(file, scenario, reps, seed, jobs, method, selection, prefere
     if len(saves) > 1:
         raise UserError("--out names two .json files — give one file for the trials")
     spec = setup_trial(file, scenario, method)
-    res = run_trials(spec, reps, seed, jobs=jobs, path=saves[0] if saves else None)
+    saved = load_results(saves[0], spec) if saves and os.path.exists(saves[0]) else None
+    res = run_trials(spec, reps, seed, jobs=jobs, resume=saved)
+    if saves and (saved is None or res.n_rep > saved.n_rep):
+        res.save(saves[0])
     report = {"design": spec.design_name, "scenario": spec.scenario, "reps": res.n_rep,
               "seed": seed, "version": res.version,
               "metrics": check_performance(res, selection, preferences or None,
