@@ -208,21 +208,21 @@ class SqliteStore(Store):
         self._lock_fd: int | None = None
         self._depth = 0
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:  # noqa: D102
         try:
             return self.conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.DatabaseError as exc:
             raise ServiceError(f"database {self.path} failed ({exc}) — check it is a trialkit "
                                "database") from None
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:  # noqa: D102
         self.conn.execute(sql, tuple(params))
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:  # noqa: D102
         self.conn.executemany(sql, [tuple(r) for r in rows])
 
     @contextlib.contextmanager
-    def write(self, trial: str | None) -> Iterator[None]:
+    def write(self, trial: str | None) -> Iterator[None]:  # noqa: D102
         import fcntl
 
         if self._depth:
@@ -245,14 +245,14 @@ class SqliteStore(Store):
         finally:
             os.close(fd)  # releases the lock
 
-    def applied_migrations(self) -> set[str] | None:
+    def applied_migrations(self) -> set[str] | None:  # noqa: D102
         exists = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                             "AND name = 'schema_migrations'")
         if not exists:
             return None
         return {r[0] for r in self.query("SELECT name FROM schema_migrations")}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: D102
         self.conn.close()
 
 
@@ -279,22 +279,22 @@ class PostgresStore(Store):
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:  # noqa: D102
         try:
             return self.conn.execute(self._sql(sql), tuple(params)).fetchall()
         except self._psycopg.errors.UndefinedTable:
             raise ServiceError(f"{self.url} holds no trialkit tables — create a trial first "
                                "with 'trialkit trial create'") from None
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:  # noqa: D102
         self.conn.execute(self._sql(sql), tuple(params))
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:  # noqa: D102
         with self.conn.cursor() as cur:
             cur.executemany(self._sql(sql), [tuple(r) for r in rows])
 
     @contextlib.contextmanager
-    def write(self, trial: str | None) -> Iterator[None]:
+    def write(self, trial: str | None) -> Iterator[None]:  # noqa: D102
         if self._tx is not None:
             yield
             return
@@ -307,17 +307,17 @@ class PostgresStore(Store):
             finally:
                 self._tx = None
 
-    def lock_trial_row(self, trial: str) -> tuple | None:
+    def lock_trial_row(self, trial: str) -> tuple | None:  # noqa: D102
         rows = self.query("SELECT name FROM trials WHERE name = ? FOR UPDATE", (trial,))
         return rows[0] if rows else None
 
-    def applied_migrations(self) -> set[str] | None:
+    def applied_migrations(self) -> set[str] | None:  # noqa: D102
         exists = self.query("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0]
         if not exists:
             return None
         return {r[0] for r in self.query("SELECT name FROM schema_migrations")}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: D102
         self.conn.close()
 
 

@@ -39,7 +39,7 @@ def default_user() -> str:
             import getpass
 
             user = getpass.getuser()
-        except Exception:
+        except Exception:  # noqa: BLE001 - no user database in some containers
             user = "unknown"
     return user
 
