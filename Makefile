@@ -9,6 +9,7 @@ test:  ## set everything up, then run the whole test suite (with a real PostgreS
 	@./scripts/setup.sh
 	@./scripts/test.sh -q
 
-lint:
+lint:  ## ruff (style, docstrings, complexity) and mypy (types)
 	@./scripts/setup.sh
 	@.venv/bin/ruff check .
+	@.venv/bin/mypy

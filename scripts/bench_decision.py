@@ -20,7 +20,7 @@ import numpy as np
 
 from trialkit.bayes import backend_pymc, fast
 from trialkit.bayes.analyse import combination_draws
-from trialkit.bayes.simulate import individual_data, simulate_decision
+from trialkit.bayes.decision_study import individual_data, simulate_decision
 from trialkit.bayes.spec import build_spec
 from trialkit.design import load_design
 

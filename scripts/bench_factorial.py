@@ -19,10 +19,10 @@ import warnings
 import numpy as np
 
 from trialkit.design import loads_design
+from trialkit.engine.streams import ReplicateStreams
 from trialkit.factorial.model import model_matrix, model_terms
-from trialkit.factorial.plan import simulate_factorial_power
-from trialkit.factorial.simulate import generate_factorial_data, trial_layout
-from trialkit.simulate.streams import ReplicateStreams
+from trialkit.factorial.planning import simulate_factorial_power
+from trialkit.factorial.replicates import generate_factorial_data, trial_layout
 
 NAMES = ["human_voice", "validating_statements", "personalised_notifications",
          "activity_choice", "goal_setting"]
@@ -71,7 +71,7 @@ def draw_only(x, beta, reps, seed, outcome):
 
 
 def statsmodels_loop(x, beta, reps, seed, outcome):
-    """A plain loop: draw each replicate, fit statsmodels, test each coefficient."""
+    """Return a plain loop: draw each replicate, fit statsmodels, test each coefficient."""
     import statsmodels.api as sm
 
     reject = np.zeros((reps, x.shape[1] - 1), dtype=bool)
@@ -105,7 +105,7 @@ def main() -> None:
     goals = {"continuous": 30.0, "binary": 5.0}
     for outcome, name in (("continuous", "phq9"), ("binary", "retention")):
         o = next(o for o in design.outcomes if o.name == name)
-        from trialkit.factorial.plan import _truth
+        from trialkit.factorial.planning import _truth
 
         _, beta = _truth(design, o, terms)
         simulate_factorial_power(design, 50, seed, outcome=name)  # warm-up (imports, caches)

@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 
+from trialkit.engine import replicate_rngs
 from trialkit.mrt.generate import generate_arrays
 from trialkit.mrt.inference import hotelling_pvalue
 from trialkit.mrt.planning import _analysis_bases, simulate_power_arrays
 from trialkit.mrt.trajectory import day_basis, expand_days, trajectory_by_day
-from trialkit.simulate import replicate_rngs
 
 REPS, N, DAYS, DPD, SEED, LOOP_REPS = 1000, 40, 42, 5, 2024, 20
 

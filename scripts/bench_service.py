@@ -66,8 +66,10 @@ print(t0, time.time(), (time.process_time() - c0) / n)
 
 def api_rate(url: str, clients: int, total: int, tag: str, env: dict | None = None,
              cpu: list | None = None) -> float:
-    """Allocations/s of ``clients`` processes enrolling ``total`` participants together
-    (the clients' CPU seconds per allocation are appended to ``cpu``)."""
+    """Measure allocations/s of ``clients`` processes enrolling ``total`` participants together.
+
+    The clients' CPU seconds per allocation are appended to ``cpu``.
+    """
     start_at = time.time() + 2.0 + 0.2 * clients
     per = total // clients
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, f"{tag}{c}", str(per),
@@ -147,7 +149,7 @@ Trial.create(sys.argv[1], sys.argv[2], key_file=sys.argv[3], name="bench").close
 
 
 def audit_cost(tmp: str, n_api: int, baseline: str | None, repeats: int = 3) -> dict:
-    """API allocations/s (SQLite, synchronous=full) of each variant, alternating in one run."""
+    """Measure API allocations/s (SQLite, synchronous=full) of each variant, alternately."""
     variants = {"keyed": {}, "unkeyed": {"BENCH_UNKEYED": "1"}}
     worktree = None
     if baseline:

@@ -5,13 +5,13 @@ Usage: python scripts/reference_factorial.py
 
 from __future__ import annotations
 
-from trialkit.factorial.costs import factorial_costs
-from trialkit.factorial.fractions import (
+from trialkit.design.fractions import (
     fraction_matrix,
     generators_for_resolution,
     max_resolution,
     resolution,
 )
+from trialkit.factorial.costs import factorial_costs
 from trialkit.factorial.model import model_terms
 from trialkit.factorial.power import design_matrix_power, factorial_power, factorial_sample_size
 

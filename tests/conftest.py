@@ -15,7 +15,7 @@ DESIGNS = ROOT / "designs"
 
 @pytest.fixture
 def designs_dir() -> Path:
-    """The folder of example design files."""
+    """Return the folder of example design files."""
     return DESIGNS
 
 
@@ -48,7 +48,7 @@ def pg_url() -> str:
 
 @pytest.fixture
 def pg_schema_url(pg_url):
-    """A new, empty schema in the test PostgreSQL database (dropped afterwards)."""
+    """Return a new, empty schema in the test PostgreSQL database (dropped afterwards)."""
     import psycopg
 
     schema = "tk_" + uuid.uuid4().hex[:12]
@@ -62,7 +62,7 @@ def pg_schema_url(pg_url):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request, tmp_path):
-    """A fresh store: an SQLite file, or a new schema in the test PostgreSQL database."""
+    """Return a fresh store: an SQLite file, or a new schema in the test PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'trial.db'}"
     return request.getfixturevalue("pg_schema_url")

@@ -24,7 +24,7 @@ TABLES = ("trials", "participants", "decisions", "audit")
 
 
 def copy_store(url: str) -> dict:
-    """A copy of a whole store (SQLite: the files' bytes; PostgreSQL: every row), to restore."""
+    """Return a copy of a whole store (SQLite: the files' bytes; PostgreSQL: every row)."""
     if url.startswith("sqlite:///"):
         import os
 

@@ -59,13 +59,13 @@ def test_simulate_save_grows_and_refuses_other_seed(run, designs_dir, tmp_path):
     design = designs_dir / "three-arm-adaptive.toml"
     path = tmp_path / "saved.json"
     first = run("simulate", design, "--scenario", "null", "--reps", "10", "--seed", "2",
-                "--method", "exact", "--save", path, "--format", "json")
+                "--method", "exact", "--out", path, "--format", "json")
     assert first.exit_code == 0, first.output
     grown = run("simulate", design, "--scenario", "null", "--reps", "20", "--seed", "2",
-                "--method", "exact", "--save", path, "--format", "json")
+                "--method", "exact", "--out", path, "--format", "json")
     assert json.loads(grown.output)["reps"] == 20
     bad = run("simulate", design, "--scenario", "null", "--reps", "30", "--seed", "9",
-              "--method", "exact", "--save", path)
+              "--method", "exact", "--out", path)
     assert bad.exit_code == 2 and "seed 2" in bad.output
 
 
@@ -73,19 +73,19 @@ def test_saved_results_refuse_another_method_and_damaged_files(run, designs_dir,
     design = designs_dir / "three-arm-adaptive.toml"
     path = tmp_path / "saved.json"
     first = run("simulate", design, "--reps", "5", "--seed", "2", "--method", "exact",
-                "--save", path, "--format", "json")
+                "--out", path, "--format", "json")
     assert first.exit_code == 0, first.output
     before = path.read_text()
     for reps in ("3", "10"):  # neither a slice nor a grown file of the other method
         other = run("simulate", design, "--reps", reps, "--seed", "2", "--method", "draws",
-                    "--save", path)
+                    "--out", path)
         assert other.exit_code == 2
         lines = other.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error:") and "'exact'" in lines[0]
     assert path.read_text() == before
     damaged = tmp_path / "damaged.json"
     damaged.write_text('{"format": "trialkit-adaptive-results/1"}')
-    bad = run("simulate", design, "--reps", "5", "--save", damaged)
+    bad = run("simulate", design, "--reps", "5", "--out", damaged)
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     assert bad.output.strip().startswith("Error:") and "damaged" in bad.output
 
@@ -162,7 +162,7 @@ def test_calibrate_cli(run, tmp_path):
 def test_simulate_plot_writes_png(run, designs_dir, tmp_path):
     png = tmp_path / "trials.png"
     result = run("simulate", designs_dir / "three-arm-adaptive.toml", "--reps", "20",
-                 "--method", "exact", "--plot", png, "--format", "json")
+                 "--method", "exact", "--out", png, "--format", "json")
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(result.output)["plot"] == str(png)
@@ -250,3 +250,21 @@ def test_bad_preferences_exit_2_naming_the_key(run, tmp_path, posterior, needle)
     result = run("design", "validate", path)
     assert result.exit_code == 2 and needle in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_old_output_spellings_still_work_with_a_note(run, designs_dir, tmp_path):
+    png, saved = tmp_path / "trials.png", tmp_path / "trials.json"
+    result = run("simulate", designs_dir / "three-arm-adaptive.toml", "--reps", "5",
+                 "--method", "exact", "--plot", png, "--save", saved, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "Note: --save is deprecated and will be removed — use --out",
+        "Note: --plot is deprecated and will be removed — use --out"]
+    assert json.loads(result.stdout)["plot"] == str(png)
+    assert png.read_bytes()[:4] == b"\x89PNG" and json.loads(saved.read_text())["n_rep"] == 5
+
+
+def test_out_refuses_an_unknown_extension(run, designs_dir, tmp_path):
+    result = run("simulate", designs_dir / "three-arm-adaptive.toml", "--reps", "5",
+                 "--out", tmp_path / "trials.txt")
+    assert result.exit_code == 2 and "not a figure file" in result.output

@@ -90,8 +90,10 @@ def design_path(request):
 
 
 def _close_to_reference(m: dict, reps: int, width: float = 3.0) -> None:
-    """Every reference metric within ``width`` Monte Carlo SEs of the difference between two runs
-    (``reps`` trials here, 1000 in the reference)."""
+    """Check every reference metric against ``width`` Monte Carlo SEs of a difference.
+
+    The difference is between two runs: ``reps`` trials here, 1000 in the reference.
+    """
     both = 1 / reps + 1 / 1000
     # IDP = 100 - 50 P(select A) - 100 P(select C) here; P(select A) is about 0.03
     se = {"size_mean": m["size_sd"] * math.sqrt(both),
@@ -382,3 +384,16 @@ def test_results_do_not_depend_on_block_size(design_path, monkeypatch):
     assert sizes == [5, 5, 2]
     for key in base.arrays:
         np.testing.assert_array_equal(base.arrays[key], small.arrays[key], err_msg=key)
+
+
+def test_resume_grows_earlier_results_without_files(design_path):
+    spec = setup_trial(design_path, "alternative", "exact")
+    small = run_trials(spec, 10, seed=3)
+    grown = run_trials(spec, 25, seed=3, resume=small)
+    fresh = run_trials(spec, 25, seed=3)
+    assert grown.n_rep == 25 and grown.created == small.created
+    for key in fresh.arrays:
+        np.testing.assert_array_equal(grown.arrays[key], fresh.arrays[key], err_msg=key)
+    assert run_trials(spec, 4, seed=3, resume=grown).n_rep == 4
+    with pytest.raises(TrialkitError, match="the earlier results: was simulated with seed 3"):
+        run_trials(spec, 30, seed=4, resume=small)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from trialkit.bayes import decide
-from trialkit.bayes.simulate import individual_data
+from trialkit.bayes.decision_study import individual_data
 from trialkit.design import load_design, loads_design
 
 DESIGN = "designs/app-components-factorial.toml"
@@ -23,7 +23,7 @@ def design(pytestconfig):
 
 @pytest.fixture(scope="module")
 def export(design, tmp_path_factory):
-    """A trial export: ±1 factor columns, condition, both outcomes and a baseline covariate."""
+    """Return a trial export: ±1 factor columns, condition, outcomes and a baseline covariate."""
     cols = individual_data(design, "phq9_change", dict(design.outcomes[0].effects), 512, seed=11)
     ret = individual_data(design, "retention", dict(design.outcomes[1].effects), 512, seed=11)
     table = pd.DataFrame(cols)
@@ -101,7 +101,7 @@ def test_screening_matches_statsmodels_and_lists_disagreements(run, pytestconfig
 def test_multi_outcome_value_function_and_covariate(run, pytestconfig, export, tmp_path):
     res = run("analyse", "factorial", pytestconfig.rootpath / DESIGN, export, "--engine", "fast",
               "--outcome", "phq9_change", "--outcome", "retention", "--weight", "retention=3",
-              "--covariate", "baseline_phq9", "--out", tmp_path / "res", "--format", "json")
+              "--covariate", "baseline_phq9", "--out-dir", tmp_path / "res", "--format", "json")
     out = _json(res)
     vf = out["decision"]["value_function"]
     assert vf["weights"] == {"phq9_change": 0.25, "retention": 0.75}
@@ -221,7 +221,8 @@ def _bad(tmp_path, export, change):
     (lambda t: t.__setitem__("phq9_change", 1.0), (), "same value in every row"),
     (lambda t: None, ("--covariate", "phq9_change"), "is a factor or an analysed outcome"),
     (lambda t: None, ("--budget", "nan"), "budget nan is not a number"),
-    (lambda t: None, ("--mcid", "nan"), "--mcid nan is not a number"),
+    (lambda t: None, ("--mcid", "nan"), "mcid = nan is not a number — give the MCID as a "
+     "positive size (option --mcid)"),
 ])
 def test_bad_input_exit_2_one_line(run, pytestconfig, tmp_path, export, change, args, message):
     path = _bad(tmp_path, export, change)
@@ -374,3 +375,25 @@ def test_bad_decision_simulation_inputs_exit_2(run, pytestconfig, tmp_path):
     res = run("simulate", "decision", path, "--reps", "5")
     assert res.exit_code == 2 and res.stderr.count("\n") == 1
     assert "cannot estimate the model of order 2" in res.stderr
+
+
+def test_scenarios_come_from_the_design_file(run, pytestconfig):
+    path = pytestconfig.rootpath / DESIGN
+    res = run("simulate", "decision", path, "--scenario", "voice_only", "--reps", "50",
+              "--format", "json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["truth"]["effects"] == {"human_voice": -1.0}
+    assert out["truth"]["best"] == ["human_voice"]
+    bad = run("simulate", "decision", path, "--scenario", "nope", "--reps", "5")
+    assert bad.exit_code == 2
+    assert ("use one of: voice_only, null, sparse, antagonistic, assumed (option --scenario)"
+            in bad.stderr)
+    power = run("power", path, "--simulate", "--scenario", "voice_only", "--reps", "50",
+                "--format", "json")
+    assert power.exit_code == 0, power.output
+    effects = {e["term"]: e for e in json.loads(power.stdout)["effects"]}
+    assert effects["human_voice"]["effect"] == -1.0 and effects["goal_setting"]["effect"] == 0
+    assert effects["human_voice"]["analytic_power"] is None
+    no_sim = run("power", path, "--scenario", "voice_only")
+    assert no_sim.exit_code == 2 and "add --simulate" in no_sim.stderr

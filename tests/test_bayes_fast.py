@@ -9,7 +9,7 @@ import pytest
 
 from trialkit.bayes import decide, fast
 from trialkit.bayes.analyse import hdi
-from trialkit.bayes.simulate import (
+from trialkit.bayes.decision_study import (
     decision_chunk,
     draw_cells,
     individual_data,

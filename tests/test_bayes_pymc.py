@@ -14,7 +14,7 @@ import pytest
 
 from trialkit.bayes import fast
 from trialkit.bayes.analyse import analyse_factorial, combination_draws
-from trialkit.bayes.simulate import individual_data, truth_vector
+from trialkit.bayes.decision_study import individual_data, truth_vector
 from trialkit.bayes.spec import build_spec
 from trialkit.design import load_design
 
@@ -43,14 +43,15 @@ def export(design, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def normal_fit(design, export, tmp_path_factory, pytestconfig):
-    """One NUTS fit of the continuous outcome through the CLI, with --out."""
+    """One NUTS fit of the continuous outcome through the CLI, with --out-dir."""
     from click.testing import CliRunner
 
     from trialkit.cli import cli
 
     out = tmp_path_factory.mktemp("out")
     res = CliRunner().invoke(cli, ["analyse", "factorial", str(pytestconfig.rootpath / DESIGN),
-                                   str(export), *SAMPLING, "--out", str(out), "--format", "json"])
+                                   str(export), *SAMPLING, "--out-dir", str(out),
+                                   "--format", "json"])
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout), res.stderr, out
 

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trialkit.errors import TrialkitError
-from trialkit.factorial.fractions import (
+from trialkit.design.fractions import (
     alias_structure,
     defining_relation,
     fraction_matrix,
@@ -21,6 +20,7 @@ from trialkit.factorial.fractions import (
     resolution,
     word_length_pattern,
 )
+from trialkit.errors import TrialkitError
 
 
 def brute_force_resolution(codes: np.ndarray) -> int | None:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from trialkit.design.fractions import fraction_matrix
 from trialkit.errors import TrialkitError
 from trialkit.factorial.costs import factorial_costs
-from trialkit.factorial.fractions import fraction_matrix
 from trialkit.factorial.model import model_terms
 from trialkit.factorial.power import (
     design_matrix_power,

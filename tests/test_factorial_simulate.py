@@ -9,9 +9,10 @@ import pytest
 import statsmodels.api as sm
 
 from trialkit.design import load_design, loads_design
+from trialkit.engine import replicate_rngs
 from trialkit.factorial.model import model_matrix, model_terms
-from trialkit.factorial.plan import factorial_design_power, simulate_factorial_power
-from trialkit.factorial.simulate import (
+from trialkit.factorial.planning import factorial_design_power, simulate_factorial_power
+from trialkit.factorial.replicates import (
     SimSpec,
     _logistic,
     _ols,
@@ -19,7 +20,6 @@ from trialkit.factorial.simulate import (
     generate_factorial_data,
     trial_layout,
 )
-from trialkit.simulate import replicate_rngs
 
 FACTORS = ["a", "b", "c", "d", "e"]
 
@@ -105,15 +105,20 @@ def test_results_do_not_depend_on_jobs_or_chunks(designs_dir):
 
 
 def test_default_chunks_bound_memory_and_keep_results(designs_dir, monkeypatch):
-    from trialkit.factorial import plan
-    from trialkit.simulate import engine
+    from trialkit.engine import runner
+    from trialkit.factorial import planning as plan
 
     design = load_design(designs_dir / "app-components-factorial.toml")
     whole = simulate_factorial_power(design, 120, seed=9, chunk_size=120)
     sizes = []
-    real = engine._chunks
-    monkeypatch.setattr(engine, "_chunks", lambda reps, size: sizes.append(size) or
-                        real(reps, size))
+    real = runner.replicate_batches
+
+    def spy(reps, **kw):
+        calls = real(reps, **kw)
+        sizes.append(max(len(r) for r in calls))
+        return calls
+
+    monkeypatch.setattr(runner, "replicate_batches", spy)
     monkeypatch.setattr(plan, "_CHUNK_VALUES", 512 * 25)   # 25 replicates of 512 per chunk
     bounded = simulate_factorial_power(design, 120, seed=9)
     assert sizes == [25]
@@ -224,7 +229,7 @@ def test_model_order_not_estimable_in_fraction_is_an_error(run, designs_dir, tmp
 def test_binary_baseline_is_the_rate_with_every_component_off(designs_dir):
     from scipy.special import expit
 
-    from trialkit.factorial.plan import _truth
+    from trialkit.factorial.planning import _truth
 
     design = load_design(designs_dir / "app-components-factorial.toml")
     out = design.outcomes[1]
@@ -239,7 +244,7 @@ def test_binary_baseline_is_the_rate_with_every_component_off(designs_dir):
 
 
 def test_design_truth_feeds_the_data_generator(designs_dir):
-    from trialkit.factorial.plan import design_truth
+    from trialkit.factorial.planning import design_truth
 
     design = load_design(designs_dir / "app-components-factorial.toml")
     terms, beta = design_truth(design)
@@ -261,7 +266,8 @@ def test_design_truth_feeds_the_data_generator(designs_dir):
     (["--n-total", "10"], "too few"),
     (["--simulate", "--reps", "10", "--n-total", "12"], "too few"),
     (["--simulate", "--reps", "10", "--n-total", "2000000"], "simulated trial"),
-    (["--n-total", "100000000000000000000"], "smaller --n-total"),
+    (["--n-total", "100000000000000000000"], "smaller n_total (or sample size in the design) "
+     "(option --n-total)"),
 ])
 def test_cli_design_file_bad_input(run, designs_dir, args, fragment):
     res = run("power", designs_dir / "app-components-factorial.toml", *args)

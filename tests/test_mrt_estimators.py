@@ -7,10 +7,10 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
+from trialkit.engine import replicate_rngs
 from trialkit.mrt.analysis import emee, fit_mrt, wcls
 from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.generate import generate_arrays, generate_mrt_data
-from trialkit.simulate import replicate_rngs
 
 T = 40
 TIME = np.arange(T) / (T - 1)

@@ -12,7 +12,7 @@ from trialkit.mrt.trajectory import day_basis, expand_days, trajectory_by_day
 
 
 def liao_inputs() -> dict:
-    """The Liao et al. (2016) reference scenario of REFERENCES.md (42 days × 5, p = 3, q = 3)."""
+    """Return the Liao et al. (2016) reference scenario (42 days × 5, p = 3, q = 3)."""
     days, dpd = 42, 5
     return {"type": "continuous", "days": days, "decisions_per_day": dpd,
             "probability": np.full(days * dpd, 0.4),

@@ -205,9 +205,11 @@ def _worst_marginal_imbalance(method: str, key: bytes) -> tuple[int, int]:
 
 
 def test_minimisation_balances_the_margins_for_many_fixed_keys():
-    """Pocock-Simon with p = 0.9 over 90 participants, for 200 fixed keys (deterministic): the
-    margins it balances stay within 3 for nearly every key, far tighter than complete
-    randomisation with the same keys."""
+    """Pocock-Simon with p = 0.9 over 90 participants, for 200 fixed keys (deterministic).
+
+    The margins it balances stay within 3 for nearly every key, far tighter than complete
+    randomisation with the same keys.
+    """
     keys = [hashlib.sha256(f"balance-{i}".encode()).digest() for i in range(200)]
     mini = [_worst_marginal_imbalance("minimisation", k) for k in keys]
     comp = [_worst_marginal_imbalance("complete", k) for k in keys]

@@ -1,5 +1,7 @@
-"""Blinded trials stay blinded: an attacker who reads every table and file but the key recovers
-arms at no better than chance (complete randomisation, permuted blocks, minimisation).
+"""Blinded trials stay blinded: without the key, arms are recovered at no better than chance.
+
+An attacker who reads every table and file but the key tries complete randomisation, permuted
+blocks and minimisation trials.
 
 The attacker has the trialkit library and the design. They try what worked against earlier
 versions (a stored uniform put through ``arm_from_uniform``), then every stored field of each
@@ -35,7 +37,7 @@ METHODS = {
 
 
 def blind_design(tmp_path: Path, randomisation: str) -> Path:
-    """The example adaptive design as trial ``blind`` with another [randomisation] section."""
+    """Return the example adaptive design as trial ``blind`` with another randomisation."""
     design = tmp_path / "blind.toml"
     text = ADAPTIVE.read_text().split("\n[randomisation]")[0]
     design.write_text(text.replace('name = "three_arm_adaptive"', 'name = "blind"') + "\n"

@@ -32,7 +32,7 @@ def snapshot(url: str):
 
 @pytest.fixture
 def trials(db_url, tmp_path, run):
-    """A store with a stratified factorial trial (one participant) and an MRT (one decision)."""
+    """Return a store with a stratified factorial trial (one enrolment) and an MRT (a decision)."""
     fkey, mkey = tmp_path / "f.key", tmp_path / "m.key"
     assert run("trial", "create", FACTORIAL, "--db", db_url, "--key-file", fkey).exit_code == 0
     assert run("trial", "create", MRT, "--db", db_url, "--key-file", mkey).exit_code == 0

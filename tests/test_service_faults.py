@@ -33,8 +33,10 @@ IS_ROOT = os.geteuid() == 0
 
 
 def cli(*args, user: int | None = None, timeout: float = 30, env: dict | None = None):
-    """Run ``trialkit ARGS`` in a new process (as ``user`` when given); return
-    (exit code, stdout, stderr, seconds)."""
+    """Run ``trialkit ARGS`` in a new process (as ``user`` when given).
+
+    Returns (exit code, stdout, stderr, seconds).
+    """
     cmd = [sys.executable, "-m", "trialkit", *map(str, args)]
     if user is not None and IS_ROOT:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
@@ -53,7 +55,7 @@ def one_line_error(code, out, err):
 
 
 def files_digest(db: Path) -> dict:
-    """The bytes of the database and its write-ahead log (an empty log holds nothing)."""
+    """Return the bytes of the database and its write-ahead log (an empty log holds nothing)."""
     return {s: hashlib.sha256(Path(f"{db}{s}").read_bytes()).hexdigest()
             for s in ("", "-wal") if Path(f"{db}{s}").exists() and
             Path(f"{db}{s}").stat().st_size}
@@ -61,7 +63,7 @@ def files_digest(db: Path) -> dict:
 
 @pytest.fixture
 def shared(tmp_path):
-    """A folder other users can enter (pytest's own is private to root)."""
+    """Return a folder other users can enter (pytest's own is private to root)."""
     path = Path(tempfile.mkdtemp(prefix="tk-fault-"))
     path.chmod(0o755)
     yield path
@@ -206,7 +208,7 @@ def _pg_rows(url):
 
 
 def _waiting_backend(url: str, not_pid: int | None = None) -> int:
-    """The pid of the trialkit backend waiting for a lock (other than ``not_pid``)."""
+    """Return the pid of the trialkit backend waiting for a lock (other than ``not_pid``)."""
     for _ in range(400):
         rows = run_sql(url, "SELECT pid FROM pg_stat_activity WHERE application_name = "
                             "'trialkit' AND wait_event_type = 'Lock'")

@@ -1,6 +1,8 @@
-"""Participant identity: ids are matched whole and normalised, look-alikes and control characters
-are refused (single enrolment, bulk CSV, trial names, strata), messages quote at most 40
-characters, and one participant has one stratum."""
+"""Participant identity: ids are matched whole and normalised; look-alikes are refused.
+
+Control characters and look-alikes are refused for single enrolment, bulk CSV, trial names and
+strata; messages quote at most 40 characters; one participant has one stratum.
+"""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ MRT = ROOT / "designs" / "checkin-prompts-mrt.toml"
 
 
 def adaptive_design(tmp_path: Path, randomisation: str, name: str = "three_arm") -> Path:
-    """The example adaptive design with its [randomisation] section replaced."""
+    """Return the example adaptive design with its [randomisation] section replaced."""
     text = ADAPTIVE.read_text()
     text = text.split("\n[randomisation]")[0].replace('name = "three_arm_adaptive"',
                                                       f'name = "{name}"')

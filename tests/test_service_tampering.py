@@ -1,5 +1,6 @@
-"""An insider who can write the database tampers with a live trial; verification with the key
-catches every case (SQLite and PostgreSQL).
+"""An insider who can write the database tampers with a live trial; `verify` catches every case.
+
+Verification with the key, on SQLite and PostgreSQL.
 
 The tamperer has the trialkit library and write access to every table, but not the key: where a
 case rebuilds the audit chain, it does so as such a tamperer can (links and SHA-256 hashes).
@@ -49,7 +50,7 @@ def rebuild_chain(url: str, trial: str, start: int = 1) -> None:
 
 @pytest.fixture
 def open_trial(db_url, tmp_path):
-    """An open-label trial: create (row 1), P0..P4 enrolled (rows 2-6), P2 marked (row 7)."""
+    """Return an open-label trial: create (row 1), P0..P4 enrolled (rows 2-6), P2 marked (row 7)."""
     key = str(tmp_path / "k")
     with Trial.create(design(tmp_path, "[randomisation]\nblock_sizes = [3]\n"), db_url,
                       key_file=key) as t:

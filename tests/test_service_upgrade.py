@@ -1,5 +1,4 @@
-"""A store written by trialkit 0.1 (unkeyed chain, clear-text draws) is upgraded once, with its
-key."""
+"""A store written by trialkit 0.1 (unkeyed chain, clear-text draws) is upgraded once."""
 
 from __future__ import annotations
 

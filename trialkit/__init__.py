@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from trialkit.constants import VERSION
+
+__version__ = VERSION
 
 # Public name → module that defines it (imported lazily on first attribute access).
 _API = {
@@ -26,18 +28,18 @@ _API = {
     "DesignError": "trialkit.errors",
     "analyse_factorial": "trialkit.bayes.analyse",
     "prior_predictive": "trialkit.bayes.analyse",
-    "simulate_decision": "trialkit.bayes.simulate",
+    "simulate_decision": "trialkit.bayes.decision_study",
     "factorial_power": "trialkit.factorial.power",
     "factorial_sample_size": "trialkit.factorial.power",
     "factorial_mde": "trialkit.factorial.power",
     "factorial_binary_power": "trialkit.factorial.power",
     "factorial_costs": "trialkit.factorial.costs",
-    "factorial_design_power": "trialkit.factorial.plan",
-    "factorial_design_sample_size": "trialkit.factorial.plan",
-    "simulate_factorial_power": "trialkit.factorial.plan",
-    "factorial_power_curve": "trialkit.factorial.plan",
-    "generate_factorial_data": "trialkit.factorial.simulate",
-    "generators_for_resolution": "trialkit.factorial.fractions",
+    "factorial_design_power": "trialkit.factorial.planning",
+    "factorial_design_sample_size": "trialkit.factorial.planning",
+    "simulate_factorial_power": "trialkit.factorial.planning",
+    "factorial_power_curve": "trialkit.factorial.planning",
+    "generate_factorial_data": "trialkit.factorial.replicates",
+    "generators_for_resolution": "trialkit.design.fractions",
     "mrt_sample_size": "trialkit.mrt.planning",
     "mrt_power": "trialkit.mrt.planning",
     "simulate_mrt_power": "trialkit.mrt.planning",

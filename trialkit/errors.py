@@ -2,19 +2,36 @@
 
 Every error a user can cause is a :class:`TrialkitError`. Its message is one line that says what is
 wrong and how to fix it (``"what is wrong — what to do"``); the CLI prints it and exits with code 2.
+
+Library messages name Python parameters, never command-line flags. An error about an argument
+carries the argument's name in ``param`` (``TrialkitError("reps = 0 is invalid — …",
+param="reps")``); the command line appends the flag that sets it (``(option --reps)``), so the
+same message serves the Python API, the CLI and any other front-end.
 """
 
 from __future__ import annotations
 
 
 class TrialkitError(Exception):
-    """A problem the user can fix; the message says what is wrong and what to do."""
+    """A problem the user can fix; the message says what is wrong and what to do.
 
-    def __init__(self, message: str, *, param: str | None = None):
+    Parameters
+    ----------
+    message : str
+        ``"what is wrong — what to do"``; white space is folded to one line.
+    param : str or tuple of str, optional
+        The Python name(s) of the argument(s) at fault (e.g. ``"reps"``). Front-ends map them
+        to their own spelling (the CLI to ``--reps``).
+    """
+
+    def __init__(self, message: str, *, param: str | tuple[str, ...] | None = None):
         super().__init__(" ".join(str(message).split()))
-        #: The name of the argument to fix (e.g. ``"key_file"``), so that an interface can name
-        #: its own spelling of it (a CLI flag, an HTTP field); ``None`` when no single one.
-        self.param = param
+        self.param: tuple[str, ...] = (param,) if isinstance(param, str) else tuple(param or ())
+
+    @property
+    def message(self) -> str:
+        """The one-line message."""
+        return str(self)
 
 
 class DesignError(TrialkitError):
@@ -84,7 +101,8 @@ class Unavailable(ServiceError):
     ``retryable`` is true when repeating the same request later may succeed.
     """
 
-    def __init__(self, message: str, *, param: str | None = None, retryable: bool = True):
+    def __init__(self, message: str, *, param: str | tuple[str, ...] | None = None,
+                 retryable: bool = True):
         super().__init__(message, param=param)
         self.retryable = retryable
 

@@ -26,7 +26,7 @@ def read_table(path: str | os.PathLike[str]):
         if path.lower().endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
         return pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - pandas raises many types for unreadable files
+    except Exception as exc:
         detail = " ".join(str(exc).split())[:120] or type(exc).__name__
         raise DataError(f"{path}: cannot be read as CSV or Parquet ({detail}) — export the data "
                         "again as CSV or Parquet") from None

@@ -60,7 +60,7 @@ def reallocate_rows(
     soften: float | np.ndarray = 1.0,
     match_arm: np.ndarray | None = None,
 ) -> np.ndarray:
-    """New allocation probabilities for many trials at once.
+    """Return new allocation probabilities for many trials at once.
 
     Parameters
     ----------
@@ -114,7 +114,7 @@ def reallocate_rows(
 
 
 def _limited(p, active, fixed, mins, maxs, soften):
-    """The iterative clamping of adaptr's ``reallocate_probs`` for rows with limits."""
+    """Return the iterative clamping of adaptr's ``reallocate_probs`` for rows with limits."""
     final = np.where(active, fixed, 0.0)  # inactive arms are fixed at 0
     out = np.zeros_like(p)
     todo = np.ones(p.shape[0], dtype=bool)
@@ -168,7 +168,7 @@ def reallocate_probs(
     soften_power: float = 1.0,
     match_arm: int | None = None,
 ) -> np.ndarray:
-    """New allocation probabilities for one trial (all arms active).
+    """Return new allocation probabilities for one trial (all arms active).
 
     Examples
     --------

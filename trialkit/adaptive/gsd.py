@@ -10,11 +10,13 @@ of the standardised statistics Z_1..Z_K (Armitage, McPherson & Rowe 1969; Jennis
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
 
 from trialkit.errors import TrialkitError
+from trialkit.results import Result, omit_none
 
 TYPES = ("OF", "P", "asOF", "asP")
 _LOWER = -12.0
@@ -72,20 +74,25 @@ def spending(kind: str, t: np.ndarray, alpha: float) -> np.ndarray:
 
 def _check(looks: int, alpha: float, kind: str, info: np.ndarray) -> None:
     if kind not in TYPES:
-        raise TrialkitError(f"--type {kind!r} is unknown — use one of: {', '.join(TYPES)}")
+        raise TrialkitError(f"type {kind!r} is unknown — use one of: {', '.join(TYPES)}",
+                            param="kind")
     if not isinstance(looks, int) or looks < 1 or looks > 20:
-        raise TrialkitError(f"--looks {looks!r} is invalid — use a whole number from 1 to 20")
+        raise TrialkitError(f"looks = {looks!r} is invalid — use a whole number from 1 to 20",
+                            param="looks")
     if not 0 < alpha < 0.5:
-        raise TrialkitError(f"--alpha {alpha} is invalid — use a one-sided level in (0, 0.5)")
+        raise TrialkitError(f"alpha = {alpha} is invalid — use a one-sided level in (0, 0.5)",
+                            param="alpha")
     if not np.all(np.isfinite(info)):
-        raise TrialkitError("--info-fractions contains a value that is not a finite number — "
-                            "give increasing fractions ending at 1, e.g. '0.5,0.75,1'")
+        raise TrialkitError("the information fractions contain a value that is not a finite "
+                            "number — give increasing fractions ending at 1, e.g. "
+                            "'0.5,0.75,1'", param="info_fractions")
     if info.size != looks:
-        raise TrialkitError(f"--info-fractions has {info.size} values for {looks} looks — give "
-                            f"exactly {looks} values")
+        raise TrialkitError(f"the information fractions are {info.size} values for {looks} looks "
+                            f"— give exactly {looks} values", param="info_fractions")
     if np.any(np.diff(info) <= 0) or info[0] <= 0 or abs(info[-1] - 1) > 1e-12:
-        raise TrialkitError("--info-fractions are not strictly increasing from above 0 to 1 — "
-                            "give increasing fractions ending at 1")
+        raise TrialkitError("the information fractions are not strictly increasing from above 0 "
+                            "to 1 — give increasing fractions ending at 1",
+                            param="info_fractions")
 
 
 def gsd_boundaries(
@@ -95,7 +102,7 @@ def gsd_boundaries(
     info_fractions=None,
     effect: float | None = None,
     power: float | None = None,
-) -> dict:
+) -> GsdBoundaries:
     """Critical values of a one-sided group-sequential design.
 
     Parameters
@@ -114,7 +121,7 @@ def gsd_boundaries(
 
     Returns
     -------
-    dict
+    GsdBoundaries
         ``critical_values``, ``alpha_spent`` (cumulative), ``nominal_p`` (one-sided),
         ``info_fractions``, ``inflation`` (maximum-information inflation factor, with power) and
         ``n`` (total maximum sample size, with effect and power), ``n_fixed``, ``n_per_look``.
@@ -127,61 +134,86 @@ def gsd_boundaries(
     info = (np.arange(1, looks + 1) / looks if info_fractions is None
             else np.asarray(info_fractions, dtype=float))
     _check(looks, alpha, kind, info)
+    bounds = _boundaries(kind, info, alpha)
+    extra: dict = {}
+    if power is not None:
+        extra = _power(bounds, info, alpha, power, effect)
+    elif effect is not None:
+        raise TrialkitError("an effect needs a power — give both to compute the sample size",
+                            param=("effect", "power"))
+    return GsdBoundaries(
+        type=kind, looks=looks, alpha=alpha, info_fractions=info.tolist(),
+        critical_values=bounds.tolist(), nominal_p=special.ndtr(-bounds).tolist(),
+        alpha_spent=np.cumsum(_crossing(bounds, info)).tolist(), **extra)
+
+
+@dataclass(frozen=True)
+class GsdBoundaries(Result):
+    """Critical values of a one-sided group-sequential design, with power and sample size."""
+
+    type: str
+    looks: int
+    alpha: float
+    info_fractions: list[float]
+    critical_values: list[float]
+    nominal_p: list[float]
+    alpha_spent: list[float]
+    inflation: float | None = None
+    n: int | None = None
+    drift: float | None = omit_none()
+    power_by_look: list[float] | None = omit_none()
+    n_fixed: int | None = omit_none()
+    n_per_look: list[int] | None = omit_none()
+
+
+def _boundaries(kind: str, info: np.ndarray, alpha: float) -> np.ndarray:
+    """Critical values of the ``kind`` design at information fractions ``info``."""
+    looks = info.size
     if kind in ("OF", "P"):
         shape = 1 / np.sqrt(info) if kind == "OF" else np.ones(looks)
 
         def excess(c: float) -> float:
             return _crossing(c * shape, info).sum() - alpha
 
-        c = optimize.brentq(excess, 0.5, 20, xtol=1e-12)
-        bounds = c * shape
-    else:
-        target = np.diff(np.concatenate([[0.0], spending(kind, info, alpha)]))
-        bounds = np.zeros(looks)
-        for k in range(looks):
-            def excess_k(b: float, k: int = k) -> float:
-                trial = bounds.copy()
-                trial[k] = b
-                return _crossing(trial[:k + 1], info[:k + 1])[k] - target[k]
+        return optimize.brentq(excess, 0.5, 20, xtol=1e-12) * shape
+    target = np.diff(np.concatenate([[0.0], spending(kind, info, alpha)]))
+    bounds = np.zeros(looks)
+    for k in range(looks):
+        def excess_k(b: float, k: int = k) -> float:
+            trial = bounds.copy()
+            trial[k] = b
+            return _crossing(trial[:k + 1], info[:k + 1])[k] - target[k]
 
-            bounds[k] = optimize.brentq(excess_k, -2, 40, xtol=1e-12) if target[k] > 1e-300 \
-                else 40.0
-    spent = np.cumsum(_crossing(bounds, info))
-    out = {
-        "type": kind,
-        "looks": looks,
-        "alpha": alpha,
-        "info_fractions": info.tolist(),
-        "critical_values": bounds.tolist(),
-        "nominal_p": special.ndtr(-bounds).tolist(),
-        "alpha_spent": spent.tolist(),
-        "inflation": None,
-        "n": None,
-    }
-    if power is not None:
-        if not (0 < power < 1) or power <= alpha:
-            raise TrialkitError(f"--power {power} is invalid — use a number between alpha and 1")
-        z_sum = -special.ndtri(alpha) - special.ndtri(1 - power)
+        bounds[k] = optimize.brentq(excess_k, -2, 40, xtol=1e-12) if target[k] > 1e-300 \
+            else 40.0
+    return bounds
 
-        def short(drift: float) -> float:
-            return _crossing(bounds, info, drift).sum() - power
 
-        drift = optimize.brentq(short, 0.0, 20.0, xtol=1e-12)
-        out["drift"] = drift
-        out["inflation"] = (drift / z_sum) ** 2
-        out["power_by_look"] = np.cumsum(_crossing(bounds, info, drift)).tolist()
-        if effect is not None:
-            if not (math.isfinite(effect) and effect > 0):
-                raise TrialkitError(f"--effect {effect} is invalid — use a finite standardised "
-                                    "effect above 0")
-            n_fixed = 4 * z_sum**2 / effect**2 if effect > 1e-100 else math.inf
-            if not math.isfinite(n_fixed * out["inflation"]) or n_fixed > 1e15:
-                raise TrialkitError(f"--effect {effect} is too small for a sample size — give a "
-                                    "standardised effect such as 0.2")
-            n_max = out["inflation"] * n_fixed
-            out["n_fixed"] = math.ceil(n_fixed - 1e-9)
-            out["n"] = math.ceil(n_max - 1e-9)
-            out["n_per_look"] = [math.ceil(n_max * f - 1e-9) for f in info]
-    elif effect is not None:
-        raise TrialkitError("--effect needs --power — give both to compute the sample size")
+def _power(bounds: np.ndarray, info: np.ndarray, alpha: float, power: float,
+           effect: float | None) -> dict:
+    """Drift, inflation factor and power by look; with ``effect`` also the sample sizes."""
+    if not (0 < power < 1) or power <= alpha:
+        raise TrialkitError(f"power = {power} is invalid — use a number between alpha and 1",
+                            param="power")
+    z_sum = -special.ndtri(alpha) - special.ndtri(1 - power)
+
+    def short(drift: float) -> float:
+        return _crossing(bounds, info, drift).sum() - power
+
+    drift = optimize.brentq(short, 0.0, 20.0, xtol=1e-12)
+    out = {"drift": drift, "inflation": (drift / z_sum) ** 2,
+           "power_by_look": np.cumsum(_crossing(bounds, info, drift)).tolist()}
+    if effect is None:
+        return out
+    if not (math.isfinite(effect) and effect > 0):
+        raise TrialkitError(f"effect = {effect} is invalid — use a finite standardised "
+                            "effect above 0", param="effect")
+    n_fixed = 4 * z_sum**2 / effect**2 if effect > 1e-100 else math.inf
+    if not math.isfinite(n_fixed * out["inflation"]) or n_fixed > 1e15:
+        raise TrialkitError(f"effect = {effect} is too small for a sample size — give a "
+                            "standardised effect such as 0.2", param="effect")
+    n_max = out["inflation"] * n_fixed
+    out["n_fixed"] = math.ceil(n_fixed - 1e-9)
+    out["n"] = math.ceil(n_max - 1e-9)
+    out["n_per_look"] = [math.ceil(n_max * f - 1e-9) for f in info]
     return out

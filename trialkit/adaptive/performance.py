@@ -1,6 +1,9 @@
-"""Performance metrics of simulated adaptive trials (adaptr's ``extract_results`` and
-``check_performance``): sample sizes, events, stopping probabilities, arm selection, errors and the
-ideal design percentage, optionally with bootstrap uncertainty."""
+"""Performance metrics of simulated adaptive trials.
+
+As adaptr's ``extract_results`` and ``check_performance``: sample sizes, events, stopping
+probabilities, arm selection, errors and the ideal design percentage, optionally with bootstrap
+uncertainty.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from trialkit.adaptive.simulator import (
     INFERIOR,
     SUPERIOR,
 )
-from trialkit.design.adaptive import LIST_SELECTION, SELECTION
+from trialkit.constants import LIST_SELECTION, SELECTION
 from trialkit.errors import TrialkitError
+from trialkit.results import Report
 
 
 def ideal_design_percentage(select_probs, true_values, highest_is_best: bool = False) -> float:
@@ -40,8 +44,34 @@ def ideal_design_percentage(select_probs, true_values, highest_is_best: bool = F
 
 
 
+def _preferred_arms(spec, selection: str, preferences) -> list[int]:
+    """Check ``selection`` (and its preferences) and return the preferred arms' indices."""
+    if preferences is None and selection in LIST_SELECTION:
+        preferences = spec.preferences  # the design's [posterior] preferences
+    if selection not in SELECTION + LIST_SELECTION:
+        raise TrialkitError(f"selection {selection!r} is unknown — use one of: "
+                            + ", ".join(SELECTION + LIST_SELECTION), param="selection")
+    if selection in ("control", "final control", "control or best") and spec.control < 0:
+        raise TrialkitError(f"selection {selection!r} needs a common control — use 'best' or "
+                            "'none'", param="selection")
+    if selection not in LIST_SELECTION:
+        if preferences:
+            raise TrialkitError(f"preferences are only used with selection 'list' or 'list or "
+                                f"best', not {selection!r} — drop them or change the selection",
+                                param="preferences")
+        return []
+    if not preferences:
+        raise TrialkitError(f"selection {selection!r} needs preferences — give the arm "
+                            "names in order of preference, or use 'best'", param="preferences")
+    for name in preferences:
+        if name not in spec.arms:
+            raise TrialkitError(f"preference {name!r} is not an arm — use arm names: "
+                                + ", ".join(spec.arms), param="preferences")
+    return [spec.arms.index(name) for name in preferences]
+
+
 def select_arms(results, selection: str | None = None, preferences=None) -> np.ndarray:
-    """Selected arm per trial (``-1`` = none), following adaptr's selection strategies.
+    """Return selected arm per trial (``-1`` = none), following adaptr's selection strategies.
 
     Trials stopped for superiority select the superior arm. Otherwise ``selection`` decides:
     ``none``; ``best`` (the remaining arm with the highest P(best) at the last analysis);
@@ -51,27 +81,7 @@ def select_arms(results, selection: str | None = None, preferences=None) -> np.n
     """
     spec = results.spec
     selection = selection or spec.selection
-    if preferences is None and selection in LIST_SELECTION:
-        preferences = spec.preferences  # the design's [posterior] preferences
-    if selection not in SELECTION + LIST_SELECTION:
-        raise TrialkitError(f"selection {selection!r} is unknown — use one of: "
-                            + ", ".join(SELECTION + LIST_SELECTION))
-    pref_idx: list[int] = []
-    if selection in LIST_SELECTION:
-        if not preferences:
-            raise TrialkitError(f"selection {selection!r} needs preferences — give the arm "
-                                "names in order of preference, or use 'best'")
-        for name in preferences:
-            if name not in spec.arms:
-                raise TrialkitError(f"preference {name!r} is not an arm — use arm names: "
-                                    + ", ".join(spec.arms))
-        pref_idx = [spec.arms.index(name) for name in preferences]
-    elif preferences:
-        raise TrialkitError(f"preferences are only used with selection 'list' or 'list or "
-                            f"best', not {selection!r} — drop them or change the selection")
-    if selection in ("control", "final control", "control or best") and spec.control < 0:
-        raise TrialkitError(f"selection {selection!r} needs a common control — use 'best' or "
-                            "'none'")
+    pref_idx = _preferred_arms(spec, selection, preferences)
     arr = results.arrays
     status = arr["arm_status"]
     final = arr["final_status"]
@@ -176,7 +186,7 @@ def check_performance(
     n_boot: int = 1000,
     boot_seed: int = 0,
     ci_width: float = 0.95,
-) -> dict:
+) -> Performance:
     """Operating characteristics of simulated trials.
 
     Parameters
@@ -197,7 +207,7 @@ def check_performance(
 
     Returns
     -------
-    dict
+    Performance
         ``size_mean``, ``size_sd``, ..., ``prob_superior``, ``prob_equivalence``,
         ``prob_futility``, ``prob_conclusive``, ``prob_max``, ``prob_select`` (per arm and
         ``none``), ``rmse``, ``mae``, ``rmse_te``, ``mae_te``, ``idp``; with uncertainty also
@@ -217,21 +227,32 @@ def check_performance(
                             "simulate more trials")
     out = _metrics(arr, sel, results.spec, idx)
     if uncertainty:
-        rng = np.random.default_rng(boot_seed)
-        base = _flat(out)
-        boots = {k: [] for k, v in base.items() if isinstance(v, float)}
-        for _ in range(n_boot):
-            m = _flat(_metrics(arr, sel, results.spec, rng.choice(idx, idx.size)))
-            for k in boots:
-                v = m.get(k)
-                boots[k].append(np.nan if v is None else v)
-        q = (1 - ci_width) / 2
-        unc = {}
-        for k, vals in boots.items():
-            v = np.asarray(vals, dtype=float)
-            v = v[np.isfinite(v)]
-            if v.size:
-                unc[k] = {"se": float(v.std(ddof=1)), "lo": float(np.quantile(v, q)),
-                          "hi": float(np.quantile(v, 1 - q))}
-        out["uncertainty"] = unc
-    return out
+        out["uncertainty"] = _bootstrap(out, arr, sel, results.spec, idx, n_boot, boot_seed,
+                                        ci_width)
+    return Performance(out)
+
+
+class Performance(Report):
+    """Operating characteristics of simulated trials (:func:`check_performance`)."""
+
+
+def _bootstrap(out: dict, arr: dict, sel: np.ndarray, spec, idx: np.ndarray, n_boot: int,
+               boot_seed: int, ci_width: float) -> dict:
+    """Bootstrap SE and percentile interval of every metric (trials resampled)."""
+    rng = np.random.default_rng(boot_seed)
+    base = _flat(out)
+    boots: dict[str, list[float]] = {k: [] for k, v in base.items() if isinstance(v, float)}
+    for _ in range(n_boot):
+        m = _flat(_metrics(arr, sel, spec, rng.choice(idx, idx.size)))
+        for k in boots:
+            v = m.get(k)
+            boots[k].append(np.nan if v is None else v)
+    q = (1 - ci_width) / 2
+    unc = {}
+    for k, vals in boots.items():
+        v = np.asarray(vals, dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            unc[k] = {"se": float(v.std(ddof=1)), "lo": float(np.quantile(v, q)),
+                      "hi": float(np.quantile(v, 1 - q))}
+    return unc

@@ -1,6 +1,8 @@
-"""Plots of simulated adaptive trials (matplotlib is imported only here, when plotting)."""
+"""Figures of simulated adaptive trials (matplotlib is imported only when a figure is made)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -10,16 +12,21 @@ from trialkit.adaptive.simulator import FINAL_STATUS
 
 def plot_results(results, path: str, selection: str | None = None,
                  preferences=None) -> str:
-    """Write one PNG with three panels and return its path.
+    """Write :func:`results_figure` to ``path`` (format by extension) and return the path."""
+    from trialkit.plotting import save_figure
+
+    return save_figure(results_figure(results, selection, preferences), path, dpi=110)
+
+
+def results_figure(results, selection: str | None = None, preferences=None) -> Any:
+    """Return one figure with three panels of simulated trials.
 
     Panels: mean allocation probability per arm over looks (trials still running), the share of
     trials stopped by each look per final status, and selection probabilities per arm.
     """
-    import matplotlib
+    from trialkit.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     spec = results.spec
     arr = results.arrays
     hist = arr["alloc_history"].astype(float)
@@ -51,6 +58,4 @@ def plot_results(results, path: str, selection: str | None = None,
     axes[2].tick_params(axis="x", rotation=20)
     fig.suptitle(f"{spec.design_name} — scenario {spec.scenario} ({results.n_rep} trials)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return fig

@@ -29,7 +29,7 @@ class DrawsPosterior:
         self.hib = highest_is_best
 
     def take(self, rows) -> DrawsPosterior:
-        """The posteriors of ``rows`` only."""
+        """Return the posteriors of ``rows`` only."""
         return DrawsPosterior(self.values[rows], self.active[rows], self.hib)
 
     def put(self, rows, other: DrawsPosterior) -> None:
@@ -122,7 +122,7 @@ class ExactPosterior:
         return cls(lo, hi, cdf, active, highest_is_best)
 
     def take(self, rows) -> ExactPosterior:
-        """The posteriors of ``rows`` only."""
+        """Return the posteriors of ``rows`` only."""
         return ExactPosterior(self.lo[rows], self.hi[rows], self.cdf[rows], self.active[rows],
                               self.hib)
 

@@ -7,13 +7,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
-from trialkit.adaptive.simulator import simulate_range
+from trialkit.adaptive.simulator import block_size, simulate_range
 from trialkit.adaptive.spec import TrialSpec
+from trialkit.engine.runner import run_replicates
 from trialkit.errors import TrialkitError
-from trialkit.simulate.engine import run_replicates
 
 _INT_KEYS = ("final_status", "final_n", "followed_n", "looks", "arm_status", "status_look",
              "ns_all", "final_control")
@@ -37,6 +38,8 @@ class TrialResults:
         Simulation time (summed over growth steps).
     created : str
         UTC time of the first run (ISO 8601).
+    source : str, optional
+        The file the results were read from (:func:`load_results`).
     """
 
     spec: TrialSpec
@@ -45,6 +48,7 @@ class TrialResults:
     version: str
     seconds: float
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    source: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_rep(self) -> int:
@@ -64,7 +68,7 @@ class TrialResults:
             "version": self.version,
             "seconds": round(self.seconds, 3),
             "created": self.created,
-            "arrays": {k: np.where(np.isnan(v), None, v).tolist()
+            "arrays": {k: np.where(np.isnan(v), np.array(None, dtype=object), v).tolist()
                        if v.dtype.kind == "f" else v.tolist() for k, v in self.arrays.items()},
         }
 
@@ -72,6 +76,12 @@ class TrialResults:
         """Write the results as JSON."""
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh)
+
+    def plot(self, selection: str | None = None, preferences: Any = None) -> Any:
+        """Return a figure: allocation over looks, stopping times and arm selection."""
+        from trialkit.adaptive.plots import results_figure
+
+        return results_figure(self, selection, preferences)
 
 
 def load_results(path: str | os.PathLike[str], spec: TrialSpec) -> TrialResults:
@@ -81,10 +91,10 @@ def load_results(path: str | os.PathLike[str], spec: TrialSpec) -> TrialResults:
             data = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise TrialkitError(f"{path}: cannot be read as saved results ({exc}) — give a file "
-                            "written by 'trialkit simulate --save'") from None
+                            "written by TrialResults.save", param="path") from None
     if data.get("format") != "trialkit-adaptive-results/1":
         raise TrialkitError(f"{path}: is not a trialkit adaptive results file — give a file "
-                            "written by 'trialkit simulate --save'")
+                            "written by TrialResults.save", param="path")
     try:
         if data["design"]["sha256"] != spec.design_sha256 or data["scenario"] != spec.scenario:
             raise TrialkitError(f"{path}: was simulated from another design or scenario — use a "
@@ -108,7 +118,7 @@ def load_results(path: str | os.PathLike[str], spec: TrialSpec) -> TrialResults:
         if len({v.shape[0] for v in arrays.values()}) != 1:
             raise ValueError("arrays of different lengths")
         return TrialResults(spec, int(data["seed"]), arrays, data["version"],
-                            float(data["seconds"]), data["created"])
+                            float(data["seconds"]), data["created"], source=str(path))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise TrialkitError(f"{path}: is an incomplete or damaged results file ({exc!r}) — "
                             "delete it or use a new file name") from None
@@ -120,8 +130,10 @@ def run_trials(
     seed: int,
     jobs: int = 1,
     path: str | os.PathLike[str] | None = None,
+    *,
+    resume: TrialResults | None = None,
 ) -> TrialResults:
-    """Simulate ``reps`` trials of ``spec`` (or grow saved results at ``path`` to ``reps``).
+    """Simulate ``reps`` trials of ``spec``, or grow earlier results to ``reps`` trials.
 
     Parameters
     ----------
@@ -134,30 +146,38 @@ def run_trials(
     jobs : int
         Worker processes.
     path : path, optional
-        Saved results: when the file exists its trials are reused (its seed must equal ``seed``)
-        and only the missing ones simulated; the grown results are written back.
+        A convenience for saved results (as adaptr's ``path``): the file's trials are resumed
+        when it exists and the grown results written back — the same as :func:`load_results`,
+        ``resume`` and :meth:`TrialResults.save`.
+    resume : TrialResults, optional
+        Earlier results of ``spec`` with the same ``seed``: their trials are kept and only the
+        missing ones simulated (with more than ``reps``, the first ``reps`` are returned).
     """
-    from trialkit import __version__
-
-    old = None
-    if path is not None and os.path.exists(path):
-        old = load_results(path, spec)
-        if old.seed != seed:
-            raise TrialkitError(f"{path}: was simulated with seed {old.seed}, not {seed} — use "
-                                f"--seed {old.seed} to grow it, or a new file name")
-        if old.n_rep >= reps:  # enough saved trials: the first ``reps`` of them
-            return TrialResults(spec, seed, {k: v[:reps] for k, v in old.arrays.items()},
-                                old.version, old.seconds, old.created)
-    start = 0 if old is None else old.n_rep
-    t0 = time.perf_counter()
-    arrays = run_replicates(simulate_range, reps - start, jobs=jobs, spec=spec, seed=seed,
-                            offset=start)
-    seconds = time.perf_counter() - t0
-    if old is not None:
-        arrays = {k: np.concatenate([old.arrays[k], arrays[k]]) for k in arrays}
-        res = TrialResults(spec, seed, arrays, __version__, old.seconds + seconds, old.created)
-    else:
-        res = TrialResults(spec, seed, arrays, __version__, seconds)
-    if path is not None:
+    if path is not None and resume is None and os.path.exists(path):
+        resume = load_results(path, spec)
+    res = _grow(spec, reps, seed, jobs, resume)
+    if path is not None and (resume is None or res.n_rep > resume.n_rep):
         res.save(path)
     return res
+
+
+def _grow(spec: TrialSpec, reps: int, seed: int, jobs: int, old: TrialResults | None
+          ) -> TrialResults:
+    from trialkit.constants import VERSION
+
+    if old is not None and old.seed != seed:
+        where = old.source or "the earlier results"
+        raise TrialkitError(f"{where}: was simulated with seed {old.seed}, not {seed} — use "
+                            f"seed {old.seed} to grow it, or a new file name", param="seed")
+    if old is not None and old.n_rep >= reps:  # enough trials: the first ``reps`` of them
+        return TrialResults(spec, seed, {k: v[:reps] for k, v in old.arrays.items()},
+                            old.version, old.seconds, old.created)
+    start = 0 if old is None else old.n_rep
+    t0 = time.perf_counter()
+    arrays = run_replicates(simulate_range, reps - start, start=start, jobs=jobs,
+                            batch=block_size(spec), spec=spec, seed=seed)
+    seconds = time.perf_counter() - t0
+    if old is None:
+        return TrialResults(spec, seed, arrays, VERSION, seconds)
+    arrays = {k: np.concatenate([old.arrays[k], arrays[k]]) for k in arrays}
+    return TrialResults(spec, seed, arrays, VERSION, old.seconds + seconds, old.created)

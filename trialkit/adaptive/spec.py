@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-
 from trialkit.adaptive.allocation import sqrt_control_probability
+from trialkit.constants import POSTERIOR_METHODS
 from trialkit.errors import TrialkitError
 
 
@@ -69,12 +68,6 @@ class TrialSpec:
         """Patients randomised at the last possible look."""
         return self.randomised_at_looks[-1]
 
-    def best_arms(self) -> list[int]:
-        """Indices of the arm(s) with the best true value."""
-        vals = np.asarray(self.true_values)
-        best = vals.max() if self.highest_is_best else vals.min()
-        return [int(i) for i in np.flatnonzero(np.isclose(vals, best))]
-
     def with_thresholds(self, superiority: float, inferiority: float) -> TrialSpec:
         """Copy with constant superiority/inferiority thresholds at every look."""
         if not 0 <= inferiority < superiority <= 1:
@@ -85,19 +78,39 @@ class TrialSpec:
                        inferiority=(float(inferiority),) * self.n_looks)
 
     def describe(self) -> dict:
-        """The specification as plain values (stored with results; no design text)."""
+        """Return the specification as plain values (stored with results; no design text)."""
         d = asdict(self)
         d.pop("design_text")
         return {k: ([None if isinstance(v, float) and math.isnan(v) else v for v in val]
                     if isinstance(val, tuple) else val) for k, val in d.items()}
 
     def control_fixed_for(self, n_active: int) -> float | None:
-        """The control arm's fixed allocation probability with ``n_active`` arms left."""
+        """Return the control arm's fixed allocation probability with ``n_active`` arms left."""
         if self.control_allocation == "fixed":
             return self.control_probability
         if self.control_allocation == "sqrt-based":
             return sqrt_control_probability(n_active)
         return None
+
+
+def _adaptive_scenario(design, scenario: str | None):
+    """Return the adaptive design (loaded from a path if need be) and the scenario's name."""
+    from trialkit.design import load_design
+
+    if not hasattr(design, "kind"):
+        design = load_design(design)
+    if design.kind != "adaptive":
+        raise TrialkitError(f"design '{design.name}' is of kind {design.kind!r} — give a design "
+                            "of kind 'adaptive'", param="design")
+    if not design.scenarios:
+        raise TrialkitError(f"{design.source.path}: no [scenarios.NAME] table — add one with the "
+                            "true values per arm")
+    if scenario is None:
+        scenario = next(iter(design.scenarios))
+    if scenario not in design.scenarios:
+        raise TrialkitError(f"scenario {scenario!r} is not in {design.source.path} — use one "
+                            f"of: {', '.join(design.scenarios)}", param="scenario")
+    return design, scenario
 
 
 def setup_trial(design, scenario: str | None = None, method: str | None = None) -> TrialSpec:
@@ -112,32 +125,18 @@ def setup_trial(design, scenario: str | None = None, method: str | None = None) 
     method : {"draws", "exact"}, optional
         How posterior probabilities are computed (default: the design's ``posterior.method``).
     """
-    from trialkit.design import load_design
-
-    if not hasattr(design, "kind"):
-        design = load_design(design)
-    if design.kind != "adaptive":
-        raise TrialkitError(f"design '{design.name}' is of kind {design.kind!r} — give a design "
-                            "of kind 'adaptive'")
-    if not design.scenarios:
-        raise TrialkitError(f"{design.source.path}: no [scenarios.NAME] table — add one with the "
-                            "true values per arm")
-    if scenario is None:
-        scenario = next(iter(design.scenarios))
-    if scenario not in design.scenarios:
-        raise TrialkitError(f"scenario {scenario!r} is not in {design.source.path} — use one "
-                            f"of: {', '.join(design.scenarios)}")
-    if method not in (None, "draws", "exact"):
-        raise TrialkitError(f"method {method!r} is unknown — use 'draws' or 'exact'")
+    design, scenario = _adaptive_scenario(design, scenario)
+    if method is not None and method not in POSTERIOR_METHODS:
+        raise TrialkitError(f"method {method!r} is unknown — use 'draws' or 'exact'",
+                            param="method")
     sc = design.scenarios[scenario]
     names = design.arm_names
     control = names.index(design.control) if design.control else -1
-    al, st = design.allocation, design.stopping
-    n_arms = len(names)
-    for i, v in enumerate(st.inferiority):
-        if v >= 1 / n_arms and control < 0:
-            raise TrialkitError(f"{design.source.path}: key 'stopping.inferiority' = {v} at look "
-                                f"{i + 1} is not below 1/{n_arms} arms — lower it")
+    al, st, n_arms = design.allocation, design.stopping, len(names)
+    bad = [(i, v) for i, v in enumerate(st.inferiority) if v >= 1 / n_arms and control < 0]
+    if bad:
+        raise TrialkitError(f"{design.source.path}: key 'stopping.inferiority' = {bad[0][1]} at "
+                            f"look {bad[0][0] + 1} is not below 1/{n_arms} arms — lower it")
     return TrialSpec(
         design_name=design.name,
         design_sha256=design.source.sha256,

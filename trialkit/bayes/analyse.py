@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import special
@@ -17,7 +20,12 @@ from scipy import special
 from trialkit.bayes import decide, fast
 from trialkit.bayes.spec import ModelSpec, build_spec
 from trialkit.errors import DataError, TrialkitError
+from trialkit.results import Report, Result
+from trialkit.stats import hdi
 from trialkit.tables import factor_codes, numeric_column, read_table
+
+__all__ = ["ComponentAnalysis", "analyse_factorial", "combination_draws", "hdi",
+           "prepare_data", "prior_predictive", "screening_fit"]
 
 ENGINES = ("nuts", "fast", "prior")
 METHODS = ("bayes", "ols", "both")
@@ -37,7 +45,7 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
                             + ", ".join(o.name for o in design.outcomes))
         if name not in cols:
             raise DataError(f"the data have no column {name!r} for the outcome — add it or "
-                            "choose another --outcome")
+                            "choose another outcome", param="outcomes")
         y = numeric_column(table, name, "outcome")
         if out.type == "binary" and not set(np.unique(y).tolist()) <= {0.0, 1.0}:
             raise DataError(f"binary outcome column '{name}' has values other than 0 and 1 — "
@@ -49,10 +57,11 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
     cov = np.empty((len(table), len(covariates)))
     for j, c in enumerate(covariates):
         if c in design.factor_names or c in outcomes:
-            raise DataError(f"--covariate {c!r} is a factor or an analysed outcome — give a "
-                            "baseline column such as baseline PHQ-9")
+            raise DataError(f"covariate {c!r} is a factor or an analysed outcome — give a "
+                            "baseline column such as baseline PHQ-9", param="covariates")
         if c not in cols:
-            raise DataError(f"the data have no covariate column {c!r} — check --covariate")
+            raise DataError(f"the data have no covariate column {c!r} — check the covariates",
+                            param="covariates")
         v = numeric_column(table, c, "covariate")
         sd = v.std()
         if not sd > 0:
@@ -62,17 +71,6 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
 
 
 # -- summaries ------------------------------------------------------------------------------------
-def hdi(draws: np.ndarray, prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Highest-density interval of each column of ``draws`` (draws along axis 0)."""
-    s = np.sort(draws, axis=0)
-    n = s.shape[0]
-    k = int(np.floor(prob * n))
-    width = s[k:] - s[: n - k]
-    i = np.argmin(width, axis=0)
-    cols = np.arange(s.shape[1])
-    return s[i, cols], s[i + k, cols]
-
-
 def _component_rows(spec: ModelSpec, b: np.ndarray, mcid: float | None) -> list[dict]:
     effects = 2.0 * b[:, spec.main_index]
     lo, hi = hdi(effects)
@@ -97,7 +95,7 @@ def _term_rows(spec: ModelSpec, b: np.ndarray) -> list[dict]:
 
 
 def combination_draws(spec: ModelSpec, b: np.ndarray) -> np.ndarray:
-    """Expected outcome of every combination for every draw, (draws, 2^k)."""
+    """Return expected outcome of every combination for every draw, (draws, 2^k)."""
     v = b @ spec.combination_matrix().T
     return special.expit(v) if spec.family == "logistic" else v
 
@@ -122,7 +120,8 @@ def screening_fit(spec: ModelSpec, x: np.ndarray, y: np.ndarray, alpha: float) -
     est, pval, se = np.asarray(res.params), np.asarray(res.pvalues), np.asarray(res.bse)
     if not np.all(np.isfinite(pval)):
         raise DataError("the classic screening model cannot be estimated from these data (too "
-                        "few participants per term) — lower the model order or use --method bayes")
+                        "few participants per term) — lower the model order or use method "
+                        "bayes", param="method")
     chosen = decide.screening_rule(est[None], pval[None], spec.terms, len(spec.factor_names),
                                    alpha, spec.better)[0]
     # classic factorial effects (2 × coefficient) for the contrasts; the intercept and the
@@ -136,14 +135,15 @@ def screening_fit(spec: ModelSpec, x: np.ndarray, y: np.ndarray, alpha: float) -
 
 
 # -- analysis -------------------------------------------------------------------------------------
-def _fit(spec, x, y, engine, draws, tune, chains, seed, cores, progress, out_dir):
+def _fit(spec, x, y, engine, draws, tune, chains, seed, cores, progress):
+    """Posterior coefficient draws, diagnostics and (pymc engines) the InferenceData."""
     if engine == "fast":
         if spec.family == "normal":
             post = fast.normal_posterior(spec, *fast.normal_stats(x, y))
         else:
             post = fast.logistic_posterior(spec, x, np.ones((1, len(y))), y[None])
         b = post.draws([np.random.default_rng(seed)], draws * chains)[0]
-        diag = {"rhat_max": None, "ess_bulk_min": None, "ess_tail_min": None,
+        diag: dict[str, Any] = {"rhat_max": None, "ess_bulk_min": None, "ess_tail_min": None,
                 "divergences": 0, "ok": True,
                 "problems": [], "note": "closed-form fast path: independent draws, no MCMC"}
         return b, diag, None
@@ -152,12 +152,221 @@ def _fit(spec, x, y, engine, draws, tune, chains, seed, cores, progress, out_dir
     idata = backend_pymc.sample(spec, x, y, draws=draws, tune=tune, chains=chains, cores=cores,
                                 random_seed=seed, method="nuts" if engine == "nuts" else "prior",
                                 progress=progress)
-    diag = backend_pymc.diagnostics(idata)
-    saved = None
-    if out_dir is not None:
-        saved = os.path.join(out_dir, f"posterior_{spec.outcome}.nc")
-        backend_pymc.save_netcdf(idata, saved)
-    return backend_pymc.beta_draws(idata), diag, saved
+    return backend_pymc.beta_draws(idata), backend_pymc.diagnostics(idata), idata
+
+
+@dataclass(frozen=True)
+class OutcomeFit:
+    """The posterior of one outcome's model, kept for figures and the InferenceData file."""
+
+    spec: ModelSpec
+    b: np.ndarray
+    values: np.ndarray
+    pev: int
+    costs: np.ndarray
+    idata: Any = None
+
+
+@dataclass(frozen=True)
+class ComponentAnalysis(Result):
+    """The component report of a factorial experiment (:func:`analyse_factorial`).
+
+    ``to_dict()`` is the JSON report; :meth:`save` writes it with the InferenceData (netCDF) and
+    the figures; :meth:`plot_effects` and :meth:`plot_combinations` draw the figures.
+    """
+
+    primary: ClassVar[str | None] = "components"
+    report: dict[str, Any] = field(default_factory=dict)
+    fits: tuple[OutcomeFit, ...] = ()
+
+    def as_mapping(self) -> dict[str, Any]:
+        """Return the report."""
+        return self.report
+
+    def _fit(self, outcome: str | None) -> OutcomeFit:
+        if not self.fits:
+            raise TrialkitError("the analysis has no posterior (method 'ols') — analyse with "
+                                "method 'bayes' or 'both' to draw it", param="method")
+        name = outcome or self.fits[0].spec.outcome
+        return next(f for f in self.fits if f.spec.outcome == name)
+
+    def plot_effects(self, outcome: str | None = None) -> Any:
+        """Forest plot of the components' effects on ``outcome`` (default: the first)."""
+        from trialkit.bayes.plots import forest_figure
+
+        fit = self._fit(outcome)
+        return forest_figure(fit.spec, fit.b)
+
+    def plot_combinations(self, outcome: str | None = None) -> Any:
+        """Return expected outcome of every combination, the PEV choice marked."""
+        from trialkit.bayes.plots import combinations_figure
+
+        fit = self._fit(outcome)
+        return combinations_figure(fit.spec, fit.values, fit.pev, fit.costs)
+
+    def save(self, path: str | os.PathLike[str], plots: bool = True) -> str:
+        """Write the InferenceData (netCDF), the figures and ``report.json`` into folder ``path``.
+
+        Returns the report's path; ``files`` in the report lists everything written.
+        """
+        from trialkit.plotting import save_figure
+
+        folder = os.fspath(path)
+        os.makedirs(folder, exist_ok=True)
+        files = []
+        for fit in self.fits:
+            if fit.idata is not None:
+                from trialkit.bayes import backend_pymc
+
+                files.append(os.path.join(folder, f"posterior_{fit.spec.outcome}.nc"))
+                backend_pymc.save_netcdf(fit.idata, files[-1])
+        for fit in self.fits if plots else ():
+            name = fit.spec.outcome
+            files.append(save_figure(self.plot_effects(name),
+                                     os.path.join(folder, f"forest_{name}.png"), dpi=120))
+            files.append(save_figure(self.plot_combinations(name),
+                                     os.path.join(folder, f"combinations_{name}.png"), dpi=120))
+        report = os.path.join(folder, "report.json")
+        files.append(report)
+        self.report["files"] = files
+        with open(report, "w") as fh:
+            json.dump(self.to_dict(), fh, indent=2)
+        return report
+
+
+def _check_arguments(design, method, engine, mcid, outcomes, weights) -> tuple[str, ...]:
+    if design.kind != "factorial":
+        raise TrialkitError(f"{design.source.path} is a {design.kind} design — factorial "
+                            "analysis needs a design of kind 'factorial'", param="design")
+    if method not in METHODS:
+        raise TrialkitError(f"method {method!r} is unknown — use one of: {', '.join(METHODS)}",
+                            param="method")
+    if engine not in ENGINES:
+        raise TrialkitError(f"engine {engine!r} is unknown — use one of: {', '.join(ENGINES)}",
+                            param="engine")
+    if mcid is not None and np.isnan(mcid):
+        raise TrialkitError("mcid = nan is not a number — give the MCID as a positive size",
+                            param="mcid")
+    if mcid is not None and mcid < 0:
+        raise TrialkitError(f"mcid = {mcid:g} is negative — give the MCID as a positive size",
+                            param="mcid")
+    outcomes = tuple(outcomes) or (design.primary_outcome.name,)
+    if len(set(outcomes)) != len(outcomes):
+        raise TrialkitError("an outcome is given twice — name each outcome once",
+                            param="outcomes")
+    for name, w in weights.items():
+        if name not in outcomes:
+            raise TrialkitError(f"weight given for {name!r}, which is not an analysed outcome — "
+                                "use one of: " + ", ".join(outcomes), param="weights")
+        if not w >= 0:
+            raise TrialkitError(f"weight {w} of {name!r} is negative or not a number — use "
+                                "weights ≥ 0", param="weights")
+    return outcomes
+
+
+def _bayes_summary(spec, combos, costs, b, mcid, budget) -> tuple[dict, np.ndarray, int]:
+    """Components, terms, combinations and PEV choices from coefficient draws ``b``."""
+    v = combination_draws(spec, b)
+    vo = decide.orient(v, spec.better)
+    p_best = np.bincount(vo.argmax(1), minlength=v.shape[1]) / v.shape[0]
+    lo, hi = hdi(v)
+    mean = v.mean(0)
+    oriented = decide.orient(mean, spec.better)[None]
+    pev = int(decide.pev_choice(oriented, costs)[0])
+    pevb = int(decide.pev_choice(oriented, costs, budget)[0])
+    res = {"components": _component_rows(spec, b, mcid), "terms": _term_rows(spec, b),
+           "combinations": [
+               {"components_on": _labels(spec, combos, c), "expected_outcome": float(mean[c]),
+                "hdi_low": float(lo[c]), "hdi_high": float(hi[c]), "p_best": float(p_best[c]),
+                "cost": float(costs[c])} for c in range(len(mean))],
+           "pev": _labels(spec, combos, pev), "pev_within_budget": _labels(spec, combos, pevb),
+           "p_best_max": float(p_best.max())}
+    return res, v, pev
+
+
+def _analyse_outcome(design, name, codes, y, cov, covariates, opts) -> tuple[dict, Any]:
+    """One outcome's report (and its posterior fit, for Bayesian methods)."""
+    spec = build_spec(design, name, tuple(covariates), y=y)
+    x = spec.design_matrix(codes, cov)
+    if np.linalg.matrix_rank(x) < x.shape[1]:
+        raise DataError(f"the data cannot estimate the model of order "
+                        f"{design.analysis.model_order} (some terms are confounded or "
+                        "conditions are empty) — lower [analysis] model_order or check "
+                        "the data")
+    combos = spec.combinations()
+    costs = decide.combination_costs(combos, [f.cost for f in design.factors])
+    decide.check_budget(opts["budget"], costs)
+    res: dict = {"outcome": name, "family": spec.family, "better": spec.better,
+                 "n": int(len(y))}
+    fit = None
+    if opts["method"] in ("bayes", "both"):
+        b, diag, idata = _fit(spec, x, y, opts["engine"], opts["draws"], opts["tune"],
+                              opts["chains"], opts["seed"], opts["cores"], opts["progress"])
+        summary, v, pev = _bayes_summary(spec, combos, costs, b, opts["mcid"], opts["budget"])
+        res.update(summary, diagnostics=diag)
+        fit = OutcomeFit(spec, b, v, pev, costs, idata)
+    if opts["method"] in ("ols", "both"):
+        scr = screening_fit(spec, x, y, design.analysis.alpha)
+        res["screening"] = _labels(spec, scr["chosen"][None].astype(float) * 2 - 1, 0)
+        res["ols"] = scr["terms"]
+    return res, fit
+
+
+def _decision(design, outcomes, per_outcome, fits, weights, budget) -> dict:
+    """Return the PEV and screening decisions, the separation note and the multi-outcome value."""
+    first = per_outcome[outcomes[0]]
+    decision: dict = {"pev": first.get("pev"), "pev_within_budget": first.get("pev_within_budget"),
+                      "screening": first.get("screening"), "budget": budget}
+    if not fits:
+        return decision
+    if "screening" in first:
+        decision["disagreements"] = [
+            {"component": f, "pev": f in first["pev"], "screening": f in first["screening"]}
+            for f in design.factor_names if (f in first["pev"]) != (f in first["screening"])]
+    c_count = len(first["combinations"])
+    separated = first["p_best_max"] >= SEPARATION_P_BEST
+    p_sorted = np.sort([c["p_best"] for c in first["combinations"]])[::-1]
+    credible = min(int(np.searchsorted(np.cumsum(p_sorted), 0.95 - 1e-12) + 1), c_count)
+    decision.update(separated=separated, p_best_max=first["p_best_max"],
+                    best_credible_set_size=credible, note=(
+                        f"the data favour one combination (P(best) = {first['p_best_max']:.2f})"
+                        if separated else
+                        f"the data cannot separate the options: the most probable best "
+                        f"combination has P(best) = {first['p_best_max']:.2f} (uniform would be "
+                        f"{1 / c_count:.3f}) and {credible} of {c_count} combinations make up "
+                        "95% of P(best)"))
+    if len(outcomes) > 1:
+        decision["value_function"] = _value_function(outcomes, fits, weights, budget)
+    return decision
+
+
+def _value_function(outcomes, fits, weights, budget) -> dict:
+    w = [weights.get(n, 1.0) for n in outcomes]
+    if sum(w) <= 0:
+        raise TrialkitError("all outcome weights are zero — give at least one positive weight",
+                            param="weights")
+    values = [decide.orient(f.values.mean(0), f.spec.better) for f in fits]
+    total = decide.daive_value([v[None] for v in values], w)
+    spec, costs = fits[0].spec, fits[0].costs
+    combos = spec.combinations()
+    best = int(decide.pev_choice(total, costs)[0])
+    best_b = int(decide.pev_choice(total, costs, budget)[0])
+    return {"weights": dict(zip(outcomes, (x / sum(w) for x in w), strict=True)),
+            "choice": _labels(spec, combos, best),
+            "choice_within_budget": _labels(spec, combos, best_b),
+            "value": float(total[0, best])}
+
+
+def _diagnostics(outcomes, per_outcome, engine) -> dict:
+    diags = [per_outcome[n]["diagnostics"] for n in outcomes]
+    return {"rhat_max": _worst(diags, "rhat_max", max),
+            "ess_bulk_min": _worst(diags, "ess_bulk_min", min),
+            "ess_tail_min": _worst(diags, "ess_tail_min", min),
+            "divergences": sum(d["divergences"] for d in diags),
+            "ok": all(d["ok"] for d in diags),
+            "problems": [f"{n}: {p}" for n, d in zip(outcomes, diags, strict=True)
+                         for p in d["problems"]],
+            "engine": engine}
 
 
 def analyse_factorial(
@@ -166,22 +375,28 @@ def analyse_factorial(
     chains: int = 4, seed: int = 0, cores: int | None = None, mcid: float | None = None,
     budget: float | None = None, weights: dict[str, float] | None = None,
     out_dir: str | None = None, progress: bool = False, plots: bool = True,
-) -> dict:
+) -> ComponentAnalysis:
     """Analyse a factorial experiment: component report, combinations and decisions.
 
     Parameters
     ----------
     design : FactorialDesign
-    data : str or pandas.DataFrame
-        The trial data (CSV/Parquet path or table): ±1 factor columns named as the design's
-        factors, outcome columns named as its outcomes, optional covariate columns.
+        The design.
+    data : pandas.DataFrame
+        The trial data: ±1 factor columns named as the design's factors, outcome columns named
+        as its outcomes, optional covariate columns. (A CSV/Parquet path is still read, with a
+        deprecation warning: read it with :func:`trialkit.tables.read_table`.)
     outcomes : tuple of str
         Outcomes to analyse (default: the primary outcome). The first is reported at the top
         level; with several, ``decision.value_function`` combines them (DAIVE scaling).
+    covariates : tuple of str
+        Baseline covariate columns (centred and scaled).
     method : {"bayes", "ols", "both"}
+        Bayesian PEV analysis, classic screening, or both.
     engine : {"nuts", "fast", "prior"}
-        pymc NUTS; the closed-form/Laplace fast path; or prior draws in place of the posterior
-        (checks the wiring, not an analysis).
+        pymc NUTS; the closed-form/Laplace fast path; or prior draws (a wiring check).
+    draws, tune, chains, seed, cores : int
+        Sampler settings (as :func:`pymc.sample`); ``progress`` shows progress on stderr.
     mcid : float, optional
         Minimal clinically important difference (a positive magnitude, in the classic-effect
         units of the outcome): ``p_above_mcid`` is P(effect beneficial by more than ``mcid``).
@@ -190,166 +405,58 @@ def analyse_factorial(
     weights : dict, optional
         Outcome → weight of the multi-outcome value function (default equal).
     out_dir : str, optional
-        Folder for the InferenceData (netCDF), ``report.json`` and plots.
+        Deprecated: call ``result.save(folder)`` instead (``plots``: with the figures).
+
+    Returns
+    -------
+    ComponentAnalysis
+        The report (``to_dict()``), the posteriors for figures and ``save(folder)``.
     """
-    if design.kind != "factorial":
-        raise TrialkitError(f"{design.source.path} is a {design.kind} design — factorial "
-                            "analysis needs a design of kind 'factorial'")
-    if method not in METHODS:
-        raise TrialkitError(f"method {method!r} is unknown — use one of: {', '.join(METHODS)}")
-    if engine not in ENGINES:
-        raise TrialkitError(f"engine {engine!r} is unknown — use one of: {', '.join(ENGINES)}")
-    if mcid is not None and np.isnan(mcid):
-        raise TrialkitError("--mcid nan is not a number — give the MCID as a positive size")
-    if mcid is not None and mcid < 0:
-        raise TrialkitError(f"--mcid {mcid:g} is negative — give the MCID as a positive size")
-    outcomes = tuple(outcomes) or (design.primary_outcome.name,)
-    if len(set(outcomes)) != len(outcomes):
-        raise TrialkitError("an outcome is given twice — name each --outcome once")
     weights = dict(weights or {})
-    for name, w in weights.items():
-        if name not in outcomes:
-            raise TrialkitError(f"weight given for {name!r}, which is not an analysed outcome — "
-                                "use one of: " + ", ".join(outcomes))
-        if not w >= 0:
-            raise TrialkitError(f"weight {w} of {name!r} is negative or not a number — use "
-                                "weights ≥ 0")
-    table = read_table(data) if isinstance(data, str | os.PathLike) else data
-    codes, ys, cov = prepare_data(design, table, outcomes, tuple(covariates))
-    costs_k = [f.cost for f in design.factors]
-    if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-
-    per_outcome: dict[str, dict] = {}
-    values_for_daive = []
-    combos = None
-    costs = None
-    diag_all = []
+    outcomes = _check_arguments(design, method, engine, mcid, outcomes, weights)
+    codes, ys, cov = prepare_data(design, _table(data), outcomes, tuple(covariates))
+    opts = {"method": method, "engine": engine, "draws": draws, "tune": tune, "chains": chains,
+            "seed": seed, "cores": cores, "progress": progress, "mcid": mcid, "budget": budget}
+    per_outcome, fits = {}, []
     for name in outcomes:
-        y = ys[name]
-        spec = build_spec(design, name, tuple(covariates), y=y)
-        x = spec.design_matrix(codes, cov)
-        if np.linalg.matrix_rank(x) < x.shape[1]:
-            raise DataError(f"the data cannot estimate the model of order "
-                            f"{design.analysis.model_order} (some terms are confounded or "
-                            "conditions are empty) — lower [analysis] model_order or check "
-                            "the data")
-        combos = spec.combinations()
-        costs = decide.combination_costs(combos, costs_k)
-        decide.check_budget(budget, costs)
-        res: dict = {"outcome": name, "family": spec.family, "better": spec.better,
-                     "n": int(len(y))}
-        if method in ("bayes", "both"):
-            b, diag, saved = _fit(spec, x, y, engine, draws, tune, chains, seed, cores,
-                                  progress, out_dir)
-            diag_all.append(diag)
-            v = combination_draws(spec, b)
-            vo = decide.orient(v, spec.better)
-            p_best = np.bincount(vo.argmax(1), minlength=v.shape[1]) / v.shape[0]
-            lo, hi = hdi(v)
-            mean = v.mean(0)
-            res["components"] = _component_rows(spec, b, mcid)
-            res["terms"] = _term_rows(spec, b)
-            res["combinations"] = [
-                {"components_on": _labels(spec, combos, c), "expected_outcome": float(mean[c]),
-                 "hdi_low": float(lo[c]), "hdi_high": float(hi[c]), "p_best": float(p_best[c]),
-                 "cost": float(costs[c])} for c in range(len(mean))]
-            oriented = decide.orient(mean, spec.better)[None]
-            pev = int(decide.pev_choice(oriented, costs)[0])
-            pevb = int(decide.pev_choice(oriented, costs, budget)[0])
-            res["pev"] = _labels(spec, combos, pev)
-            res["pev_within_budget"] = _labels(spec, combos, pevb)
-            res["p_best_max"] = float(p_best.max())
-            res["diagnostics"] = diag
-            res["inference_data"] = saved
-            values_for_daive.append(oriented[0])
-            res["_draws"] = (spec, b, v, pev)
-        if method in ("ols", "both"):
-            scr = screening_fit(spec, x, y, design.analysis.alpha)
-            res["screening"] = _labels(spec, scr["chosen"][None].astype(float) * 2 - 1, 0)
-            res["ols"] = scr["terms"]
-        per_outcome[name] = res
+        per_outcome[name], fit = _analyse_outcome(design, name, codes, ys[name], cov,
+                                                  covariates, opts)
+        fits += [fit] if fit is not None else []
+    report = _report(design, outcomes, per_outcome, fits, weights, opts)
+    result = ComponentAnalysis(report, tuple(fits))
+    if out_dir is not None:
+        warnings.warn("analyse_factorial(out_dir=...) is deprecated — call "
+                      "result.save(folder)", DeprecationWarning, stacklevel=2)
+        result.save(out_dir, plots=plots)
+    return result
 
+
+def _report(design, outcomes, per_outcome, fits, weights, opts) -> dict:
+    """Return the JSON report: the first outcome at the top level, all under ``outcomes``."""
     first = per_outcome[outcomes[0]]
-    bayes = method in ("bayes", "both")
-    decision: dict = {"pev": first.get("pev"), "pev_within_budget": first.get("pev_within_budget"),
-                      "screening": first.get("screening"), "budget": budget}
-    if bayes and "screening" in first:
-        decision["disagreements"] = [
-            {"component": f, "pev": f in first["pev"], "screening": f in first["screening"]}
-            for f in design.factor_names if (f in first["pev"]) != (f in first["screening"])]
-    if bayes:
-        c_count = len(first["combinations"])
-        separated = first["p_best_max"] >= SEPARATION_P_BEST
-        p_sorted = np.sort([c["p_best"] for c in first["combinations"]])[::-1]
-        credible = int(np.searchsorted(np.cumsum(p_sorted), 0.95 - 1e-12) + 1)
-        decision["separated"] = separated
-        decision["p_best_max"] = first["p_best_max"]
-        decision["best_credible_set_size"] = min(credible, c_count)
-        decision["note"] = (
-            f"the data favour one combination (P(best) = {first['p_best_max']:.2f})" if separated
-            else f"the data cannot separate the options: the most probable best combination has "
-                 f"P(best) = {first['p_best_max']:.2f} (uniform would be {1 / c_count:.3f}) and "
-                 f"{min(credible, c_count)} of {c_count} combinations make up 95% of P(best)")
-    if bayes and len(outcomes) > 1:
-        w = [weights.get(n, 1.0) for n in outcomes]
-        if sum(w) <= 0:
-            raise TrialkitError("all outcome weights are zero — give at least one positive weight")
-        total = decide.daive_value([v[None] for v in values_for_daive], w)
-        best = int(decide.pev_choice(total, costs)[0])
-        best_b = int(decide.pev_choice(total, costs, budget)[0])
-        decision["value_function"] = {
-            "weights": dict(zip(outcomes, (x / sum(w) for x in w), strict=True)),
-            "choice": _labels(build_spec(design, outcomes[0]), combos, best),
-            "choice_within_budget": _labels(build_spec(design, outcomes[0]), combos, best_b),
-            "value": float(total[0, best])}
-
-    diagnostics = None
-    if bayes:
-        worst = {"rhat_max": _worst(diag_all, "rhat_max", max),
-                 "ess_bulk_min": _worst(diag_all, "ess_bulk_min", min),
-                 "ess_tail_min": _worst(diag_all, "ess_tail_min", min),
-                 "divergences": sum(d["divergences"] for d in diag_all),
-                 "ok": all(d["ok"] for d in diag_all),
-                 "problems": [f"{n}: {p}" for n, d in zip(outcomes, diag_all, strict=True)
-                              for p in d["problems"]],
-                 "engine": engine}
-        diagnostics = worst
-
-    plot_files = []
-    if bayes and out_dir is not None and plots:
-        from trialkit.bayes import plots as plotting
-
-        for name in outcomes:
-            spec, b, v, pev = per_outcome[name]["_draws"]
-            plot_files += plotting.save_plots(spec, b, v, pev, costs, out_dir)
-    for res in per_outcome.values():
-        res.pop("_draws", None)
-
-    result = {
-        "design": design.name, "outcome": outcomes[0], "method": method, "engine": engine,
+    report = {
+        "design": design.name, "outcome": outcomes[0], "method": opts["method"],
+        "engine": opts["engine"],
         "components": first.get("components", []),
         "combinations": first.get("combinations", []),
-        "decision": decision,
-        "diagnostics": diagnostics,
-        "terms": first.get("terms", []),
-        "ols": first.get("ols", []),
-        "mcid": mcid,
+        "decision": _decision(design, outcomes, per_outcome, fits, weights, opts["budget"]),
+        "diagnostics": _diagnostics(outcomes, per_outcome, opts["engine"]) if fits else None,
+        "terms": first.get("terms", []), "ols": first.get("ols", []), "mcid": opts["mcid"],
     }
     if len(outcomes) > 1:
-        result["outcomes"] = {n: {k: r.get(k) for k in ("components", "combinations", "pev",
+        report["outcomes"] = {n: {k: r.get(k) for k in ("components", "combinations", "pev",
                                                           "pev_within_budget", "screening")}
                               for n, r in per_outcome.items()}
-    if out_dir is not None:
-        result["files"] = [r["inference_data"] for r in per_outcome.values()
-                           if r.get("inference_data")] + plot_files
-        report = os.path.join(out_dir, "report.json")
-        result["files"].append(report)
-        from trialkit.cli._common import jsonable
+    return report
 
-        with open(report, "w") as fh:
-            json.dump(jsonable(result), fh, indent=2)
-    return result
+
+def _table(data):
+    """Return the data table; a path is read (deprecated: reading files belongs to the caller)."""
+    if isinstance(data, str | os.PathLike):
+        warnings.warn("analyse_factorial(data=PATH) is deprecated — pass a table read with "
+                      "trialkit.tables.read_table", DeprecationWarning, stacklevel=3)
+        return read_table(data)
+    return data
 
 
 def _worst(diags: list[dict], key: str, pick) -> float | None:
@@ -358,22 +465,8 @@ def _worst(diags: list[dict], key: str, pick) -> float | None:
 
 
 # -- prior predictive ------------------------------------------------------------------------------
-def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, seed: int = 0,
-                     n_total: int | None = None) -> dict:
-    """Draw data from the prior at the design's conditions and summarise what it implies.
-
-    Returns quantiles (5%, 50%, 95%) of each term's classic effect, of the expected outcome of
-    the all-off and all-on combinations, of the simulated trial's mean outcome and (continuous)
-    its SD, and of the spread between the best and worst combination.
-    """
-    if design.kind != "factorial":
-        raise TrialkitError(f"{design.source.path} is a {design.kind} design — the prior "
-                            "predictive check needs a factorial design")
-    name = design.outcome(outcome).name
-    if draws < 10:
-        raise TrialkitError(f"--draws {draws} is too few — use at least 10")
-    spec = build_spec(design, name)
-    rng = np.random.default_rng(seed)
+def _prior_coefficients(spec: ModelSpec, rng: np.random.Generator, draws: int):
+    """Coefficient draws (draws, p) from the prior, and the residual SDs (normal family)."""
     tau, _ = spec.tau_grid()
     p = spec.n_coef
     scale = np.broadcast_to(spec.prior_scale, (draws, p)).copy()
@@ -385,10 +478,27 @@ def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, s
     z = rng.standard_normal((draws, p))
     if spec.family == "normal":
         sigma = np.sqrt(spec.sigma_rate / rng.gamma(spec.sigma_shape, size=draws))
-        b = spec.prior_mean + sigma[:, None] * scale * z
-    else:
-        sigma = None
-        b = spec.prior_mean + scale * z
+        return spec.prior_mean + sigma[:, None] * scale * z, sigma
+    return spec.prior_mean + scale * z, None
+
+
+def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, seed: int = 0,
+                     n_total: int | None = None) -> PriorPredictive:
+    """Draw data from the prior at the design's conditions and summarise what it implies.
+
+    Returns quantiles (5%, 50%, 95%) of each term's classic effect, of the expected outcome of
+    the all-off and all-on combinations, of the simulated trial's mean outcome and (continuous)
+    its SD, and of the spread between the best and worst combination.
+    """
+    if design.kind != "factorial":
+        raise TrialkitError(f"{design.source.path} is a {design.kind} design — the prior "
+                            "predictive check needs a factorial design")
+    name = design.outcome(outcome).name
+    if draws < 10:
+        raise TrialkitError(f"draws = {draws} is too few — use at least 10", param="draws")
+    spec = build_spec(design, name)
+    rng = np.random.default_rng(seed)
+    b, sigma = _prior_coefficients(spec, rng, draws)
     n = n_total or design.sample.n_total or 32 * design.conditions().shape[0]
     codes = design.conditions()
     cells = np.arange(n) % codes.shape[0]
@@ -419,4 +529,10 @@ def prior_predictive(design, *, outcome: str | None = None, draws: int = 1000, s
            "trial_mean": quant(y.mean(1))}
     if spec.family == "normal":
         out["trial_sd"] = quant(y.std(1))
-    return out
+    return PriorPredictive(out)
+
+
+class PriorPredictive(Report):
+    """What the priors imply about effects and outcomes (:func:`prior_predictive`)."""
+
+    primary: ClassVar[str | None] = "effects"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def check_budget(budget: float | None, costs: np.ndarray) -> None:
     """Raise when ``budget`` is not a number or is below the cheapest combination."""
     if budget is not None and np.isnan(budget):
         raise TrialkitError("budget nan is not a number — give the largest total component "
-                            "cost, e.g. --budget 15")
+                            "cost, e.g. 15", param="budget")
     if budget is not None and budget < costs.min():
         raise TrialkitError(f"budget {budget:g} is below the cheapest option "
                             f"({costs.min():g}) — give a budget of at least {costs.min():g}")
@@ -52,7 +53,7 @@ def pev_choice(values: np.ndarray, costs: np.ndarray, budget: float | None = Non
 
 def true_best(values: np.ndarray, costs: np.ndarray, budget: float | None = None,
               combos: np.ndarray | None = None, tol: float = 1e-9) -> int:
-    """The truly best combination: largest value, ties broken by lower cost, then fewer parts."""
+    """Return the truly best combination: largest value, ties to lower cost, then fewer parts."""
     v = np.asarray(values, float)
     ok = np.ones(v.shape, bool) if budget is None else costs <= budget + 1e-12
     vmax = v[ok].max()
@@ -66,7 +67,7 @@ def daive_value(oriented: Sequence[np.ndarray], weights: Sequence[float]) -> np.
     """Weighted sum of per-outcome values rescaled to [0, 1] across the combinations (last axis)."""
     w = np.asarray(weights, float)
     w = w / w.sum()
-    total = 0.0
+    total: Any = 0.0
     for vals, wi in zip(oriented, w, strict=True):
         lo = vals.min(axis=-1, keepdims=True)
         span = vals.max(axis=-1, keepdims=True) - lo
@@ -102,7 +103,7 @@ def screening_rule(
                 cols = [f.index(i) for i in sub]
                 fitted += est[:, [index[sub]]] * levels[:, cols].prod(1)[None, :]
         best = np.argmax(sign * fitted, axis=1)
-        chosen[np.ix_(sig, f)] = levels[best[sig]] > 0
+        chosen[np.ix_(sig, np.asarray(f))] = levels[best[sig]] > 0
     return chosen
 
 

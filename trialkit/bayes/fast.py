@@ -48,6 +48,7 @@ class MixturePosterior:
         """Covariance of β within each component, (R, G, p, p)."""
         cov = self.chol @ np.swapaxes(self.chol, -1, -2)
         if self.family == "normal":
+            assert self.rate is not None and self.shape is not None
             cov = cov * (self.rate / (self.shape[:, None] - 1.0))[..., None, None]
         return cov
 
@@ -74,6 +75,7 @@ class MixturePosterior:
             z = rng.standard_normal((n, p))
             step = np.einsum("nij,nj->ni", self.chol[r, g], z)
             if self.family == "normal":
+                assert self.rate is not None and self.shape is not None
                 sigma2 = self.rate[r, g] / rng.gamma(self.shape[r], size=n)
                 step *= np.sqrt(sigma2)[:, None]
             out[r] = self.loc[r, g] + step

@@ -1,28 +1,19 @@
-"""Plots of the component analysis (matplotlib, imported lazily with the Agg backend)."""
+"""Figures of the component analysis: component effects and combinations (matplotlib)."""
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import numpy as np
 
 from trialkit.bayes.spec import ModelSpec
+from trialkit.plotting import pyplot
+from trialkit.stats import hdi
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def forest_plot(spec: ModelSpec, b: np.ndarray, path: str) -> str:
+def forest_figure(spec: ModelSpec, b: np.ndarray) -> Any:
     """Forest plot of the components' classic effects: posterior mean and 95% HDI."""
-    from trialkit.bayes.analyse import hdi
-
-    plt = _pyplot()
+    plt = pyplot()
     effects = 2.0 * b[:, spec.main_index]
     lo, hi = hdi(effects)
     mean = effects.mean(0)
@@ -36,17 +27,12 @@ def forest_plot(spec: ModelSpec, b: np.ndarray, path: str) -> str:
     ax.set_xlabel(f"effect on {spec.outcome} (posterior mean, 95% HDI)")
     ax.set_title(f"component effects ({spec.better} is better)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def combinations_plot(spec: ModelSpec, v: np.ndarray, chosen: int, costs: np.ndarray,
-                      path: str) -> str:
+def combinations_figure(spec: ModelSpec, v: np.ndarray, chosen: int, costs: np.ndarray) -> Any:
     """Posterior expected outcome (95% HDI) of every combination, the chosen one marked."""
-    from trialkit.bayes.analyse import hdi
-
-    plt = _pyplot()
+    plt = pyplot()
     lo, hi = hdi(v)
     mean = v.mean(0)
     order = np.argsort(mean)
@@ -63,14 +49,4 @@ def combinations_plot(spec: ModelSpec, v: np.ndarray, chosen: int, costs: np.nda
                   fontsize=6)
     ax.set_xlabel(f"expected {spec.outcome} (chosen by PEV in red; [cost])")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def save_plots(spec: ModelSpec, b: np.ndarray, v: np.ndarray, chosen: int, costs: np.ndarray,
-               out_dir: str) -> list[str]:
-    """Write the forest and combinations plots of one outcome into ``out_dir``."""
-    return [forest_plot(spec, b, os.path.join(out_dir, f"forest_{spec.outcome}.png")),
-            combinations_plot(spec, v, chosen, costs,
-                              os.path.join(out_dir, f"combinations_{spec.outcome}.png"))]
+    return fig

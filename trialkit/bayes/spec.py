@@ -80,11 +80,6 @@ class ModelSpec:
     better: str
 
     @property
-    def n_terms(self) -> int:
-        """Number of factorial terms including the intercept."""
-        return len(self.terms)
-
-    @property
     def n_coef(self) -> int:
         """Number of coefficients (terms + covariates)."""
         return len(self.terms) + len(self.covariates)

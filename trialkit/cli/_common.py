@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import importlib
 import io
 import json
-import math
 import os
 import sys
 import tomllib
@@ -20,9 +20,9 @@ from typing import Any
 
 import click
 
+from trialkit.constants import FORMATS
 from trialkit.errors import TrialkitError
-
-FORMATS = ("table", "json", "csv")
+from trialkit.results import plain
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -53,40 +53,71 @@ class TrialkitGroup(click.Group):
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(1)
-        except Exception as exc:  # noqa: BLE001 - the one-line rule holds for bugs too
+        except Exception as exc:
             if os.environ.get("TRIALKIT_DEBUG"):
                 raise
-            click.echo(f"Error: internal error ({type(exc).__name__}: {_one_line(exc)[:200]}) — "
-                       "this is a bug in trialkit; please report it with the command you ran "
-                       "(set TRIALKIT_DEBUG=1 to see the traceback)", err=True)
+            what = f"{type(exc).__name__}: {_one_line(str(exc))[:200]}"
+            click.echo(f"Error: internal error ({what}) — this is a bug in trialkit; please "
+                       "report it with the command you ran (set TRIALKIT_DEBUG=1 to see the "
+                       "traceback)", err=True)
             sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Invoke the chosen command, turning library errors into exit code 2."""
+        """Invoke the chosen command, turning library errors into exit code 2.
+
+        A library error that names the parameter at fault (``exc.param``) gets the command's
+        flag for it appended: ``Error: reps = 0 is invalid — … (option --reps)``.
+        """
         try:
             return super().invoke(ctx)
         except TrialkitError as exc:
-            name = ctx.invoked_subcommand
-            command = self.get_command(ctx, name) if name else None
-            raise UserError(with_flag(str(exc), exc.param, command)) from None
+            raise UserError(str(exc) + flag_hint(ctx.meta.get(_LEAF), exc.param)) from None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Resolve the subcommand and remember it, so errors can name its flags."""
+        name, cmd, rest = super().resolve_command(ctx, args)
+        ctx.meta[_LEAF] = cmd
+        return name, cmd, rest
 
 
-def with_flag(message: str, param: str | None, command: click.Command | None) -> str:
-    """``message`` with the command-line spelling of the library parameter ``param`` appended.
+_LEAF = "trialkit.leaf_command"
 
-    Library errors name what to fix in their own words ("give a reason") and carry the
-    parameter's name; the command line adds its option (``--reason``) or argument.
+
+def param_flag(cmd: click.Command | None, name: str) -> str | None:
+    """Return the spelling of library parameter ``name`` on command ``cmd`` (``--reps``, ``FILE``).
+
+    A click parameter matches when its Python name is ``name`` or one of its option strings is
+    ``--`` + ``name`` with dashes (``n_total`` → ``--n-total``); ``None`` when none does.
     """
-    if not param or command is None:
-        return message
-    for p in command.params:
-        if p.name == param:
-            flag = p.opts[0] if isinstance(p, click.Option) else p.human_readable_name
-            if flag in message:
-                return message
-            return f"{message} ({flag})"
-    return message
+    if cmd is None:
+        return None
+    dashed = "--" + name.replace("_", "-")
+    for p in cmd.params:
+        if p.name == name or dashed in p.opts:
+            if isinstance(p, click.Argument):
+                return p.human_readable_name
+            longs = [o for o in p.opts if o.startswith("--")]
+            return dashed if dashed in longs else (longs or p.opts)[0]
+    return None
+
+
+def flag_hint(cmd: click.Command | None, params: Sequence[str]) -> str:
+    """`` (option --reps)`` for the parameters that ``cmd`` has a flag for, else ``""``."""
+    flags = [f for f in (param_flag(cmd, n) for n in params) if f is not None]
+    if not flags:
+        return ""
+    options = [f for f in flags if f.startswith("-")]
+    arguments = [f for f in flags if not f.startswith("-")]
+    parts = []
+    if options:
+        parts.append(("options " if len(options) > 1 else "option ") + ", ".join(options))
+    if arguments:
+        parts.append(("arguments " if len(arguments) > 1 else "argument ")
+                     + ", ".join(arguments))
+    return f" ({'; '.join(parts)})"
 
 
 class UserError(click.ClickException):
@@ -168,7 +199,9 @@ class DesignDispatchGroup(LazyGroup):
             kinds = ", ".join(sorted(self.by_kind))
             raise UserError(f"{name} is a design of kind {kind!r}, which '{ctx.command_path}' "
                             f"does not handle — use a design of kind: {kinds}")
-        return _file_command(_load(self.by_kind[kind]), args)
+        resolved = _file_command(_load(self.by_kind[kind]), args)
+        ctx.meta[_LEAF] = resolved[1]
+        return resolved
 
 
 def _file_command(cmd: click.Command, args: list[str]):
@@ -192,8 +225,16 @@ def _file_command(cmd: click.Command, args: list[str]):
     return shown, clone, args
 
 
-# -- output ---------------------------------------------------------------------------------
-def format_option(func: Callable) -> Callable:
+# -- shared options: one spelling, one type and one default each ------------------------------
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+#: The default seed of every stochastic command.
+DEFAULT_SEED = 0
+#: The default number of simulated replicates (trials) of every simulation command.
+DEFAULT_REPS = 1000
+
+
+def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add the shared ``--format table|json|csv`` option (as ``fmt``)."""
     return click.option(
         "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -201,19 +242,81 @@ def format_option(func: Callable) -> Callable:
     )(func)
 
 
+def seed_option(help: str = "Seed; replicate i uses the stream (seed, i).") -> Decorator:
+    """Return the shared ``--seed`` option: a whole number ≥ 0, default 0."""
+    return click.option("--seed", type=click.IntRange(min=0), default=DEFAULT_SEED,
+                        show_default=True, help=help)
+
+
+def reps_option(help: str = "Simulated replicates.") -> Decorator:
+    """Return the shared ``--reps`` option: a whole number ≥ 1, default 1000."""
+    return click.option("--reps", type=click.IntRange(min=1), default=DEFAULT_REPS,
+                        show_default=True, help=help)
+
+
+def scenario_option(help: str, default: str | None = None) -> Decorator:
+    """Return the shared ``--scenario NAME`` option: a scenario of the design file."""
+    return click.option("--scenario", default=default, show_default=default is not None,
+                        metavar="NAME", help=help)
+
+
+def jobs_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared ``--jobs`` option: worker processes, a whole number ≥ 1, default 1."""
+    return click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                        help="Worker processes (results do not depend on it).")(func)
+
+
+def out_option(help: str, multiple: bool = False) -> Decorator:
+    """Return the shared ``--out FILE`` option: the extension chooses what is written."""
+    return click.option("--out", "out", type=click.Path(dir_okay=False), multiple=multiple,
+                        default=() if multiple else None, metavar="FILE", help=help)
+
+
+def deprecated_alias(old: str, new: str, dest: str, **option: Any) -> Decorator:
+    """Keep the old spelling ``old`` of option ``new`` working, hidden, with a note on stderr.
+
+    The value given to ``old`` goes to the command's parameter ``dest`` (added to it when that
+    parameter is repeatable).
+    """
+    hidden_name = "deprecated_" + old.lstrip("-").replace("-", "_")
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(hidden_name)
+            if value not in (None, ()):
+                click.echo(f"Note: {old} is deprecated and will be removed — use {new}",
+                           err=True)
+                current = kwargs[dest]
+                extra = value if isinstance(value, tuple) else (value,)
+                kwargs[dest] = ((*current, *extra) if isinstance(current, tuple)
+                                else current if current is not None else value)
+            return func(*args, **kwargs)
+
+        return click.option(old, hidden_name, hidden=True, **option)(wrapper)
+
+    return decorate
+
+
+def write_figure(figure: Any, path: str) -> str:
+    """Save a matplotlib figure to ``path`` (format by extension) and return the path."""
+    from trialkit.plotting import save_figure
+
+    return save_figure(figure, path, param="out")
+
+
+def check_figure_path(path: str) -> None:
+    """Refuse an ``--out`` path that is not a figure (.png, .pdf, .svg)."""
+    from trialkit.plotting import FIGURE_FORMATS, is_figure_path
+
+    if not is_figure_path(path):
+        raise UserError(f"{path} is not a figure file — give --out a path ending in "
+                        + ", ".join(FIGURE_FORMATS))
+
+
 def jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and non-finite floats to plain JSON values."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, str):
-        return jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    return str(value)
+    """Convert a result (object or dict) to plain JSON values (:func:`trialkit.results.plain`)."""
+    return plain(value)
 
 
 def _is_records(value: Any) -> bool:
@@ -310,6 +413,10 @@ def render(data: Mapping[str, Any], fmt: str, primary: str | None = None) -> str
 
 
 def emit(data: Mapping[str, Any], fmt: str, primary: str | None = None) -> None:
-    """Print :func:`render` of ``data`` to stdout."""
-    click.echo(render(data, fmt, primary))
+    """Print :func:`render` of ``data`` (a result or a dict) to stdout.
+
+    A result object's own main table (its ``primary``) is the CSV output unless ``primary`` is
+    given.
+    """
+    click.echo(render(data, fmt, primary or getattr(data, "primary", None)))
 

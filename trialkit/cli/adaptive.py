@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import click
 
-from trialkit.cli._common import emit, format_option
+from trialkit.cli._common import (
+    UserError,
+    check_figure_path,
+    deprecated_alias,
+    emit,
+    format_option,
+    jobs_option,
+    out_option,
+    reps_option,
+    scenario_option,
+    seed_option,
+    write_figure,
+)
+from trialkit.constants import POSTERIOR_METHODS
 
-_reps = click.option("--reps", type=click.IntRange(1), default=1000, show_default=True,
-                     help="Number of simulated trials.")
-_seed = click.option("--seed", type=click.IntRange(0), default=1, show_default=True,
-                     help="Base seed; trial i uses the stream (seed, i).")
-_jobs = click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
-                     help="Worker processes (results do not depend on it).")
-_method = click.option("--method", type=click.Choice(["draws", "exact"]), default=None,
+_reps = reps_option("Number of simulated trials.")
+_seed = seed_option("Base seed; trial i uses the stream (seed, i).")
+_jobs = jobs_option
+_method = click.option("--method", type=click.Choice(POSTERIOR_METHODS), default=None,
                        help="Posterior probabilities from draws (as adaptr) or by quadrature "
                             "(exact, faster); default: the design's posterior.method.")
-_scenario = click.option("--scenario", default=None,
-                         help="Scenario name from the design file (default: the first).")
+_scenario = scenario_option("Scenario name from the design file (default: the first).")
 
 
 @click.command("simulate")
@@ -32,35 +41,45 @@ _scenario = click.option("--scenario", default=None,
               help="With --selection 'list' or 'list or best': arms in order of preference "
                    "(repeatable; default: the design's posterior.preferences).")
 @click.option("--uncertainty", is_flag=True, help="Add bootstrap SEs and intervals (1000).")
-@click.option("--save", "save", type=click.Path(dir_okay=False), default=None,
-              help="Save the trials as JSON; an existing file with the same design, scenario "
-                   "and seed is grown to --reps.")
-@click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG of allocation probabilities, stopping times and selection.")
+@out_option("Write the trials (.json; an existing file with the same design, scenario and seed "
+            "is grown to --reps) or a figure of allocation probabilities, stopping times and "
+            "selection (.png, .pdf, .svg). Repeatable.", multiple=True)
+@deprecated_alias("--save", "--out", "out", type=click.Path(dir_okay=False), default=None)
+@deprecated_alias("--plot", "--out", "out", type=click.Path(dir_okay=False), default=None)
 @format_option
 def simulate_design(file, scenario, reps, seed, jobs, method, selection, preferences, uncertainty,
-                    save, plot, fmt):
+                    out, fmt):
     """Simulate an adaptive design: stopping, selection, sample size, IDP.
 
     \b
     Example:
       trialkit simulate designs/three-arm-adaptive.toml --reps 1000 --seed 1 --jobs 2
-      trialkit simulate designs/three-arm-adaptive.toml --scenario null --format json
+      trialkit simulate designs/three-arm-adaptive.toml --scenario null --format json \\
+        --out trials.json --out trials.png
     """
-    from trialkit.adaptive import check_performance, run_trials, setup_trial
+    import os
 
+    from trialkit.adaptive import check_performance, load_results, run_trials, setup_trial
+
+    saves = [p for p in out if p.lower().endswith(".json")]
+    figures = [p for p in out if p not in saves]
+    for path in figures:
+        check_figure_path(path)
+    if len(saves) > 1:
+        raise UserError("--out names two .json files — give one file for the trials")
     spec = setup_trial(file, scenario, method)
-    res = run_trials(spec, reps, seed, jobs=jobs, path=save)
-    out = {"design": spec.design_name, "scenario": spec.scenario, "reps": res.n_rep,
-           "seed": seed, "version": res.version,
-           "metrics": check_performance(res, selection, preferences or None,
-                                        uncertainty=uncertainty),
-           "seconds": round(res.seconds, 3)}
-    if plot:
-        from trialkit.adaptive.plots import plot_results
-
-        out["plot"] = plot_results(res, plot, selection, preferences or None)
-    emit(out, fmt)
+    saved = load_results(saves[0], spec) if saves and os.path.exists(saves[0]) else None
+    res = run_trials(spec, reps, seed, jobs=jobs, resume=saved)
+    if saves and (saved is None or res.n_rep > saved.n_rep):
+        res.save(saves[0])
+    report = {"design": spec.design_name, "scenario": spec.scenario, "reps": res.n_rep,
+              "seed": seed, "version": res.version,
+              "metrics": check_performance(res, selection, preferences or None,
+                                           uncertainty=uncertainty),
+              "seconds": round(res.seconds, 3)}
+    for path in figures:
+        report["plot"] = write_figure(res.plot(selection, preferences or None), path)
+    emit(report, fmt)
 
 
 @click.command("calibrate")

@@ -6,7 +6,15 @@ import sys
 
 import click
 
-from trialkit.cli._common import emit, format_option
+from trialkit.cli._common import (
+    deprecated_alias,
+    emit,
+    format_option,
+    jobs_option,
+    reps_option,
+    scenario_option,
+    seed_option,
+)
 
 
 def _weights(values: tuple[str, ...]) -> dict[str, float]:
@@ -41,15 +49,17 @@ def _weights(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--tune", type=click.IntRange(0), default=1000, show_default=True)
 @click.option("--chains", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--cores", type=click.IntRange(1), default=None, help="Parallel chains.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@seed_option("Seed of the sampler.")
 @click.option("--mcid", type=float, default=None,
               help="Minimal clinically important difference (positive, outcome units).")
 @click.option("--budget", type=float, default=None,
               help="Largest total component cost for the within-budget decision.")
 @click.option("--weight", "weights", multiple=True, metavar="OUTCOME=W",
               help="Weight of an outcome in the multi-outcome value function (repeatable).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the InferenceData (netCDF), report.json and plots.")
+@click.option("--out-dir", "out_dir", type=click.Path(file_okay=False), default=None,
+              metavar="DIR", help="Folder for the InferenceData (netCDF), report.json and plots.")
+@deprecated_alias("--out", "--out-dir", "out_dir", type=click.Path(file_okay=False),
+                  default=None)
 @click.option("--strict", is_flag=True,
               help="Exit with code 1 when convergence diagnostics fail.")
 @format_option
@@ -66,16 +76,20 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     \b
     Example:
       trialkit analyse factorial designs/app-components-factorial.toml export.csv \\
-        --mcid 0.5 --budget 15 --out results/ --format json
+        --mcid 0.5 --budget 15 --out-dir results/ --format json
     """
     from trialkit.bayes.analyse import analyse_factorial as run
     from trialkit.design import load_design
+    from trialkit.tables import read_table
 
-    result = run(load_design(design_file), data, outcomes=outcomes, covariates=covariates,
+    design = load_design(design_file)
+    result = run(design, read_table(data), outcomes=outcomes, covariates=covariates,
                  method=method, engine=engine, draws=draws, tune=tune, chains=chains, seed=seed,
                  cores=cores, mcid=mcid, budget=budget, weights=_weights(weights),
-                 out_dir=out_dir, progress=engine == "nuts")
-    emit(result, fmt, primary="components")
+                 progress=engine == "nuts")
+    if out_dir is not None:
+        result.save(out_dir)
+    emit(result.to_dict(), fmt, primary="components")
     diag = result.get("diagnostics")
     if diag and not diag["ok"]:
         click.echo("Warning: convergence diagnostics failed — " + "; ".join(diag["problems"])
@@ -88,7 +102,7 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
 @click.argument("design_file", metavar="DESIGN", type=click.Path(dir_okay=False))
 @click.option("--outcome", default=None, help="Outcome (default: the primary outcome).")
 @click.option("--draws", type=click.IntRange(10), default=1000, show_default=True)
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@seed_option("Seed of the prior draws.")
 @click.option("--n-total", type=click.IntRange(1), default=None,
               help="Participants per simulated trial (default: the design's n_total).")
 @format_option
@@ -108,14 +122,14 @@ def prior_predictive(design_file, outcome, draws, seed, n_total, fmt) -> None:
 
 @click.command("decision")
 @click.argument("design_file", metavar="DESIGN", type=click.Path(dir_okay=False))
-@click.option("--reps", type=int, default=1000, show_default=True)
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--scenario", type=click.Choice(["null", "sparse", "antagonistic", "assumed"]),
-              default="assumed", show_default=True, help="The truth the trial is simulated under.")
+@reps_option("Simulated trials.")
+@seed_option()
+@scenario_option("The truth the trial is simulated under: a [scenarios.NAME] of the design "
+                 "file, or null, sparse, antagonistic or assumed.", default="assumed")
 @click.option("--outcome", default=None, help="Outcome (default: the primary outcome).")
 @click.option("--budget", type=float, default=None,
               help="Budget of the within-budget rule (default: half the total cost).")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
+@jobs_option
 @format_option
 def simulate_decision(design_file, reps, seed, scenario, outcome, budget, jobs, fmt) -> None:
     """How good are design + decision rule? PEV (with/without budget) versus screening.
@@ -129,7 +143,7 @@ def simulate_decision(design_file, reps, seed, scenario, outcome, budget, jobs, 
       trialkit simulate decision designs/app-components-factorial.toml --reps 2000 --seed 1 \\
         --scenario antagonistic --format json
     """
-    from trialkit.bayes.simulate import simulate_decision as run
+    from trialkit.bayes.decision_study import simulate_decision as run
     from trialkit.design import load_design
 
     emit(run(load_design(design_file), reps=reps, seed=seed, scenario=scenario, outcome=outcome,

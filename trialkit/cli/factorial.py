@@ -6,11 +6,17 @@ from collections.abc import Callable
 
 import click
 
-from trialkit.cli._common import UserError, emit, format_option
-
-_ASSIGN = ("independent", "within", "between")
-_PRETEST = ("none", "covariate", "repeated")
-_ADJUST = ("none", "holm", "bonferroni")
+from trialkit.cli._common import (
+    UserError,
+    emit,
+    format_option,
+    jobs_option,
+    out_option,
+    reps_option,
+    scenario_option,
+    seed_option,
+)
+from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, PRETESTS
 
 
 def _setting_options(func: Callable) -> Callable:
@@ -23,7 +29,7 @@ def _setting_options(func: Callable) -> Callable:
                      help="Highest interaction order in the analysis model."),
         click.option("--alpha", type=float, default=0.05, show_default=True,
                      help="Two-sided significance level."),
-        click.option("--assignment", type=click.Choice(_ASSIGN), default="independent",
+        click.option("--assignment", type=click.Choice(ASSIGNMENTS), default="independent",
                      show_default=True, help="Individuals, individuals within clusters, or "
                      "whole clusters randomised."),
         click.option("--cluster-size", type=float, default=None,
@@ -31,7 +37,7 @@ def _setting_options(func: Callable) -> Callable:
         click.option("--cluster-size-sd", type=float, default=None,
                      help="Sd of cluster sizes (between)."),
         click.option("--icc", type=float, default=None, help="Intraclass correlation, in [0, 1)."),
-        click.option("--pretest", type=click.Choice(_PRETEST), default="none", show_default=True,
+        click.option("--pretest", type=click.Choice(PRETESTS), default="none", show_default=True,
                      help="Pretest as ANCOVA covariate or as a repeated measure."),
         click.option("--pre-post-corr", type=float, default=None,
                      help="Pretest-posttest correlation."),
@@ -116,13 +122,12 @@ def power_factorial(fmt: str, **kw) -> None:
                             f"independent assignment and no pretest — drop {given}")
         if kw["baseline"] is None or kw["n_total"] is None:
             raise UserError("binary power needs --baseline and --n-total — add them")
-        result = factorial_binary_power(
+        emit(factorial_binary_power(
             kw["factors"], kw["n_total"], kw["baseline"], logodds_main=kw["logodds_main"],
-            risk_diff=kw["risk_diff"], alpha=kw["alpha"], model_order=kw["model_order"])
-    else:
-        result = factorial_power(kw["factors"], kw["n_total"], clusters=kw["clusters"],
-                                 **_effect(kw), **_setting(kw))
-    emit(result, fmt)
+            risk_diff=kw["risk_diff"], alpha=kw["alpha"], model_order=kw["model_order"]), fmt)
+        return
+    emit(factorial_power(kw["factors"], kw["n_total"], clusters=kw["clusters"], **_effect(kw),
+                         **_setting(kw)), fmt)
 
 
 @click.command("factorial")
@@ -172,19 +177,22 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
               help="Participants enrolled (default: the design's sample.n_total).")
 @click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
 @click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity (analytic).")
-@click.option("--adjust", type=click.Choice(_ADJUST), default=None,
+@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
               help="Override the design's multiplicity adjustment.")
 @click.option("--simulate", is_flag=True, help="Simulate the trial instead of the formulas.")
-@click.option("--reps", type=int, default=1000, show_default=True, help="Simulated trials.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulation.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
+@scenario_option("With --simulate: the truth to simulate, a [scenarios.NAME] of the design file "
+                 "or null, sparse, antagonistic (default: the assumed effects).")
+@reps_option("Simulated trials.")
+@seed_option("Seed of the simulation; replicate i uses the stream (seed, i).")
+@jobs_option
 @click.option("--curve", is_flag=True, help="Draw analytic power against N to --out.")
 @click.option("--n-from", type=int, default=None, help="Smallest N of the curve.")
 @click.option("--n-to", type=int, default=None, help="Largest N of the curve.")
-@click.option("--out", default="power.png", show_default=True, help="Figure file of --curve.")
+@out_option("With --curve: the figure (.png, .pdf, .svg; default power.png) or the curves' "
+            "numbers (.json, .csv).")
 @format_option
-def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, seed, jobs, curve,
-                 n_from, n_to, out, fmt: str) -> None:
+def power_design(file: str, n_total, outcome, exact, adjust, simulate, scenario, reps, seed, jobs,
+                 curve, n_from, n_to, out, fmt: str) -> None:
     """Power of every effect of a factorial design file: analytic, simulated or as a curve.
 
     \b
@@ -194,20 +202,24 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
       trialkit power designs/app-components-fraction.toml --curve --n-from 100 --n-to 1500 \\
         --out power.png
     """
+    from dataclasses import replace
+
     from trialkit.design import load_design
-    from trialkit.factorial import plan
+    from trialkit.factorial import planning as plan
 
     design = load_design(file)
     if simulate and curve:
         raise UserError("--simulate and --curve are given together — choose one")
+    if scenario is not None and not simulate:
+        raise UserError("--scenario chooses the truth of a simulation — add --simulate")
     if curve:
         if n_from is None or n_to is None:
             raise UserError("--curve needs --n-from and --n-to — add both")
-        result = plan.factorial_power_curve(design, n_from, n_to, out, exact=exact,
-                                            outcome=outcome)
+        curve = plan.factorial_power_curve(design, n_from, n_to, exact=exact, outcome=outcome)
+        result = replace(curve, out=curve.save(out or "power.png")).to_dict()
     elif simulate:
         result = plan.simulate_factorial_power(design, reps, seed, jobs=jobs, n_total=n_total,
-                                               outcome=outcome, adjust=adjust)
+                                               outcome=outcome, adjust=adjust, scenario=scenario)
     else:
         result = plan.factorial_design_power(design, n_total, outcome=outcome, exact=exact,
                                              adjust=adjust)
@@ -220,7 +232,7 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, reps, see
               help="Target power (default: the design's analysis.power).")
 @click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
 @click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity.")
-@click.option("--adjust", type=click.Choice(_ADJUST), default=None,
+@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
               help="Override the design's multiplicity adjustment.")
 @format_option
 def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> None:
@@ -231,7 +243,7 @@ def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> No
       trialkit samplesize designs/app-components-factorial.toml --power 0.8 --format json
     """
     from trialkit.design import load_design
-    from trialkit.factorial.plan import factorial_design_sample_size
+    from trialkit.factorial.planning import factorial_design_sample_size
 
     design = load_design(file)
     emit(factorial_design_sample_size(design, target, outcome=outcome, exact=exact,
@@ -270,12 +282,10 @@ def costs(factors, resolution, d_main, cost_per_subject, cost_per_condition, fmt
 @click.argument("allocations", type=click.Path(dir_okay=False))
 @click.option("--outcome", "outcomes", multiple=True,
               help="Outcome to simulate (repeatable; default: every outcome of the design).")
-@click.option("--seed", type=click.IntRange(min=0), required=True,
-              help="Seed; the same seed and allocations give the same outcomes.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Write to this file (.csv or .parquet) instead of CSV on stdout.")
+@seed_option("Seed; the same seed and allocations give the same outcomes.")
+@out_option("Write to this file (.csv or .parquet) instead of CSV on stdout.")
 def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, ...], seed: int,
-                      out_path: str | None) -> None:
+                      out: str | None) -> None:
     """Rehearsal data: add outcomes drawn from the design's assumed effects to an allocation export.
 
     Run the planned analysis end to end on the trial's real allocation before any outcome
@@ -298,4 +308,4 @@ def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, .
         raise UserError(f"{design_file} is a {design.kind} design — rehearsal outcomes need a "
                         "factorial design")
     table = rehearsal_outcomes(design, read_table(allocations), seed=seed, outcomes=outcomes)
-    write_table(table, out_path)
+    write_table(table, out)

@@ -6,7 +6,17 @@ import warnings
 
 import click
 
-from trialkit.cli._common import emit, format_option
+from trialkit.cli._common import (
+    check_figure_path,
+    deprecated_alias,
+    emit,
+    format_option,
+    jobs_option,
+    out_option,
+    reps_option,
+    seed_option,
+    write_figure,
+)
 
 
 def _echo_warnings(caught: list) -> None:
@@ -16,9 +26,11 @@ def _echo_warnings(caught: list) -> None:
             click.echo(f"Warning: {w.message}", err=True)
 
 
-def _plot_option(func):
-    return click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
-                        help="Also save a figure (PNG/PDF/SVG) to this path.")(func)
+def _out_option(func):
+    func = deprecated_alias("--plot", "--out", "out", type=click.Path(dir_okay=False),
+                            default=None)(func)
+    return out_option("Also save a figure (.png, .pdf, .svg): the effect and availability "
+                      "trajectories and formula power against the number of participants.")(func)
 
 
 @click.command("power")
@@ -27,26 +39,23 @@ def _plot_option(func):
               help="Number of participants (default: analysis.n_participants of the design).")
 @click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
 @click.option("--simulate", is_flag=True, help="Power by simulation with the real estimator.")
-@click.option("--reps", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Simulation replicates.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed; replicate i uses the stream (seed, i).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes (results do not depend on it).")
+@reps_option("Simulation replicates.")
+@seed_option()
+@jobs_option
 @click.option("--ar1", type=float, default=0.0, show_default=True,
               help="AR(1) coefficient of the within-person residuals (simulation, continuous).")
 @click.option("--icc", type=float, default=0.0, show_default=True,
               help="Share of outcome variance between participants (simulation, continuous).")
 @click.option("--control-previous-outcome", "lag_control", is_flag=True,
               help="Simulation: add the previous decision point's outcome to the controls.")
-@_plot_option
+@_out_option
 @format_option
 def power_design(file: str, n_participants: int | None, outcome: str | None, simulate: bool,
                  reps: int, seed: int, jobs: int, ar1: float, icc: float, lag_control: bool,
-                 plot: str | None, fmt: str) -> None:
+                 out: str | None, fmt: str) -> None:
     """Power of an MRT design: by formula (Liao 2016 / Cohn 2023) or by simulation.
 
-    JSON: {"power": ...}; with --simulate {"power": ..., "mc_se": ...}. --plot saves the
+    JSON: {"power": ...}; with --simulate {"power": ..., "mc_se": ...}. --out saves the
     effect and availability trajectories with formula power against the number of participants.
 
     \b
@@ -55,11 +64,12 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
       trialkit power designs/checkin-prompts-mrt.toml --simulate --n-participants 40 \\
         --reps 1000 --seed 1 --jobs 2 --format json
     """
-    from trialkit.design import load_design
+    from trialkit.design import MrtDesign, load_design
     from trialkit.errors import TrialkitError
     from trialkit.mrt.planning import mrt_power, simulate_mrt_power
 
     design = load_design(file)
+    assert isinstance(design, MrtDesign)  # the dispatch chose this command by the kind
     n = n_participants if n_participants is not None else design.n_participants
     if n is None:
         raise TrialkitError(f"{file}: no number of participants — give --n-participants N or "
@@ -75,10 +85,11 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
                 raise TrialkitError("--ar1, --icc and --control-previous-outcome describe the "
                                     "simulation — add --simulate")
             result = mrt_power(design, n, outcome=outcome)
-        if plot:
-            from trialkit.mrt.plots import plot_design
+        if out:
+            from trialkit.mrt.plots import design_figure
 
-            plot_design(design, plot, outcome=outcome, n_marked=n)
+            check_figure_path(out)
+            write_figure(design_figure(design, outcome=outcome, n_marked=n), out)
     _echo_warnings(caught)
     emit(result, fmt)
 
@@ -88,9 +99,9 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
 @click.option("--power", "target", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=None, help="Target power (default: analysis.power of the design).")
 @click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
-@_plot_option
+@_out_option
 @format_option
-def samplesize_design(file: str, target: float | None, outcome: str | None, plot: str | None,
+def samplesize_design(file: str, target: float | None, outcome: str | None, out: str | None,
                       fmt: str) -> None:
     """Participants needed for an MRT design (Liao 2016 continuous, Cohn 2023 binary).
 
@@ -109,10 +120,12 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, plot
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = mrt_sample_size(design, power=target, outcome=outcome)
-        if plot:
-            from trialkit.mrt.plots import plot_design
+        if out:
+            from trialkit.mrt.plots import design_figure
 
-            plot_design(design, plot, outcome=outcome, n_marked=result["n_participants"])
+            check_figure_path(out)
+            write_figure(design_figure(design, outcome=outcome,
+                                       n_marked=result["n_participants"]), out)
     _echo_warnings(caught)
     emit(result, fmt)
 
@@ -156,6 +169,7 @@ def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treat
         --prob prob --availability avail --moderator "day" --lincomb "1,10" --format json
     """
     from trialkit.mrt.analysis import analyse_mrt as run
+    from trialkit.tables import read_table
 
     design = None
     if design_file is not None:
@@ -169,7 +183,7 @@ def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treat
     small = {"auto": "auto", "yes": True, "no": False}[small_sample]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run(data, id=id_col, decision_point=decision_point, outcome=outcome,
+        result = run(read_table(data), id=id_col, decision_point=decision_point, outcome=outcome,
                      treatment=treatment, prob=prob, availability=availability,
                      moderator=moderator, control=control, numerator_prob=numerator_prob,
                      binary=binary, lincomb=lincomb, conf_level=conf_level, design=design,

@@ -209,7 +209,7 @@ def read_bulk(text: str) -> list[tuple]:
 @store_options
 @format_option
 def status(name, db, lock_timeout, fmt) -> None:
-    """Counts per arm/condition and stratum, imbalance, CONSORT counts and predictability.
+    """Return counts per arm/condition and stratum, imbalance, CONSORT counts and predictability.
 
     Blinded trials show no counts per arm. predictability.rate is the expected proportion of
     allocations a coordinator who sees every allocation guesses correctly.

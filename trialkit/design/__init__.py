@@ -10,7 +10,6 @@ import hashlib
 import os
 import tomllib
 from collections.abc import Callable
-from typing import Any
 
 from trialkit.design._reader import Section
 from trialkit.design.adaptive import AdaptiveDesign, read_adaptive
@@ -21,7 +20,7 @@ from trialkit.errors import MISSING, DesignError
 
 Design = FactorialDesign | MrtDesign | AdaptiveDesign
 
-KINDS: dict[str, Callable[[Section, DesignSource], Any]] = {
+KINDS: dict[str, Callable[[Section, DesignSource], Design]] = {
     "factorial": read_factorial,
     "mrt": read_mrt,
     "adaptive": read_adaptive,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from trialkit.errors import MISSING, DesignError
 
@@ -21,7 +21,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, _NUMBER) and not isinstance(value, bool)
 
 
-def _interval(minimum, maximum, exclusive_min, exclusive_max) -> str:
+def _interval(minimum: float | None, maximum: float | None, exclusive_min: bool,
+              exclusive_max: bool) -> str:
     lo = "-inf" if minimum is None else f"{minimum:g}"
     hi = "inf" if maximum is None else f"{maximum:g}"
     left = "(" if exclusive_min or minimum is None else "["
@@ -206,6 +207,12 @@ class Section:
         return tuple(value)
 
     # -- nested tables ---------------------------------------------------------------------------
+    @overload
+    def section(self, key: str, required: Literal[True]) -> Section: ...
+
+    @overload
+    def section(self, key: str, required: bool = False) -> Section | None: ...
+
     def section(self, key: str, required: bool = False) -> Section | None:
         """Return the sub-table ``key`` as a :class:`Section` (``None`` if absent and optional)."""
         value = self.raw(key, MISSING if required else None)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
+from trialkit.constants import (
+    CONTROL_ALLOCATION,
+    LIST_SELECTION,
+    RESCALE,
+    SELECTION,
+)
+from trialkit.constants import POSTERIOR_METHODS as METHODS
 from trialkit.design._reader import Section, check_unique, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
-
-CONTROL_ALLOCATION = ("none", "fixed", "sqrt-based", "match")
-RESCALE = ("none", "fixed", "limits", "both")
-METHODS = ("draws", "exact")
-SELECTION = ("none", "best", "control", "final control", "control or best")
-LIST_SELECTION = ("list", "list or best")
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class AdaptiveDesign:
         """Arm-selection strategy for trials without a superior arm."""
         return self.posterior.selection
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Describe the design for ``trialkit design show``."""
         def opt(x: float) -> float | None:
             return None if math.isnan(x) else x
@@ -184,8 +186,8 @@ class AdaptiveDesign:
         }
 
 
-def _per_look(sec: Section, key: str, n_looks: int, default=None, lo=0.0, hi=1.0,
-              order: str | None = None):
+def _per_look(sec: Section, key: str, n_looks: int, default: float | None = None,
+              lo: float = 0.0, hi: float = 1.0, order: str | None = None) -> Any:
     """Read a scalar or one value per look; ``order`` is "up"/"down" for monotone thresholds."""
     value = sec.number_list(key, default, minimum=lo, maximum=hi, scalar_ok=True)
     if value is None:
@@ -216,38 +218,39 @@ def _per_arm(sec: Section, key: str, names: list[str], empty: float) -> tuple[fl
     return tuple(sec.number_list(key, minimum=0, maximum=1, length=len(names)))
 
 
-def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
-    """Build an :class:`AdaptiveDesign` from the top-level section of a design file."""
-    header = read_header(root)
+def _read_arms(root: Section) -> tuple[Arm, ...]:
     arm_secs = root.sections("arms", required=True)
     if len(arm_secs) < 2:
         raise root.error("arms", len(arm_secs), "lists fewer than 2 arms", "add [[arms]] blocks")
-    names: list[str] = []
-    labels = []
-    starts = []
+    arms = []
     for sec in arm_secs:
-        names.append(identifier(sec, "name"))
-        labels.append(sec.string("label", names[-1]))
-        starts.append(sec.probability("start_probability", 1 / len(arm_secs)))
+        name = identifier(sec, "name")
+        arms.append(Arm(name, sec.string("label", name),
+                        sec.probability("start_probability", 1 / len(arm_secs))))
         sec.done()
-    check_unique(root, "arms", names)
+    check_unique(root, "arms", [a.name for a in arms])
+    starts = [a.start_probability for a in arms]
     if abs(sum(starts) - 1) > 1e-9:
         raise root.error("arms.start_probability", starts, "do not sum to 1",
                          "make the arms' start probabilities sum to 1")
-    arms = tuple(Arm(n, lab, p) for n, lab, p in zip(names, labels, starts, strict=True))
-    n_arms = len(arms)
+    return tuple(arms)
 
+
+def _read_outcome(root: Section) -> Outcome:
     out = root.section("outcome", required=True)
+    assert out is not None
     outcome_type = out.string("type", choices=("binary", "continuous"))
     highest_is_best = out.boolean("highest_is_best", False)
     prior: tuple[float, ...] = (1.0, 1.0)
     if outcome_type == "binary":
         prior = out.number_list("prior", (1.0, 1.0), minimum=0, exclusive_min=True, length=2)
     out.done()
-    outcome = Outcome(outcome_type, highest_is_best, (float(prior[0]), float(prior[1])))
-    control = root.string("control", None, choices=names)
+    return Outcome(outcome_type, highest_is_best, (float(prior[0]), float(prior[1])))
 
+
+def _read_looks(root: Section) -> Looks:
     lk = root.section("looks", required=True)
+    assert lk is not None
     data = lk.number_list("data", minimum=1, integer=True)
     randomised = lk.number_list("randomised", data, minimum=1, integer=True, length=len(data))
     if any(b <= a for a, b in zip(data, data[1:], strict=False)):
@@ -260,16 +263,12 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
         raise lk.error("randomised", list(randomised), "is below data at some look",
                        "randomised counts must be at least the data counts at each look")
     lk.done()
-    n_looks = len(data)
+    return Looks(data=tuple(data), randomised=tuple(randomised))
 
-    al = root.section("allocation") or Section({}, root.file, "allocation")
-    nan = float("nan")
-    fixed = _per_arm(al, "fixed_probs", names, nan)
-    min_probs = _per_arm(al, "min_probs", names, nan)
-    max_probs = _per_arm(al, "max_probs", names, nan)
-    # 0 as a minimum and 1 as a maximum are no limits.
-    min_probs = tuple(nan if v == 0 else v for v in min_probs)
-    max_probs = tuple(nan if v == 1 else v for v in max_probs)
+
+def _check_probabilities(al: Section, names: list[str], fixed: tuple[float, ...],
+                         min_probs: tuple[float, ...], max_probs: tuple[float, ...]) -> None:
+    """Reject fixed probabilities and limits that no allocation can meet."""
     for key, vals in (("min_probs", min_probs), ("max_probs", max_probs)):
         both = [names[i] for i, v in enumerate(vals) if not math.isnan(v)
                 and not math.isnan(fixed[i])]
@@ -296,6 +295,11 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
         if not math.isnan(lo) and not math.isnan(hi) and hi < lo:
             raise al.error("max_probs", hi, f"is below the minimum for arm '{names[i]}'",
                            "make every maximum at least the arm's minimum")
+
+
+def _read_control_allocation(al: Section, names: list[str], control: str | None,
+                             fixed: tuple[float, ...], min_probs: tuple[float, ...],
+                             max_probs: tuple[float, ...]) -> tuple[str, float | None]:
     control_alloc = al.string("control", "none", choices=CONTROL_ALLOCATION)
     control_prob = al.probability("control_probability", None)
     if control_alloc != "none" and control is None:
@@ -313,6 +317,20 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
                 and math.isnan(max_probs[ci])):
             raise al.error("control", control_alloc, "conflicts with a fixed probability or "
                            "limits of the control arm", "remove them for the control arm")
+    return control_alloc, control_prob
+
+
+def _read_allocation(root: Section, names: list[str], control: str | None,
+                     n_looks: int) -> Allocation:
+    al = root.section("allocation") or Section({}, root.file, "allocation")
+    nan = float("nan")
+    fixed = _per_arm(al, "fixed_probs", names, nan)
+    # 0 as a minimum and 1 as a maximum are no limits.
+    min_probs = tuple(nan if v == 0 else v for v in _per_arm(al, "min_probs", names, nan))
+    max_probs = tuple(nan if v == 1 else v for v in _per_arm(al, "max_probs", names, nan))
+    _check_probabilities(al, names, fixed, min_probs, max_probs)
+    control_alloc, control_prob = _read_control_allocation(al, names, control, fixed,
+                                                           min_probs, max_probs)
     allocation = Allocation(
         fixed_probs=fixed,
         min_probs=min_probs,
@@ -323,7 +341,10 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
         rescale=al.string("rescale", "none", choices=RESCALE),
     )
     al.done()
+    return allocation
 
+
+def _read_stopping(root: Section, control: str | None, n_looks: int) -> Stopping:
     st = root.section("stopping") or Section({}, root.file, "stopping")
     sup = _per_look(st, "superiority", n_looks, 1.0, 0.0, 1.0, order="down")
     inf = _per_look(st, "inferiority", n_looks, 0.0, 0.0, 1.0, order="up")
@@ -347,17 +368,16 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
         raise st.error(key, None, "is missing while the other futility key is set",
                        "give both futility_prob and futility_diff, or neither")
     stopping = Stopping(
-        superiority=sup,
-        inferiority=inf,
-        equivalence_prob=eq_prob,
-        equivalence_diff=eq_diff,
+        superiority=sup, inferiority=inf, equivalence_prob=eq_prob, equivalence_diff=eq_diff,
         equivalence_only_first=st.boolean("equivalence_only_first", False),
-        futility_prob=fut_prob,
-        futility_diff=fut_diff,
+        futility_prob=fut_prob, futility_diff=fut_diff,
         futility_only_first=st.boolean("futility_only_first", False),
     )
     st.done()
+    return stopping
 
+
+def _read_posterior(root: Section, arms: tuple[Arm, ...], control: str | None) -> Posterior:
     po = root.section("posterior") or Section({}, root.file, "posterior")
     draws = po.integer("draws", 5000, minimum=100)
     selection = po.string("selection", "none", choices=SELECTION + LIST_SELECTION)
@@ -374,7 +394,11 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
                        'drop it, or use selection = "list" or "list or best"')
     method = po.string("method", "exact", choices=METHODS)
     po.done()
+    return Posterior(draws=draws, selection=selection, method=method,
+                     preferences=tuple(preferences))
 
+
+def _read_scenarios(root: Section, outcome_type: str, n_arms: int) -> dict[str, Scenario]:
     scenarios: dict[str, Scenario] = {}
     for name, sec in root.named_sections("scenarios").items():
         if outcome_type == "binary":
@@ -388,20 +412,29 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
         sec.done()
         scenarios[name] = Scenario(tuple(values), None if sds is None else tuple(sds),
                                    float(trend))
+    return scenarios
 
+
+def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
+    """Build an :class:`AdaptiveDesign` from the top-level section of a design file."""
+    header = read_header(root)
+    arms = _read_arms(root)
+    names = [a.name for a in arms]
+    outcome = _read_outcome(root)
+    control = root.string("control", None, choices=names)
+    looks = _read_looks(root)
     design = AdaptiveDesign(
         header=header,
         source=source,
         arms=arms,
         outcome=outcome,
         control=control,
-        looks=Looks(data=tuple(data), randomised=tuple(randomised)),
-        allocation=allocation,
-        stopping=stopping,
-        posterior=Posterior(draws=draws, selection=selection, method=method,
-                            preferences=tuple(preferences)),
-        scenarios=scenarios,
-        randomisation=read_randomisation(root, n_arms, "arms"),
+        looks=looks,
+        allocation=_read_allocation(root, names, control, len(looks.data)),
+        stopping=_read_stopping(root, control, len(looks.data)),
+        posterior=_read_posterior(root, arms, control),
+        scenarios=_read_scenarios(root, outcome.type, len(arms)),
+        randomisation=read_randomisation(root, len(arms), "arms"),
     )
     root.done(extra_allowed=("kind",))
     return design

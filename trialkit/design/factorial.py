@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, OUTCOME_TYPES, PRETESTS
 from trialkit.design._reader import Section, check_unique, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
+from trialkit.design.fractions import LETTERS, fraction_matrix
 from trialkit.design.priors import Priors, read_priors
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
 from trialkit.errors import TrialkitError
-from trialkit.factorial.fractions import LETTERS, fraction_matrix
-
-ASSIGNMENTS = ("independent", "within", "between")
-PRETESTS = ("none", "covariate", "repeated")
-ADJUSTMENTS = ("none", "holm", "bonferroni")
-OUTCOME_TYPES = ("continuous", "binary")
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class Factor:
 
 
 @dataclass(frozen=True)
-class Fraction:
+class FractionSpec:
     """How the conditions are chosen: ``generators`` or a requested ``resolution`` (+ ``runs``)."""
 
     generators: tuple[str, ...] = ()
@@ -91,12 +88,13 @@ class FactorialDesign:
     header: DesignHeader
     source: DesignSource
     factors: tuple[Factor, ...]
-    fraction: Fraction
+    fraction: FractionSpec
     outcomes: tuple[Outcome, ...]
     sample: Sample
     analysis: Analysis
     randomisation: RandomisationSpec | None = None
     priors: Priors = field(default_factory=Priors)
+    scenarios: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     kind: str = "factorial"
 
     @property
@@ -133,7 +131,7 @@ class FactorialDesign:
     def generators(self) -> tuple[str, ...]:
         """Return the fraction's generators (searched for when a resolution was requested)."""
         if self.fraction.resolution is not None and not self.fraction.generators:
-            from trialkit.factorial.fractions import generators_for_resolution
+            from trialkit.design.fractions import generators_for_resolution
 
             return generators_for_resolution(self.k, self.fraction.resolution, self.fraction.runs)
         return self.fraction.generators
@@ -142,9 +140,9 @@ class FactorialDesign:
         """Return the conditions as a (runs × k) matrix of ±1 codes."""
         return fraction_matrix(self.k, self.generators())
 
-    def fraction_summary(self) -> dict:
-        """Generators, defining relation, resolution (by brute force) and aliases up to 2FIs."""
-        from trialkit.factorial.fractions import (
+    def fraction_summary(self) -> dict[str, Any]:
+        """Return generators, defining relation, resolution (brute force) and aliases to 2FIs."""
+        from trialkit.design.fractions import (
             alias_structure,
             defining_relation,
             resolution,
@@ -169,7 +167,7 @@ class FactorialDesign:
                         for a, n in zip(aliases, named, strict=True) if a["aliases"]],
         }
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Describe the design for ``trialkit design show``: factors, coded conditions, effects."""
         codes = self.conditions()
         names = self.factor_names
@@ -219,10 +217,10 @@ def _read_factors(root: Section) -> tuple[Factor, ...]:
     return tuple(factors)
 
 
-def _read_fraction(root: Section, k: int) -> Fraction:
+def _read_fraction(root: Section, k: int) -> FractionSpec:
     sec = root.section("fraction")
     if sec is None:
-        return Fraction()
+        return FractionSpec()
     generators = sec.string_list("generators", ())
     resolution = sec.integer("resolution", None, minimum=3, maximum=k)
     runs = sec.integer("runs", None, minimum=4, maximum=2**k)
@@ -241,7 +239,7 @@ def _read_fraction(root: Section, k: int) -> Fraction:
             problem, _, fix = str(exc).partition(" — ")
             raise sec.error("generators", list(generators), problem, fix) from None
     else:
-        from trialkit.factorial.fractions import generators_for_resolution
+        from trialkit.design.fractions import generators_for_resolution
 
         try:
             generators_for_resolution(k, resolution, runs)
@@ -249,7 +247,38 @@ def _read_fraction(root: Section, k: int) -> Fraction:
             problem, _, fix = str(exc).partition(" — ")
             raise sec.error("resolution", resolution, problem, fix) from None
     sec.done()
-    return Fraction(generators=tuple(generators), resolution=resolution, runs=runs)
+    return FractionSpec(generators=tuple(generators), resolution=resolution, runs=runs)
+
+
+def _read_effects(sec: Section, names: list[str]) -> dict[str, float]:
+    """Read a table of classic factorial effects: ``term = effect`` (terms as ``a:b``)."""
+    effects: dict[str, float] = {}
+    for term in list(sec.data):
+        parts = term.split(":")
+        bad = [p for p in parts if p not in names]
+        if bad or len(set(parts)) != len(parts):
+            raise sec.error(term, sec.data[term], "names an unknown or repeated factor",
+                            "use factor names joined by ':' from: " + ", ".join(names))
+        effects[":".join(sorted(parts, key=names.index))] = sec.number(term)
+    sec.done()
+    return effects
+
+
+def _read_scenarios(root: Section, factors: tuple[Factor, ...], outcomes: tuple[Outcome, ...]
+                    ) -> dict[str, dict[str, dict[str, float]]]:
+    """Read ``[scenarios.NAME.OUTCOME]`` tables of effects (the truth of a named scenario)."""
+    names = [f.name for f in factors]
+    known = [o.name for o in outcomes]
+    scenarios: dict[str, dict[str, dict[str, float]]] = {}
+    for name, sec in root.named_sections("scenarios").items():
+        scenarios[name] = {}
+        for outcome in list(sec.data):
+            if outcome not in known:
+                raise sec.error(outcome, sec.data[outcome], "is not an outcome of the design",
+                                "name a sub-table after an outcome: " + ", ".join(known))
+            scenarios[name][outcome] = _read_effects(sec.section(outcome, required=True), names)
+        sec.done()
+    return scenarios
 
 
 def _read_outcomes(root: Section, factors: tuple[Factor, ...]) -> tuple[Outcome, ...]:
@@ -266,19 +295,7 @@ def _read_outcomes(root: Section, factors: tuple[Factor, ...]) -> tuple[Outcome,
         sd = sec.positive("sd") if kind == "continuous" else None
         baseline = sec.probability("baseline") if kind == "binary" else None
         effects_sec = sec.section("effects")
-        effects: dict[str, float] = {}
-        if effects_sec is not None:
-            for term in list(effects_sec.data):
-                parts = term.split(":")
-                bad = [p for p in parts if p not in names]
-                if bad or len(set(parts)) != len(parts):
-                    raise effects_sec.error(term, effects_sec.data[term],
-                                            "names an unknown or repeated factor",
-                                            "use factor names joined by ':' from: "
-                                            + ", ".join(names))
-                key = ":".join(sorted(parts, key=names.index))
-                effects[key] = effects_sec.number(term)
-            effects_sec.done()
+        effects = {} if effects_sec is None else _read_effects(effects_sec, names)
         outcomes.append(Outcome(
             name=name,
             type=kind,
@@ -343,19 +360,32 @@ def read_factorial(root: Section, source: DesignSource) -> FactorialDesign:
     if fraction.runs is not None:
         n_conditions = fraction.runs
     elif fraction.resolution is not None:
-        from trialkit.factorial.fractions import min_runs
+        from trialkit.design.fractions import min_runs
 
         n_conditions = min_runs(len(factors), fraction.resolution)
+    outcomes = _read_outcomes(root, factors)
     design = FactorialDesign(
         header=header,
         source=source,
         factors=factors,
         fraction=fraction,
-        outcomes=_read_outcomes(root, factors),
+        outcomes=outcomes,
         sample=_read_sample(root),
         analysis=_read_analysis(root, len(factors)),
         randomisation=read_randomisation(root, n_conditions, "conditions"),
         priors=read_priors(root, tuple(root.data.get("outcomes", {}))),
+        scenarios=_read_scenarios(root, factors, outcomes),
     )
     root.done(extra_allowed=("kind",))
     return design
+
+
+def __getattr__(name: str) -> Any:
+    """Forward the old name ``Fraction`` (it shadowed :class:`fractions.Fraction`)."""
+    if name == "Fraction":
+        import warnings
+
+        warnings.warn("trialkit.design.factorial.Fraction is deprecated — use FractionSpec",
+                      DeprecationWarning, stacklevel=2)
+        return FractionSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

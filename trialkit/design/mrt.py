@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from trialkit.constants import TRAJECTORY_SHAPES as SHAPES
 from trialkit.design._reader import Section, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
 
-SHAPES = ("constant", "linear", "quadratic")
 PROBABILITY_BY = ("constant", "decision_point", "day")
 
 
@@ -96,9 +97,9 @@ class MrtDesign:
         """The first outcome listed."""
         return self.outcomes[0]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Describe the design for ``trialkit design show``."""
-        def traj(t: Trajectory) -> dict:
+        def traj(t: Trajectory) -> dict[str, Any]:
             return {"shape": t.shape, "mean": t.mean, "initial": t.initial,
                     "extremum_day": t.extremum_day}
 
@@ -140,14 +141,8 @@ def read_trajectory(sec: Section, lo: float | None, hi: float | None, exclusive:
     return Trajectory(shape=shape, mean=mean, initial=initial, extremum_day=extremum)
 
 
-def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
-    """Build an :class:`MrtDesign` from the top-level section of a design file."""
-    header = read_header(root)
-    sch = root.section("schedule", required=True)
-    schedule = Schedule(days=sch.integer("days", minimum=1),
-                        decisions_per_day=sch.integer("decisions_per_day", minimum=1))
-    sch.done()
-
+def _read_treatment(root: Section, schedule: Schedule) -> tuple[str, str, tuple[float, ...]]:
+    """Return the treatment's name, how its probability varies, and the probabilities."""
     trt = root.section("treatment", required=True)
     treatment = identifier(trt, "name", "prompt")
     by = trt.string("probability_by", "constant", choices=PROBABILITY_BY)
@@ -165,13 +160,11 @@ def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
                             f"day) or {schedule.n_decision_points} (one per decision point of "
                             "the study)")
     trt.done()
+    return treatment, by, tuple(probability)
 
-    avail = read_trajectory(root.section("availability", required=True), 0, 1, False,
-                            schedule.days)
-    if avail.mean <= 0:
-        raise root.error("availability.mean", avail.mean, "is zero",
-                         "expected availability must be in (0, 1]")
 
+
+def _read_outcomes(root: Section, schedule: Schedule) -> list[MrtOutcome]:
     outcomes = []
     for name, sec in root.named_sections("outcomes", required=True).items():
         kind = sec.string("type", choices=("continuous", "binary"))
@@ -186,14 +179,33 @@ def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
         sec.done()
     if not outcomes:
         raise root.error("outcomes", {}, "defines no outcome", "add an [outcomes.NAME] table")
+    return outcomes
 
+
+
+def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
+    """Build an :class:`MrtDesign` from the top-level section of a design file."""
+    header = read_header(root)
+    sch = root.section("schedule", required=True)
+    schedule = Schedule(days=sch.integer("days", minimum=1),
+                        decisions_per_day=sch.integer("decisions_per_day", minimum=1))
+    sch.done()
+
+    treatment, by, probability = _read_treatment(root, schedule)
+    avail = read_trajectory(root.section("availability", required=True), 0, 1, False,
+                            schedule.days)
+    if avail.mean <= 0:
+        raise root.error("availability.mean", avail.mean, "is zero",
+                         "expected availability must be in (0, 1]")
+
+    outcomes = _read_outcomes(root, schedule)
     ana = root.section("analysis") or Section({}, root.file, "analysis")
     design = MrtDesign(
         header=header,
         source=source,
         schedule=schedule,
         treatment=treatment,
-        probability=tuple(probability),
+        probability=probability,
         probability_by=by,
         availability=avail,
         outcomes=tuple(outcomes),

@@ -76,7 +76,7 @@ def read_priors(root: Section, outcome_names: tuple[str, ...] | list[str]) -> Pr
         if key in PRIOR_KEYS:
             continue
         if isinstance(value, dict) and key in outcome_names:
-            sub = sec.section(key)
+            sub = sec.section(key, required=True)
             by_outcome[key] = _read_settings(sub)
             sub.done()
         elif isinstance(value, dict):

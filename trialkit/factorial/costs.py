@@ -13,18 +13,52 @@ comparison needs ``n* = ceil(2 (z_0.8 + z_0.975)² / d²)`` participants per gro
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from trialkit.errors import TrialkitError
+from trialkit.results import Result
 
 # The normal quantiles as printed in MOST's RelativeCosts1 (power 0.8, two-sided alpha 0.05).
 _Z_POWER = 0.841621
 _Z_ALPHA = 1.959964
 
 
+@dataclass(frozen=True)
+class CostComparison(Result):
+    """Participants, conditions and cost of each approach (:func:`factorial_costs`)."""
+
+    primary: ClassVar[str | None] = "approaches"
+    factors: int
+    resolution: int
+    d_main: float
+    n_per_group: int
+    cost_per_subject: float
+    cost_per_condition: float
+    approaches: list[dict[str, Any]]
+
+
+def _check_costs(factors, d_main, cost_per_subject, cost_per_condition) -> None:
+    from trialkit.design.fractions import letters
+
+    if not isinstance(factors, int) or factors < 2:
+        raise TrialkitError(f"factors = {factors!r} is invalid — use a whole number of at least "
+                            "2", param="factors")
+    letters(factors)
+    if not (math.isfinite(d_main) and d_main >= 0.01):
+        raise TrialkitError(f"d_main = {d_main!r} is too small — use a standardised effect of "
+                            "at least 0.01, e.g. 0.2", param="d_main")
+    for name, value in (("cost_per_subject", cost_per_subject),
+                        ("cost_per_condition", cost_per_condition)):
+        if not (math.isfinite(value) and value >= 0):
+            raise TrialkitError(f"{name} = {value!r} is negative — use a cost of 0 or more",
+                                param=name)
+
+
 def factorial_costs(
     factors: int, resolution: int = 4, d_main: float = 0.2, *, cost_per_subject: float = 1.0,
     cost_per_condition: float = 0.0,
-) -> dict:
+) -> CostComparison:
     """Participants, conditions and total cost of four ways to screen ``factors`` components.
 
     Parameters
@@ -41,7 +75,7 @@ def factorial_costs(
 
     Returns
     -------
-    dict
+    CostComparison
         ``n_per_group`` and ``approaches``: one record per approach with ``subjects``,
         ``conditions``, ``subjects_per_condition`` and ``total_cost``; the fraction record also
         names its ``generators``.
@@ -51,18 +85,9 @@ def factorial_costs(
     >>> [a["subjects"] for a in factorial_costs(9, 4, 0.2)["approaches"]]
     [7074, 3930, 1024, 800]
     """
-    from trialkit.factorial.fractions import generators_for_resolution, letters, min_runs
+    from trialkit.design.fractions import generators_for_resolution, min_runs
 
-    if not isinstance(factors, int) or factors < 2:
-        raise TrialkitError(f"--factors {factors!r} is invalid — use a whole number of at least 2")
-    letters(factors)
-    if not (math.isfinite(d_main) and d_main >= 0.01):
-        raise TrialkitError(f"--d-main {d_main!r} is too small — use a standardised effect of at "
-                            f"least 0.01, e.g. 0.2")
-    for name, value in (("--cost-per-subject", cost_per_subject),
-                        ("--cost-per-condition", cost_per_condition)):
-        if not (math.isfinite(value) and value >= 0):
-            raise TrialkitError(f"{name} {value!r} is negative — use a cost of 0 or more")
+    _check_costs(factors, d_main, cost_per_subject, cost_per_condition)
     runs = min_runs(factors, resolution)
     generators = generators_for_resolution(factors, resolution, runs) if runs < 2**factors else ()
     n_star = math.ceil(2 * (_Z_POWER + _Z_ALPHA) ** 2 / d_main**2)
@@ -77,13 +102,10 @@ def factorial_costs(
         ("fractional_factorial", f"resolution {resolution} fraction in {runs} conditions",
          math.ceil(2 * n_star / runs) * runs, runs),
     ]
-    approaches = []
-    for key, label, subjects, conditions in rows:
-        rec = {"approach": key, "label": label, "subjects": subjects, "conditions": conditions,
-               "subjects_per_condition": subjects / conditions,
-               "total_cost": subjects * cost_per_subject + conditions * cost_per_condition}
-        approaches.append(rec)
+    approaches = [{"approach": key, "label": label, "subjects": subjects,
+                   "conditions": conditions, "subjects_per_condition": subjects / conditions,
+                   "total_cost": subjects * cost_per_subject + conditions * cost_per_condition}
+                  for key, label, subjects, conditions in rows]
     approaches[-1]["generators"] = list(generators)
-    return {"factors": factors, "resolution": resolution, "d_main": d_main,
-            "n_per_group": n_star, "cost_per_subject": cost_per_subject,
-            "cost_per_condition": cost_per_condition, "approaches": approaches}
+    return CostComparison(factors, resolution, d_main, n_star, cost_per_subject,
+                          cost_per_condition, approaches)

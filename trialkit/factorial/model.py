@@ -63,7 +63,7 @@ def truth_coefficients(
 def outcome_coefficients(
     outcome, names: Sequence[str], effects: Mapping[str, float] | None = None,
 ) -> dict[Term, float]:
-    """True effect-coded coefficients of a design outcome.
+    """Return true effect-coded coefficients of a design outcome.
 
     Parameters
     ----------

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trialkit.engine import replicate_rngs
 from trialkit.errors import DataError
 from trialkit.factorial.model import model_matrix
-from trialkit.factorial.plan import design_truth
-from trialkit.factorial.simulate import generate_factorial_data
-from trialkit.simulate import replicate_rngs
+from trialkit.factorial.planning import design_truth
+from trialkit.factorial.replicates import generate_factorial_data
 from trialkit.tables import factor_codes
 
 
@@ -47,7 +47,9 @@ def rehearsal_outcomes(design, table, *, seed: int, outcomes: Sequence[str] = ()
     out = table.copy()
     for outcome in chosen:
         terms, beta = design_truth(design, outcome.name)
-        drawn = generate_factorial_data([rng], model_matrix(codes, terms), beta,
-                                        outcome=outcome.type, sd=outcome.sd or 1.0)["y"][0]
+        y = generate_factorial_data([rng], model_matrix(codes, terms), beta,
+                                    outcome=outcome.type, sd=outcome.sd or 1.0)["y"]
+        assert y is not None
+        drawn = y[0]
         out[outcome.name] = drawn if outcome.type == "continuous" else drawn.astype(int)
     return out

@@ -7,9 +7,12 @@ with unavailable rows, which carry zero weight.
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -17,6 +20,7 @@ from trialkit.errors import DataError, TrialkitError
 from trialkit.mrt.checks import check_probabilities
 from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.inference import effect_table
+from trialkit.results import Result
 from trialkit.tables import read_table
 
 _TERM = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*(:[A-Za-z_.][A-Za-z0-9_.]*)*$")
@@ -73,11 +77,19 @@ class MrtFit:
         q = len(self.control_names)
         return self.cov[q:, q:]
 
-    def summary(self, conf_level: float = 0.95, lincomb=None) -> dict:
-        """``{"effects": [...], "n_participants": n}`` with 1-df t tests (df = n − p − q)."""
-        return {"effects": effect_table(self.effect, self.effect_cov, self.effect_names, self.df,
-                                        conf_level, lincomb),
-                "n_participants": self.n_participants}
+    def summary(self, conf_level: float = 0.95, lincomb=None) -> MrtEffects:
+        """Return the effect table with 1-df t tests (df = n − p − q)."""
+        return MrtEffects(effect_table(self.effect, self.effect_cov, self.effect_names, self.df,
+                                       conf_level, lincomb), self.n_participants)
+
+
+@dataclass(frozen=True)
+class MrtEffects(Result):
+    """Causal excursion effects: one record per term (and per linear combination)."""
+
+    primary: ClassVar[str | None] = "effects"
+    effects: list[dict[str, Any]]
+    n_participants: int
 
 
 def _row(mask: np.ndarray) -> int:
@@ -131,50 +143,20 @@ def _term_values(data: Mapping, term: str, avail: np.ndarray, what: str) -> np.n
     return out
 
 
-def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, availability: str |
-            None = None, moderator: str | None = None, control: str | None = None,
-            numerator_prob: float = 0.5, binary: bool = False, small="auto",
-            decision_point: str | None = None) -> MrtFit:
-    """Fit WCLS (continuous outcome) or EMEE (``binary=True``) to a long-format table.
-
-    Parameters
-    ----------
-    data : mapping of column name → 1-d array (a pandas DataFrame works)
-        One row per participant × decision point, rows grouped by participant.
-    id, outcome, treatment : str
-        Column names.
-    decision_point : str, optional
-        Decision-point column (checked for missing values at available rows).
-    prob : str or float
-        Column of randomisation probabilities, or one probability for every row.
-    availability : str, optional
-        0/1 column; all rows available when omitted.
-    moderator, control : str, optional
-        Right-hand-side formulas such as ``"x1 + x2"``; an intercept is always included.
-    numerator_prob : float
-        p̃ in (0, 1): treatment is centred at p̃ and weighted by (p̃/p)^A((1 − p̃)/(1 − p))^(1−A).
-    binary : bool
-        EMEE on the log relative-risk scale instead of WCLS.
-    small : bool or "auto"
-        Mancl–DeRouen leverage adjustment (``"auto"``: when at most 50 participants).
-    """
-    if not 0 < numerator_prob < 1:
-        raise TrialkitError(f"--numerator-prob {numerator_prob!r} is outside (0, 1) — use e.g. "
-                            "0.5 or the design's probability")
+def _participant_starts(data: Mapping, id: str) -> np.ndarray:
+    """Row index where each participant's rows start; rows must be grouped by participant."""
     if id not in data:
         raise DataError(f"column '{id}' is not in the data — use one of: "
                         + ", ".join(map(str, data.keys())))
     ids = np.asarray(data[id])
-    n_rows = ids.size
-    if n_rows == 0:
+    if ids.size == 0:
         raise DataError("the data table has no rows — give one row per participant × decision "
                         "point")
     id_na = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in ids])
     if id_na.any():
         raise DataError(f"column '{id}' is missing at row {_row(id_na)} — every row needs a "
                         "participant id")
-    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-    starts = np.concatenate([[0], change])
+    starts = np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1]) + 1])
     seen: set = set()
     for s in starts:
         if ids[s] in seen:
@@ -182,47 +164,98 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
                             f"{ids[s]!r} reappears at row {s + 1}; sort the table by participant "
                             "and decision point")
         seen.add(ids[s])
+    return starts
+
+
+def _availability(data: Mapping, availability: str | None, n_rows: int) -> np.ndarray:
     if availability is None:
-        avail = np.ones(n_rows, dtype=bool)
-    else:
-        av = _numeric(data, availability)
-        na = np.isnan(av)
-        if na.any():
-            raise DataError(f"column '{availability}' is missing at row {_row(na)} — "
-                            "availability must be 0 or 1 on every row")
-        _binary(av, availability, np.ones(n_rows, bool), "availability")
-        avail = av == 1
-    a = _numeric(data, treatment)
-    _no_na(a, treatment, avail)
-    _binary(a, treatment, avail, "treatment")
+        return np.ones(n_rows, dtype=bool)
+    av = _numeric(data, availability)
+    na = np.isnan(av)
+    if na.any():
+        raise DataError(f"column '{availability}' is missing at row {_row(na)} — "
+                        "availability must be 0 or 1 on every row")
+    _binary(av, availability, np.ones(n_rows, bool), "availability")
+    if not (av == 1).any():
+        raise DataError(f"column '{availability}' is 0 on every row — no participant is ever "
+                        "available, so there is nothing to estimate; check the availability column")
+    return av == 1
+
+
+def _probabilities(data: Mapping, prob, avail: np.ndarray) -> np.ndarray:
     if isinstance(prob, str):
         p = _numeric(data, prob)
         _no_na(p, prob, avail)
         label = f"column '{prob}'"
     else:
-        p = np.full(n_rows, float(prob))
-        label = "--prob"
+        p = np.full(avail.size, float(prob))
+        label = "the probability"
     bad = avail & ~((p > 0) & (p < 1))
     if bad.any():
         raise DataError(f"{label} has the probability {p[_row(bad) - 1]:g} at row {_row(bad)} — "
-                        "randomisation probabilities must be strictly between 0 and 1")
+                        "randomisation probabilities must be strictly between 0 and 1",
+                        param="prob")
+    return p
+
+
+def _varies(avail: np.ndarray, columns) -> None:
+    first = _row(avail)
+    for col, values, what in columns:
+        live = values[avail]
+        if np.all(live == live[0]):
+            raise DataError(f"column '{col}' is {live[0]:g} at every available row (first at row "
+                            f"{first}) — {what}")
+
+
+def _padded(starts: np.ndarray, avail: np.ndarray, n_rows: int):
+    """Return a function padding row values to (1, participants, longest run of rows)."""
+    lengths = np.diff(np.concatenate([starts, [n_rows]]))
+    n, t_max = starts.size, int(lengths.max())
+    pos = np.arange(n_rows) - np.repeat(starts, lengths)
+    who = np.repeat(np.arange(n), lengths)
+
+    def pad(v, fill=0.0):
+        out = np.full((n, t_max) + v.shape[1:], fill, dtype=float)
+        out[who, pos] = np.where(avail.reshape((-1,) + (1,) * (v.ndim - 1)), v, fill)
+        return out[None]
+
+    return pad, np.unique(who[avail]).size
+
+
+def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, availability: str |
+            None = None, moderator: str | None = None, control: str | None = None,
+            numerator_prob: float = 0.5, binary: bool = False, small="auto",
+            decision_point: str | None = None) -> MrtFit:
+    """Fit WCLS (continuous outcome) or EMEE (``binary=True``) to a long-format table.
+
+    ``data`` maps column names to 1-d arrays (a DataFrame works), one row per participant ×
+    decision point, grouped by participant. ``id``, ``outcome``, ``treatment`` and
+    ``decision_point`` (checked for missing values at available rows) name columns; ``prob`` is a
+    column of randomisation probabilities or one probability; ``availability`` a 0/1 column
+    (default: all available); ``moderator`` and ``control`` right-hand-side formulas such as
+    ``"x1 + x2"`` (an intercept is always included). Treatment is centred at ``numerator_prob``
+    (p̃) and weighted by (p̃/p)^A((1 − p̃)/(1 − p))^(1−A); ``binary`` fits EMEE on the log
+    relative-risk scale; ``small`` is the Mancl–DeRouen adjustment (``"auto"``: with at most 50
+    participants).
+    """
+    if not 0 < numerator_prob < 1:
+        raise TrialkitError(f"numerator_prob = {numerator_prob!r} is outside (0, 1) — use e.g. "
+                            "0.5 or the design's probability", param="numerator_prob")
+    starts = _participant_starts(data, id)
+    n_rows = np.asarray(data[id]).size
+    avail = _availability(data, availability, n_rows)
+    a = _numeric(data, treatment)
+    _no_na(a, treatment, avail)
+    _binary(a, treatment, avail, "treatment")
+    p = _probabilities(data, prob, avail)
     if decision_point is not None:
         _no_na(_numeric(data, decision_point), decision_point, avail)
     y = _numeric(data, outcome)
     _no_na(y, outcome, avail)
     if binary:
-        _binary(y, outcome, avail, "a binary outcome (--binary)")
-    if not avail.any():
-        raise DataError(f"column '{availability}' is 0 on every row — no participant is ever "
-                        "available, so there is nothing to estimate; check the availability column")
-    first = _row(avail)
-    for col, values, what in ((treatment, a, "both treated and untreated available rows are "
-                               "needed to estimate an effect"),
-                              (outcome, y, "there is no variation to analyse")):
-        live = values[avail]
-        if np.all(live == live[0]):
-            raise DataError(f"column '{col}' is {live[0]:g} at every available row (first at row "
-                            f"{first}) — {what}")
+        _binary(y, outcome, avail, "a binary outcome")
+    _varies(avail, ((treatment, a, "both treated and untreated available rows are needed to "
+                     "estimate an effect"), (outcome, y, "there is no variation to analyse")))
     mod_terms = parse_formula(moderator, "moderator")
     ctl_terms = parse_formula(control, "control")
     z = np.column_stack([np.ones(n_rows)]
@@ -230,26 +263,25 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     b = np.column_stack([np.ones(n_rows)]
                         + [_term_values(data, t, avail, "control") for t in ctl_terms])
     check_probabilities(p[avail])
-    # pad to (1, n, T_max)
-    lengths = np.diff(np.concatenate([starts, [n_rows]]))
-    n, t_max = starts.size, int(lengths.max())
-    pos = np.arange(n_rows) - np.repeat(starts, lengths)
-    who = np.repeat(np.arange(n), lengths)
-    n_live, k = np.unique(who[avail]).size, z.shape[1] + b.shape[1]
+    pad, n_live = _padded(starts, avail, n_rows)
+    k = z.shape[1] + b.shape[1]
     if n_live <= k:
         raise DataError(f"only {n_live} participant(s) have available rows, too few for "
                         f"{z.shape[1]} effect and {b.shape[1]} control terms (intercepts "
                         f"included; df = n − p − q = {n_live - k}) — use more than {k} "
                         "participants or fewer terms")
-
-    def pad(v, fill=0.0):
-        out = np.full((n, t_max) + v.shape[1:], fill, dtype=float)
-        out[who, pos] = np.where(avail.reshape((-1,) + (1,) * (v.ndim - 1)), v, fill)
-        return out[None]
-
     fit = emee_batch if binary else wcls_batch
     res = fit(pad(y), pad(a), pad(p, 0.5), pad(avail.astype(float)), numerator_prob, pad(b),
               pad(z), small)
+    _check_fit(res, binary)
+    return MrtFit(estimator="emee" if binary else "wcls",
+                  effect_names=["Intercept"] + mod_terms,
+                  control_names=["Intercept"] + ctl_terms,
+                  coef=res.coef[0], cov=res.cov[0], n_participants=int(res.n_participants[0]),
+                  numerator_prob=numerator_prob)
+
+
+def _check_fit(res, binary: bool) -> None:
     if not binary and not np.all(np.isfinite(res.coef[0])):
         raise TrialkitError("the model is not identifiable from these data (collinear moderators "
                             "or controls) — remove a term")
@@ -260,11 +292,6 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     if not np.all(np.isfinite(res.cov[0])):
         raise TrialkitError("the model is not identifiable from these data (collinear moderators "
                             "or controls) — remove a term")
-    return MrtFit(estimator="emee" if binary else "wcls",
-                  effect_names=["Intercept"] + mod_terms,
-                  control_names=["Intercept"] + ctl_terms,
-                  coef=res.coef[0], cov=res.cov[0], n_participants=int(res.n_participants[0]),
-                  numerator_prob=numerator_prob)
 
 
 def wcls(data: Mapping, **kwargs) -> MrtFit:
@@ -284,36 +311,42 @@ def parse_lincomb(text: str | None) -> np.ndarray | None:
     try:
         rows = [[float(x) for x in part.split(",")] for part in text.split(";") if part.strip()]
     except ValueError:
-        raise TrialkitError(f"--lincomb {text!r} is not a list of numbers — write weights such as "
-                            '"1,1" (one per effect term; separate combinations with ";")') from None
+        raise TrialkitError(f"lincomb {text!r} is not a list of numbers — write weights such as "
+                            '"1,1" (one per effect term; separate combinations with ";")',
+                            param="lincomb") from None
     if not rows or len({len(r) for r in rows}) != 1:
-        raise TrialkitError(f"--lincomb {text!r} has rows of different lengths — give one weight "
-                            "per effect term in every combination")
+        raise TrialkitError(f"lincomb {text!r} has rows of different lengths — give one weight "
+                            "per effect term in every combination", param="lincomb")
     lin = np.array(rows)
     if not np.all(np.isfinite(lin)):
-        raise TrialkitError(f"--lincomb {text!r} has a weight that is not a finite number — give "
-                            'finite weights such as "1,1"')
+        raise TrialkitError(f"lincomb {text!r} has a weight that is not a finite number — give "
+                            'finite weights such as "1,1"', param="lincomb")
     if np.any(np.all(lin == 0, axis=1)):
-        raise TrialkitError(f"--lincomb {text!r} has a combination whose weights are all zero — "
-                            "give at least one non-zero weight per combination")
+        raise TrialkitError(f"lincomb {text!r} has a combination whose weights are all zero — "
+                            "give at least one non-zero weight per combination", param="lincomb")
     return lin
 
 
-def analyse_mrt(path: str, *, id: str, decision_point: str, outcome: str, treatment: str,
+def analyse_mrt(path: Any, *, id: str, decision_point: str, outcome: str, treatment: str,
                 prob: str, availability: str | None = None, moderator: str | None = None,
                 control: str | None = None, numerator_prob: float | None = None,
                 binary: bool = False, lincomb: str | None = None, conf_level: float = 0.95,
-                design=None, small="auto") -> dict:
-    """Read a long-format table and estimate causal excursion effects.
+                design=None, small="auto") -> MrtEffects:
+    """Estimate causal excursion effects from a long-format table (a pandas DataFrame).
 
     ``prob`` is a column name or a number. ``numerator_prob`` defaults to the design's constant
-    randomisation probability when a design is given, else 0.5. Returns
-    ``{"effects": [...], "n_participants": n}``.
+    randomisation probability when a design is given, else 0.5. A CSV/Parquet path is still read,
+    with a deprecation warning (read it with :func:`trialkit.tables.read_table`).
     """
-    data = read_table(path)
+    if isinstance(path, str | os.PathLike):
+        warnings.warn("analyse_mrt(PATH) is deprecated — pass a table read with "
+                      "trialkit.tables.read_table", DeprecationWarning, stacklevel=2)
+        data = read_table(path)
+    else:
+        data = path
     if decision_point not in data.columns:
-        raise DataError(f"column '{decision_point}' is not in {path} — use one of: "
-                        + ", ".join(map(str, data.columns)))
+        raise DataError(f"column '{decision_point}' is not in the data — use one of: "
+                        + ", ".join(map(str, data.columns)), param="decision_point")
     try:
         prob_value: str | float = float(prob)
     except ValueError:

@@ -24,7 +24,7 @@ def generate_arrays(rngs: list[np.random.Generator], n_participants: int, probab
     Parameters
     ----------
     rngs : list of numpy Generators
-        One per replicate (e.g. :func:`trialkit.simulate.replicate_rngs`).
+        One per replicate (e.g. :func:`trialkit.engine.replicate_rngs`).
     n_participants : int
     probability, availability, effect : array (T,)
         Randomisation probability, availability probability and proximal effect per decision point.

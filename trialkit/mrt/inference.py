@@ -57,7 +57,8 @@ def effect_table(coef, cov, names, df: float, conf_level: float = 0.95,
         Rows of weights; each row is one linear combination tested on 1 degree of freedom.
     """
     if not 0 < conf_level < 1:
-        raise TrialkitError(f"--conf-level {conf_level!r} is outside (0, 1) — use e.g. 0.95")
+        raise TrialkitError(f"conf_level = {conf_level!r} is outside (0, 1) — use e.g. 0.95",
+                            param="conf_level")
     if df < 1:
         raise TrialkitError(f"df = n − p − q = {df:g} for {len(coef)} effect terms and the "
                             "controls: no degrees of freedom are left — use fewer terms or more "
@@ -68,8 +69,9 @@ def effect_table(coef, cov, names, df: float, conf_level: float = 0.95,
     if lincomb is not None:
         lin = np.atleast_2d(np.asarray(lincomb, dtype=float))
         if lin.shape[1] != len(coef):
-            raise TrialkitError(f"--lincomb has {lin.shape[1]} weights but there are {len(coef)} "
-                                f"effect terms ({', '.join(names)}) — give one weight per term")
+            raise TrialkitError(f"lincomb has {lin.shape[1]} weights but there are {len(coef)} "
+                                f"effect terms ({', '.join(names)}) — give one weight per term",
+                                param="lincomb")
         rows += [(term_label(w, names), w) for w in lin]
     crit = stats.t.ppf(0.5 + conf_level / 2.0, df)
     out = []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from trialkit.engine import memory_batch, replicate_rngs, run_replicates
 from trialkit.errors import TrialkitError
 from trialkit.mrt import samplesize as ss
 from trialkit.mrt.checks import check_probabilities, check_sample_size, warn
@@ -13,10 +15,10 @@ from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.generate import generate_arrays
 from trialkit.mrt.inference import hotelling_pvalue
 from trialkit.mrt.trajectory import DIMENSION, day_basis, expand_days, trajectory_by_day
-from trialkit.simulate import replicate_rngs, run_replicates
+from trialkit.results import Result, omit_none
 
-#: Replicates analysed together (at most); chunks are aligned to multiples of the batch so that
-#: every replicate is computed in the same batch whatever the number of jobs.
+#: Replicates analysed together (at most); the engine cuts batches at multiples of the batch size,
+#: so every replicate is computed in the same batch whatever the number of jobs.
 BATCH = 25
 #: Participant × decision-point cells held per batch (about 200 bytes each while fitting).
 BATCH_CELLS = 1_000_000
@@ -27,7 +29,7 @@ def batch_size(n_participants: int, n_decision_points: int) -> int:
 
     It depends only on the trial's size, never on ``--jobs``, so results stay identical.
     """
-    return max(1, min(BATCH, BATCH_CELLS // max(1, n_participants * n_decision_points)))
+    return memory_batch(n_participants * n_decision_points, BATCH_CELLS, BATCH)
 
 
 def _traj(t, days: int, dpd: int) -> np.ndarray:
@@ -94,18 +96,36 @@ def _binary(inp: dict, then, n: float | None = None):
     return then(ss.binary_noncentrality(beta, m, sigma))
 
 
-def mrt_power(design, n_participants: int, outcome: str | None = None) -> dict:
-    """Formula power of an ``mrt`` design with ``n_participants``: ``{"power": ...}``.
+@dataclass(frozen=True)
+class MrtPower(Result):
+    """Power of an MRT design; ``mc_se`` (its Monte Carlo SE) when simulated."""
+
+    power: float
+    mc_se: float | None = omit_none()
+
+
+@dataclass(frozen=True)
+class MrtSampleSize(Result):
+    """Participants needed: ``n_exact`` solves power(n) = target, ``n_participants`` rounds up."""
+
+    n_participants: int
+    n_exact: float
+    power: float
+
+
+def mrt_power(design, n_participants: int, outcome: str | None = None) -> MrtPower:
+    """Return formula power of an ``mrt`` design with ``n_participants``.
 
     Continuous outcomes use Liao et al. (2016), binary outcomes Cohn, Qian & Murphy (2023).
     """
     inp = design_inputs(design, outcome)
     check_sample_size(n_participants, inp["p"] + inp["q"])
-    return {"power": _formula_power(inp, n_participants)}
+    return MrtPower(_formula_power(inp, n_participants))
 
 
-def mrt_sample_size(design, power: float | None = None, outcome: str | None = None) -> dict:
-    """Participants needed: ``{"n_participants": ..., "n_exact": ..., "power": ...}``.
+def mrt_sample_size(design, power: float | None = None,
+                    outcome: str | None = None) -> MrtSampleSize:
+    """Participants needed (``n_participants``, ``n_exact``, ``power``).
 
     ``n_exact`` is the real-valued solution of power(n) = target; ``n_participants`` rounds it up
     and ``power`` is the power attained with that many participants.
@@ -113,8 +133,9 @@ def mrt_sample_size(design, power: float | None = None, outcome: str | None = No
     inp = design_inputs(design, outcome)
     target = inp["power"] if power is None else power
     if inp["type"] == "continuous":
-        return ss.continuous_sample_size(inp["effect"], inp["availability"], inp["probability"],
-                                         inp["basis"], inp["q"], inp["alpha"], target)
+        return MrtSampleSize(**ss.continuous_sample_size(
+            inp["effect"], inp["availability"], inp["probability"], inp["basis"], inp["q"],
+            inp["alpha"], target))
     ss._check_target(target, inp["alpha"])
     p, q, alpha = inp["p"], inp["q"], inp["alpha"]
 
@@ -131,7 +152,7 @@ def mrt_sample_size(design, power: float | None = None, outcome: str | None = No
         check_sample_size(n_exact, p + q)
         return {"n_participants": n_int, "n_exact": n_exact, "power": power_at(n_int)}
 
-    return _binary(inp, solve)
+    return MrtSampleSize(**_binary(inp, solve))
 
 
 # -- simulation power with the real estimator ------------------------------------------------------
@@ -142,36 +163,33 @@ def _analysis_bases(days: int, dpd: int, p: int, q: int) -> tuple[np.ndarray, np
     return controls, moderators
 
 
-def _power_chunk(reps: range, *, seed: int, n_participants: int, inputs: dict, ar1: float,
-                 icc: float, small, lag_control: bool = False, batch: int = BATCH) -> dict:
-    """Simulate and analyse replicates ``reps``; returns p-values, estimates and convergence."""
+def power_replicates(reps: range, *, seed: int, n_participants: int, inputs: dict, ar1: float,
+                     icc: float, small, lag_control: bool = False) -> dict:
+    """Replicate generator: simulate and analyse replicates ``reps`` (one batch).
+
+    Returns p-values, estimates and convergence, one row per replicate.
+    """
     controls, moderators = _analysis_bases(inputs["days"], inputs["decisions_per_day"],
                                            inputs["p"], inputs["q"])
     fit = emee_batch if inputs["type"] == "binary" else wcls_batch
     prob = inputs["probability"]
-    pvals, coefs, conv = [], [], []
-    for start in range(reps.start, reps.stop, batch):
-        stop = min(start + batch, reps.stop)
-        data = generate_arrays(replicate_rngs(seed, start, stop), n_participants, prob,
-                               inputs["availability"], inputs["effect"], inputs["type"],
-                               inputs["baseline"], icc, ar1)
-        ctl = controls
-        if lag_control:  # the previous decision point's outcome as an extra control
-            lag = np.concatenate([np.zeros_like(data["y"][..., :1]), data["y"][..., :-1]], axis=-1)
-            ctl = np.concatenate([np.broadcast_to(controls, (*lag.shape, controls.shape[1])),
-                                  lag[..., None]], axis=-1)
-        res = fit(data["y"], data["a"], prob, data["avail"], prob, ctl, moderators, small)
-        pvals.append(hotelling_pvalue(res.effect, res.effect_cov, res.df))
-        coefs.append(res.coef)
-        conv.append(res.converged)
-    return {"p_value": np.concatenate(pvals), "coef": np.concatenate(coefs),
-            "converged": np.concatenate(conv)}
+    data = generate_arrays(replicate_rngs(seed, reps.start, reps.stop), n_participants, prob,
+                           inputs["availability"], inputs["effect"], inputs["type"],
+                           inputs["baseline"], icc, ar1)
+    ctl = controls
+    if lag_control:  # the previous decision point's outcome as an extra control
+        lag = np.concatenate([np.zeros_like(data["y"][..., :1]), data["y"][..., :-1]], axis=-1)
+        ctl = np.concatenate([np.broadcast_to(controls, (*lag.shape, controls.shape[1])),
+                              lag[..., None]], axis=-1)
+    res = fit(data["y"], data["a"], prob, data["avail"], prob, ctl, moderators, small)
+    return {"p_value": hotelling_pvalue(res.effect, res.effect_cov, res.df), "coef": res.coef,
+            "converged": res.converged}
 
 
 def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: int, jobs: int = 1,
                           ar1: float = 0.0, icc: float = 0.0, small="auto",
                           lag_control: bool = False) -> dict:
-    """Simulation power from per-decision-point inputs (see :func:`design_inputs`).
+    """Return simulation power from per-decision-point inputs (see :func:`design_inputs`).
 
     Returns ``{"power", "mc_se", "p_value", "coef", "converged"}``: every replicate is generated
     from its own seed ``(seed, i)``, analysed with WCLS (continuous) or EMEE (binary) and tested
@@ -183,16 +201,17 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
         raise TrialkitError("controlling for the previous outcome is available for continuous "
                             "outcomes only — drop it for a binary outcome")
     if not isinstance(n_participants, int) or n_participants <= p + q + 1:
-        raise TrialkitError(f"--n-participants {n_participants!r} is too small for p = {p} effect "
-                            f"and q = {q} control terms — use more than {p + q + 1}")
+        raise TrialkitError(f"n_participants = {n_participants!r} is too small for p = {p} "
+                            f"effect and q = {q} control terms — use more than {p + q + 1}",
+                            param="n_participants")
     check_probabilities(inputs["probability"])
     if not isinstance(jobs, int) or jobs < 1:
-        raise TrialkitError(f"--jobs {jobs!r} is invalid — use a whole number of at least 1")
+        raise TrialkitError(f"jobs = {jobs!r} is invalid — use a whole number of at least 1",
+                            param="jobs")
     batch = batch_size(n_participants, inputs["days"] * inputs["decisions_per_day"])
-    chunk = batch * max(1, -(-reps // (jobs * batch)))
-    out = run_replicates(_power_chunk, reps, jobs=jobs, chunk_size=chunk, seed=seed,
+    out = run_replicates(power_replicates, reps, jobs=jobs, batch=batch, seed=seed,
                          n_participants=n_participants, inputs=inputs, ar1=ar1, icc=icc,
-                         small=small, lag_control=lag_control, batch=batch)
+                         small=small, lag_control=lag_control)
     failed = int((~(out["converged"] & np.isfinite(out["p_value"]))).sum())
     if failed:
         warn(f"the estimator did not converge (or its variance could not be computed) in "
@@ -205,7 +224,7 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
 
 def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int = 0,
                        jobs: int = 1, outcome: str | None = None, ar1: float = 0.0,
-                       icc: float = 0.0, small="auto", lag_control: bool = False) -> dict:
+                       icc: float = 0.0, small="auto", lag_control: bool = False) -> MrtPower:
     """Power of an ``mrt`` design by simulation with the real estimator: ``{"power", "mc_se"}``.
 
     Data follow :func:`trialkit.mrt.generate.generate_arrays` (availability, effect and baseline
@@ -220,4 +239,4 @@ def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int 
     inputs = design_inputs(design, outcome)
     res = simulate_power_arrays(inputs, n_participants, reps, seed, jobs, ar1, icc, small,
                                 lag_control)
-    return {"power": res["power"], "mc_se": res["mc_se"]}
+    return MrtPower(res["power"], res["mc_se"])

@@ -5,13 +5,13 @@ matplotlib is imported inside the function only.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from trialkit.errors import TrialkitError
+import numpy as np
 
 
 def power_curve(design, outcome: str | None = None, n_max: int | None = None) -> dict:
-    """Formula power for n = p + q + 2 .. n_max participants: ``{"n": [...], "power": [...]}``."""
+    """Return formula power for n = p + q + 2 .. n_max: ``{"n": [...], "power": [...]}``."""
     from trialkit.mrt.planning import _formula_power, design_inputs
 
     inp = design_inputs(design, outcome)
@@ -23,13 +23,18 @@ def power_curve(design, outcome: str | None = None, n_max: int | None = None) ->
 
 def plot_design(design, path: str, outcome: str | None = None, n_marked: int | None = None
                 ) -> str:
-    """Save a figure of the effect and availability trajectories and of power against N."""
-    import matplotlib
+    """Save :func:`design_figure` to ``path`` (format by extension) and return the path."""
+    from trialkit.plotting import save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return save_figure(design_figure(design, outcome, n_marked), path)
 
+
+def design_figure(design, outcome: str | None = None, n_marked: int | None = None) -> Any:
+    """Return a figure of the effect and availability trajectories and of power against N."""
     from trialkit.mrt.planning import design_inputs
+    from trialkit.plotting import pyplot
+
+    plt = pyplot()
 
     inp = design_inputs(design, outcome)
     dpd = inp["decisions_per_day"]
@@ -50,11 +55,4 @@ def plot_design(design, path: str, outcome: str | None = None, n_marked: int | N
         axes[2].axvline(n_marked, color="grey", linestyle="--")
     axes[2].set(title="Power (formula)", xlabel="participants", ylabel="power", ylim=(0, 1))
     fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except (OSError, ValueError) as exc:
-        raise TrialkitError(f"{path}: cannot save the figure ({exc}) — give a writable path "
-                            "ending in .png, .pdf or .svg") from None
-    finally:
-        plt.close(fig)
-    return path
+    return fig

@@ -122,7 +122,7 @@ def _check_target(power: float, alpha: float) -> None:
 
 def continuous_sample_size(effect, availability, probability, basis, controls: int,
                            alpha: float = 0.05, power: float = 0.8) -> dict:
-    """Number of participants for the Liao et al. (2016) test to reach ``power``.
+    """Return number of participants for the Liao et al. (2016) test to reach ``power``.
 
     Returns ``{"n_participants": ceil(n_exact), "n_exact": ..., "power": power at n_participants}``.
     """
@@ -233,7 +233,7 @@ def binary_power(n: float, effect_basis, beta, control_basis, alpha_coef, availa
 
 def binary_sample_size(effect_basis, beta, control_basis, alpha_coef, availability, probability,
                        level: float = 0.05, power: float = 0.8) -> dict:
-    """Number of participants for the Cohn, Qian & Murphy (2023) test to reach ``power``.
+    """Return number of participants for the Cohn, Qian & Murphy (2023) test to reach ``power``.
 
     Returns ``{"n_participants": ceil(n_exact), "n_exact": ..., "power": power at n_participants}``.
     """

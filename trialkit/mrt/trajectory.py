@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from trialkit.constants import TRAJECTORY_SHAPES as SHAPES
 from trialkit.errors import TrialkitError
 
-SHAPES = ("constant", "linear", "quadratic")
 DIMENSION = {"constant": 1, "linear": 2, "quadratic": 3}
 
 

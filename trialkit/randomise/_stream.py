@@ -64,12 +64,12 @@ class KeyedStream:
 
 
 def keyed_uniform(key: bytes, *label: object) -> float:
-    """The first uniform draw of the stream named ``label``."""
+    """Return the first uniform draw of the stream named ``label``."""
     return KeyedStream(key, *label).uniform()
 
 
 def keyed_code(key: bytes, *label: object, length: int = 8) -> str:
-    """A short base-32 code derived from ``key`` and ``label`` (for blinded allocations)."""
+    """Return a short base-32 code derived from ``key`` and ``label`` (for blinded allocations)."""
     import base64
 
     digest = hmac.new(key, b"code\x1f" + _label(label), hashlib.sha256).digest()

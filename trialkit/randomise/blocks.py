@@ -64,7 +64,7 @@ def permuted_block(key: bytes, trial: str, stratum: str, block_no: int,
 
 def block_sequence(key: bytes, trial: str, stratum: str, n: int, block_sizes: Sequence[int],
                    ratio: Sequence[int]) -> list[tuple[int, int, int]]:
-    """The first ``n`` allocations of a stratum as ``(arm, block_no, position)`` triples."""
+    """Return the first ``n`` allocations of a stratum as ``(arm, block_no, position)`` triples."""
     out: list[tuple[int, int, int]] = []
     block_no = 0
     while len(out) < n:

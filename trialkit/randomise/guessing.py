@@ -17,7 +17,7 @@ from typing import Any
 
 
 def convergence_guess_credit(sequence: Sequence[int]) -> Fraction:
-    """Expected correct guesses (exact) for one two-arm block ``sequence`` of 0/1 arms."""
+    """Return the expected correct guesses (exact) for one two-arm block ``sequence`` of 0/1."""
     counts = [0, 0]
     credit = Fraction(0)
     for arm in sequence:
@@ -46,7 +46,7 @@ def convergence_guess_rate(block_size: int) -> Fraction:
 
 
 def observed_guess_rate(arms: Sequence[int], block_starts: Sequence[int]) -> float:
-    """Expected proportion of correct convergence guesses over an allocated two-arm sequence.
+    """Return the expected proportion of correct convergence guesses over a two-arm sequence.
 
     ``block_starts`` are the indices where blocks begin (the observer's knowledge).
     """
@@ -73,7 +73,7 @@ def _remaining_credit(remaining: tuple[int, ...]) -> Fraction:
 
 
 def block_guess_credit(counts: Sequence[int]) -> Fraction:
-    """Expected correct guesses over one permuted block holding ``counts[j]`` slots of arm ``j``.
+    """Return the expected correct guesses over one block of ``counts[j]`` slots of arm ``j``.
 
     The observer knows the block's boundaries and composition and every earlier allocation, and
     guesses an arm with the most slots left (the convergence strategy; for equal counts, the arm

@@ -94,7 +94,7 @@ class AllocationRule:
         return index
 
     def stratum_label(self, strata: Mapping[str, str]) -> str:
-        """The stratum's canonical label ``"site=a;sex=f"`` (``""`` when unstratified)."""
+        """Return the stratum's canonical label ``"site=a;sex=f"`` (``""`` when unstratified)."""
         return ";".join(f"{name}={strata[name]}" for name in self.strata)
 
     def stratum_labels(self) -> list[str]:
@@ -151,7 +151,7 @@ class AllocationState:
 
     @classmethod
     def initial(cls, rule: AllocationRule) -> AllocationState:
-        """The state before the first enrolment."""
+        """Return the state before the first enrolment."""
         zero_arms = (0,) * rule.n_arms
         counts = tuple(tuple(zero_arms for _ in rule.strata[f]) for f in rule.minimisation_factors)
         return cls(0, ((0, 0, 0),) * rule.n_strata, counts)
@@ -184,12 +184,12 @@ class AllocationState:
                 levels.append(tuple(values[pos:pos + rule.n_arms]))
                 pos += rule.n_arms
             counts.append(tuple(levels))
-        return cls(values[0], tuple(strata), tuple(counts))  # type: ignore[arg-type]
+        return cls(values[0], tuple(strata), tuple(counts))
 
 
 def next_allocation(rule: AllocationRule, key: bytes, trial: str, state: AllocationState,
                     strata: Mapping[str, str]) -> Allocation:
-    """The allocation of the next participant, whose stratification values are ``strata``.
+    """Return the allocation of the next participant, whose stratification values are ``strata``.
 
     A pure function of the key and the history (through ``state``): the same inputs always give
     the same allocation.
@@ -198,6 +198,7 @@ def next_allocation(rule: AllocationRule, key: bytes, trial: str, state: Allocat
     index = rule.stratum_index(strata)
     label = rule.stratum_label(strata)
     n_in_stratum, last_block, last_pos = state.strata[index]
+    detail: dict[str, Any]
     if rule.method == "blocks":
         block_no, pos = (0, 0) if n_in_stratum == 0 else (last_block, last_pos + 1)
         block = permuted_block(key, trial, label, block_no, rule.block_sizes, rule.ratio)
@@ -226,7 +227,7 @@ def _minimise(rule: AllocationRule, key: bytes, trial: str, sequence: int,
 
 def advance(rule: AllocationRule, state: AllocationState, strata: Mapping[str, str],
             allocation: Allocation) -> AllocationState:
-    """The state after ``allocation`` (of a participant with ``strata``) was made."""
+    """Return the state after ``allocation`` (of a participant with ``strata``) was made."""
     index = rule.stratum_index(strata)
     n_in_stratum, block_no, pos = state.strata[index]
     if rule.method == "blocks":

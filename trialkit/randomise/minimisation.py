@@ -11,6 +11,7 @@ allocation is a complete-randomisation draw.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from trialkit.randomise.blocks import arm_from_uniform
 
@@ -50,7 +51,7 @@ def imbalance_scores(level_counts: Sequence[Sequence[int]], weights: Sequence[fl
 
 def minimisation_choice(level_counts: Sequence[Sequence[int]], weights: Sequence[float],
                         ratio: Sequence[int], imbalance: str, preferred_probability: float,
-                        u_tie: float, u_choice: float) -> tuple[int, dict]:
+                        u_tie: float, u_choice: float) -> tuple[int, dict[str, Any]]:
     """Choose an arm by minimisation from two uniform draws.
 
     Returns

@@ -7,7 +7,7 @@ from trialkit.randomise._stream import KeyedStream
 
 def mrt_draw(key: bytes, trial: str, participant: str, decision_point: int,
              probability: float) -> tuple[int, float]:
-    """Action (0/1) at one available decision point, and the uniform draw that decided it.
+    """Return the action (0/1) at one available decision point and the uniform that decided it.
 
     The draw is HMAC-derived from ``(trial, participant, decision_point)``, so it exists only once
     the decision point is reached and can be recomputed with the key.

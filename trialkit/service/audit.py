@@ -50,13 +50,13 @@ class AuditRow:
     hash: str
 
     def data(self) -> Any:
-        """The payload, parsed."""
+        """Return the payload, parsed."""
         return json.loads(self.payload)
 
 
 def row_mac(key: TrialKey, seq: int, at: str, who: str, action: str, payload: str,
             prev: str) -> str:
-    """The MAC of one audit row: HMAC-SHA256 of its content and the previous MAC."""
+    """Return the MAC of one audit row: HMAC-SHA256 of its content and the previous MAC."""
     text = canonical(["audit-v2", key.trial, seq, at, who, action, payload, prev])
     return key.mac(key.audit, text)
 
@@ -109,7 +109,7 @@ def check_chain(rows: Sequence[AuditRow], n_audit: int, last_hash: str,
 
 # -- receipts -----------------------------------------------------------------------------------
 def receipt(key: TrialKey, seq: int, mac: str) -> str:
-    """A short string, authenticated with the key, attesting that audit row ``seq`` has ``mac``."""
+    """Return a receipt: a short string, made with the key, saying row ``seq`` has ``mac``."""
     head = mac[:_HEAD]
     tag = key.mac(key.receipt, RECEIPT_VERSION, seq, head)[:_HEAD]
     return f"{RECEIPT_VERSION}:{key.trial}:{seq}:{head}:{tag}"

@@ -59,8 +59,10 @@ def _spec_part(spec: RandomisationSpec) -> dict[str, Any]:
 
 
 def _refuse_ignored_settings(design: Any) -> None:
-    """An MRT draws each decision point with the design's probability: refuse settings of its
-    ``[randomisation]`` section that would otherwise be silently ignored."""
+    """Refuse the MRT ``[randomisation]`` settings that decision points would silently ignore.
+
+    An MRT draws each decision point with the design's probability.
+    """
     spec = getattr(design, "randomisation", None)
     if spec is None:
         return
@@ -76,7 +78,7 @@ def _refuse_ignored_settings(design: Any) -> None:
 
 
 def build_config(design: Any) -> dict[str, Any]:
-    """The allocation settings of ``design`` (any kind) as a JSON-able dict."""
+    """Return the allocation settings of ``design`` (any kind) as a JSON-able dict."""
     kind = design.kind
     if kind == "mrt":
         _refuse_ignored_settings(design)

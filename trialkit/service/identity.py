@@ -73,12 +73,12 @@ def clean_text(value: Any, what: str, *, max_length: int = 200, param: str | Non
 
 
 def participant_id(value: Any) -> str:
-    """A participant id: 1-200 visible characters without spaces, commas, ';', '=' or quotes."""
+    """Return a participant id: 1-200 visible characters, no spaces, commas, ';', '=' or quotes."""
     return clean_text(value, "participant id", identifier=True, param="participant")
 
 
 def reason_text(value: Any, what: str = "reason") -> str:
-    """A one-line reason (1-500 characters, no control or format characters)."""
+    """Return a one-line reason (1-500 characters, no control or format characters)."""
     if value is None or not str(value).strip():
         raise InvalidInput(f"a {what} is required — give one", param="reason")
     return clean_text(value, what, max_length=500, param="reason")
@@ -90,7 +90,7 @@ def user_name(value: Any) -> str:
 
 
 def trial_name(value: Any) -> str:
-    """A trial name: letters, digits, '_', '.' or '-' (at most 100), matched whole."""
+    """Return a trial name: letters, digits, '_', '.' or '-' (at most 100), matched whole."""
     text = str(value)
     if not TRIAL_NAME.fullmatch(text):
         raise InvalidInput(f"trial name {shown(text)} is invalid — use letters, digits, '_', '.' "
@@ -99,7 +99,7 @@ def trial_name(value: Any) -> str:
 
 
 def whole_number(value: Any, what: str, lo: int, hi: int, param: str | None = None) -> int:
-    """An integer in ``lo..hi`` given as an int or as text/float holding a whole number."""
+    """Return an integer in ``lo..hi`` given as an int or as text/float holding a whole number."""
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
@@ -116,13 +116,13 @@ def whole_number(value: Any, what: str, lo: int, hi: int, param: str | None = No
 
 
 def default_user() -> str:
-    """The operating-system user name (recorded in the audit trail when no user is given)."""
+    """Return the operating-system user name (recorded in the audit trail when no user is given)."""
     user = os.environ.get("TRIALKIT_USER") or os.environ.get("USER") or os.environ.get("LOGNAME")
     if not user:
         try:
             import getpass
 
             user = getpass.getuser()
-        except Exception:  # noqa: BLE001 - no user database in some containers
+        except Exception:
             user = "unknown"
     return user

@@ -72,7 +72,7 @@ def read_key_file(path: str) -> bytes:
 
 
 def key_check(key: bytes, trial: str) -> str:
-    """The value stored in the database to recognise the trial's key."""
+    """Return the value stored in the database to recognise the trial's key."""
     return hmac.new(key, b"key-check\x1f" + trial.encode(), hashlib.sha256).hexdigest()
 
 
@@ -100,6 +100,7 @@ class TrialKey:
     token: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        """Derive the sub-keys."""
         for purpose in ("audit", "seal", "receipt", "token"):
             object.__setattr__(self, purpose, _derive(self.secret, purpose, self.trial))
 

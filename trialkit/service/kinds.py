@@ -9,17 +9,41 @@ trials decide decision points (:mod:`trialkit.service.mrt`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from trialkit.errors import InvalidInput
+from trialkit.randomise.history import AllocationRule, AllocationState
 from trialkit.service.audit import AuditRow
 from trialkit.service.identity import shown
+from trialkit.service.keys import TrialKey
+from trialkit.service.store import Store, TrialRecord
+from trialkit.service.transaction import Transaction
 
-if TYPE_CHECKING:
-    from trialkit.randomise.history import AllocationRule, AllocationState
-    from trialkit.service.keys import TrialKey
-    from trialkit.service.trial import Trial
+
+class TrialHandle(Protocol):
+    """What adapters and verification use of an open :class:`~trialkit.service.trial.Trial`."""
+
+    name: str
+    kind: str
+    config: dict[str, Any]
+    store: Store
+    record: TrialRecord
+    adapter: TrialKind
+
+    def key(self, key_file: str | None = None) -> TrialKey:
+        """Return the trial's key."""
+
+    def use_key(self, key_file: str | None) -> TrialKey:
+        """Use the key in ``key_file`` for the actions that follow."""
+
+    def who(self, user: str | None = None) -> str:
+        """Return who acts."""
+
+    def transaction(self, user: str | None = None) -> contextlib.AbstractContextManager[
+            Transaction]:
+        """Return a write transaction."""
 
 #: The action each kind takes instead of another, for the "use … instead" hint.
 _INSTEAD = {"enrol": "decide", "decide": "enrol"}
@@ -36,13 +60,13 @@ class TrialKind:
     #: The allocation rule whose state is sealed with the trial (``None``: no allocation state).
     rule: AllocationRule | None = None
 
-    def __init__(self, trial: Trial):
+    def __init__(self, trial: TrialHandle):
         self.trial = trial
         self.config = trial.config
         self.store = trial.store
 
     def refuse(self, action: str) -> InvalidInput:
-        """The error for an action this kind does not take."""
+        """Return the error for an action this kind does not take."""
         other = next((a for a in sorted(self.actions) if a in _INSTEAD.values()), None)
         hint = f" — use '{other}'" if other else ""
         return InvalidInput(f"trial {self.trial.name!r} is of kind {self.trial.kind!r}, which "
@@ -66,12 +90,12 @@ class TrialKind:
         raise self.refuse("unblind")
 
     def allocation_table(self, n_per_stratum: int, user: str | None) -> list[dict[str, Any]]:
-        """A REDCap allocation table."""
+        """Return a REDCap allocation table."""
         raise self.refuse("allocation_table")
 
     # -- reports -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The trial's status (called inside a read snapshot)."""
+        """Return the trial's status (called inside a read snapshot)."""
         raise NotImplementedError
 
     def export_rows(self, key_file: str | None, reason: str | None,
@@ -80,7 +104,7 @@ class TrialKind:
         raise NotImplementedError
 
     def export_columns(self, with_key: bool) -> list[str]:
-        """The export's columns."""
+        """Return the export's columns."""
         raise NotImplementedError
 
     # -- verification --------------------------------------------------------------------------
@@ -107,24 +131,11 @@ class TrialKind:
         return None, "", len(results)
 
     def final_state(self, key: TrialKey, rows: Sequence[AuditRow]) -> AllocationState | None:
-        """The allocation state after every logged allocation (``None`` without a rule)."""
+        """Return the allocation state after every logged allocation (``None`` without a rule)."""
         return None
 
     def base_status(self) -> dict[str, Any]:
-        """The fields every status starts with."""
+        """Return the fields every status starts with."""
         record = self.trial.record
         return {"trial": self.trial.name, "kind": self.trial.kind, "design": self.config["design"],
                 "design_sha256": record.design_sha256}
-
-
-def adapter_for(trial: Trial) -> TrialKind:
-    """The adapter of ``trial``'s kind."""
-    from trialkit.service.mrt import MrtKind
-    from trialkit.service.multiarm import FactorialKind, MultiArmKind
-
-    kinds: dict[str, type[TrialKind]] = {"factorial": FactorialKind, "adaptive": MultiArmKind,
-                                         "mrt": MrtKind}
-    if trial.kind not in kinds:
-        raise InvalidInput(f"trial {trial.name!r} is of kind {trial.kind!r}, which this trialkit "
-                           "does not know — upgrade trialkit")
-    return kinds[trial.kind](trial)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from trialkit.errors import Conflict, InvalidInput, NotFound, Tampered
 from trialkit.randomise.history import AllocationRule, AllocationState
 from trialkit.service import identity
 from trialkit.service.audit import GENESIS, AuditRow, canonical, row_mac
 from trialkit.service.keys import TrialKey, create_key_file, seal
+from trialkit.service.kinds import TrialHandle
 from trialkit.service.store import (
     AUDIT_VERSION,
     Store,
@@ -27,8 +29,7 @@ from trialkit.service.store import (
 )
 from trialkit.service.transaction import Transaction, state_context
 
-if TYPE_CHECKING:
-    from trialkit.service.trial import Trial
+T = TypeVar("T")
 
 
 def _check_key_path(key_file: str | None) -> str:
@@ -45,7 +46,7 @@ def _check_key_path(key_file: str | None) -> str:
     return key_file
 
 
-def _check_not_database(url: str | None, key_file: str) -> None:
+def _check_not_database(url: str, key_file: str) -> None:
     path = sqlite_path(url)
     if path is not None:
         path = os.path.abspath(path)
@@ -54,8 +55,8 @@ def _check_not_database(url: str | None, key_file: str) -> None:
                                "outside the database", param="key_file")
 
 
-def create_trial(cls: type[Trial], design: Any, url: str | None, *, key_file: str,
-                 name: str | None, user: str | None, lock_timeout: float | None) -> Trial:
+def create_trial(cls: Callable[..., T], design: Any, url: str | None, *, key_file: str,
+                 name: str | None, user: str | None, lock_timeout: float | None) -> T:
     """Create a trial (see :meth:`Trial.create`)."""
     from trialkit.design import load_design
     from trialkit.service.config import build_config
@@ -109,7 +110,7 @@ def _initial_state(config: dict[str, Any], key: TrialKey, context: str) -> str |
 
 # -- upgrade from trialkit 0.1 -------------------------------------------------------------------
 def legacy_row_hash(trial: str, row: AuditRow) -> str:
-    """The unkeyed SHA-256 of an audit row as trialkit 0.1 computed it."""
+    """Return the unkeyed SHA-256 of an audit row as trialkit 0.1 computed it."""
     text = canonical([trial, row.seq, row.at, row.who, row.action, row.payload, row.prev_hash])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -126,7 +127,7 @@ def _check_legacy_chain(trial: str, rows: list[AuditRow], record: TrialRecord) -
                        "head — it cannot be upgraded; restore an intact copy of the database")
 
 
-def upgrade_trial(trial: Trial, key: TrialKey, who: str) -> dict[str, Any]:
+def upgrade_trial(trial: TrialHandle, key: TrialKey, who: str) -> dict[str, Any]:
     """Convert a trialkit 0.1 trial to the keyed chain (see :meth:`Trial.upgrade`).
 
     The old chain is checked first (unkeyed hashes and a replay with the key). Every audit row is
@@ -156,7 +157,7 @@ def upgrade_trial(trial: Trial, key: TrialKey, who: str) -> dict[str, Any]:
         store.set_audit_version(trial.name, AUDIT_VERSION)
         upgraded = store.load_trial(trial.name)
         assert upgraded is not None
-        tx = Transaction(trial, key, who, upgraded)
+        tx = Transaction(store, trial.adapter.rule, key, who, upgraded)
         row = tx.log("upgrade", {"from_version": record.audit_version, "rows": len(rows),
                                  "legacy_head": record.last_hash})
         tx.commit()

@@ -86,7 +86,7 @@ class MrtKind(TrialKind):
         return self.result(known, False, receipt(key, row.seq, row.hash))
 
     def result(self, record: DecisionRecord, new: bool, receipt_text: str) -> dict[str, Any]:
-        """The decision returned to the caller (the ``decide`` JSON contract)."""
+        """Return the decision returned to the caller (the ``decide`` JSON contract)."""
         return {"participant": record.participant, "decision_point": record.decision_point,
                 "available": bool(record.available), "action": record.action,
                 "probability": record.probability, "reason": record.reason, "new": new,

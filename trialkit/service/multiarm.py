@@ -48,7 +48,7 @@ class MultiArmKind(TrialKind):
 
     # -- presentation ------------------------------------------------------------------------
     def label(self, arm: int) -> Any:
-        """The arm's name as reported."""
+        """Return the arm's name as reported."""
         return self.groups[arm]
 
     def describe(self, arm: int) -> dict[str, Any]:
@@ -56,13 +56,13 @@ class MultiArmKind(TrialKind):
         return {}
 
     def allocation_text(self, key: TrialKey, participant: str, arm: int) -> str:
-        """What is stored and returned: the arm's name, or its code in a blinded trial."""
+        """Return what is stored and returned: the arm's name, or its code in a blinded trial."""
         if self.blinded:
             return keyed_code(key.secret, self.trial.name, participant, arm)
         return self.groups[arm]
 
     def decode(self, key: TrialKey, record: ParticipantRecord) -> int:
-        """The arm of an enrolment (its code is decoded with the key in a blinded trial)."""
+        """Return the arm of an enrolment (its code is decoded with the key in a blinded trial)."""
         if record.arm is not None:
             return record.arm
         for arm in range(len(self.groups)):
@@ -98,7 +98,7 @@ class MultiArmKind(TrialKind):
         return ordered, self.rule.stratum_label(ordered)
 
     def result(self, record: ParticipantRecord, new: bool, receipt_text: str) -> dict[str, Any]:
-        """The enrolment result returned to the caller (the ``enrol`` JSON contract)."""
+        """Return the enrolment result returned to the caller (the ``enrol`` JSON contract)."""
         out: dict[str, Any] = {
             "trial": self.trial.name,
             "participant": record.participant,
@@ -128,8 +128,9 @@ class MultiArmKind(TrialKind):
             known = self.store.participant(self.trial.name, pid)
             if known is not None:
                 return self._repeat(known, strata, tx.key)
-            alloc = next_allocation(self.rule, tx.key.secret, self.trial.name, tx.state, strata)
-            tx.state = advance(self.rule, tx.state, strata, alloc)
+            state = tx.allocation_state()
+            alloc = next_allocation(self.rule, tx.key.secret, self.trial.name, state, strata)
+            tx.state = advance(self.rule, state, strata, alloc)
             record, row = self._store_allocation(tx, pid, strata, label, alloc)
             tx.n_enrolled = alloc.sequence
             return self.result(record, True, tx.receipt(row))
@@ -147,11 +148,11 @@ class MultiArmKind(TrialKind):
         return record, row
 
     def _checked_row(self, record: ParticipantRecord, key: TrialKey) -> AuditRow:
-        """The audit row of an enrolment, checked with the key against the stored record."""
+        """Return the audit row of an enrolment, checked with the key against the stored record."""
         row = (self.store.audit_row(self.trial.name, record.audit_seq)
                if record.audit_seq is not None else None)
         ok = row is not None and row.action == "enrol" and check_row(key, row)
-        if ok:
+        if ok and row is not None:
             data = row.data()
             ok = (data["participant"] == record.participant and data["sequence"] ==
                   record.sequence and data["allocation"] == record.allocation and
@@ -215,7 +216,7 @@ class MultiArmKind(TrialKind):
         return out
 
     def allocation_table(self, n_per_stratum: int, user: str | None) -> list[dict[str, Any]]:
-        """A REDCap-compatible allocation table from a stream separate from live allocations.
+        """Return a REDCap-compatible allocation table from a stream separate from live allocations.
 
         Values are REDCap raw codes: the 1-based group (arm or condition) number and the 1-based
         level number of each stratum. The export is logged.
@@ -232,11 +233,11 @@ class MultiArmKind(TrialKind):
 
     # -- reports -----------------------------------------------------------------------------
     def group_key(self, group: str) -> str:
-        """The status column of a group."""
+        """Return the status column of a group."""
         return group
 
     def status(self) -> dict[str, Any]:
-        """Counts per arm and stratum (not for a blinded trial), CONSORT counts, predictability."""
+        """Return counts per arm and stratum (not when blinded), CONSORT counts, predictability."""
         out = self.base_status()
         records = self.store.participants(self.trial.name)
         out.update({"method": self.rule.method, "blinded": self.blinded,
@@ -271,7 +272,7 @@ class MultiArmKind(TrialKind):
         return rec
 
     def export_columns(self, with_key: bool) -> list[str]:
-        """The export's columns, also when there are no rows yet."""
+        """Return the export's columns, also when there are no rows yet."""
         cols = ["participant", "sequence"]
         if self.blinded:
             cols.append("code")
@@ -280,11 +281,11 @@ class MultiArmKind(TrialKind):
         return [*cols, *self.rule.strata, "enrolled_at", "marked_error", "error_reason"]
 
     def arm_columns(self) -> list[str]:
-        """The columns that show an arm."""
+        """Return the columns that show an arm."""
         return ["arm"]
 
     def arm_values(self, arm: int) -> dict[str, Any]:
-        """The export values of an arm."""
+        """Return the export values of an arm."""
         return {"arm": self.groups[arm]}
 
     def export_rows(self, key_file: str | None, reason: str | None,
@@ -372,7 +373,7 @@ class MultiArmKind(TrialKind):
         return out
 
     def final_state(self, key: TrialKey, rows: Sequence[AuditRow]) -> AllocationState:
-        """The allocation state after every logged enrolment."""
+        """Return the allocation state after every logged enrolment."""
         strata = [row.data()["strata"] for row in rows if row.action == "enrol"]
         return allocate_all(self.rule, key.secret, self.trial.name, strata)[1]
 
@@ -400,7 +401,7 @@ class FactorialKind(MultiArmKind):
 
 
 def stored_strata(record: ParticipantRecord) -> dict[str, str]:
-    """The stored strata of an enrolment."""
+    """Return the stored strata of an enrolment."""
     import json
 
     return json.loads(record.strata)

@@ -184,7 +184,7 @@ def default_lock_timeout() -> float:
 
 
 def check_lock_timeout(value: Any) -> float:
-    """A lock timeout in seconds: a finite number in (0, 3600]."""
+    """Return a lock timeout in seconds: a finite number in (0, 3600]."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -205,15 +205,16 @@ def resolve_url(url: str | None) -> str:
 
 
 def utc_now() -> str:
-    """The current UTC time, ISO 8601 with microseconds and ``Z``."""
+    """Return the current UTC time, ISO 8601 with microseconds and ``Z``."""
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Store:
-    """The live service's storage: every read and write of trials, participants, decisions and
-    the audit trail, behind one dialect-neutral interface.
+    """The live service's storage: every read and write, behind one dialect-neutral interface.
+
+    Trials, participants, decisions, tokens and the audit trail are read and written here only.
 
     Subclasses provide the connection, the transactions and the translation of driver errors;
     the SQL (``?`` placeholders) is shared.
@@ -232,13 +233,13 @@ class Store:
 
     @contextlib.contextmanager
     def write(self, trial: str | None) -> Iterator[None]:
-        """A write transaction holding the lock of ``trial`` (the store's lock when ``None``)."""
+        """Return a write transaction holding the lock of ``trial`` (of the store for ``None``)."""
         raise NotImplementedError
         yield  # pragma: no cover
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
-        """A read transaction: every read inside sees the same consistent state."""
+        """Return a read transaction: every read inside sees the same consistent state."""
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -288,7 +289,7 @@ class Store:
         return [r[0] for r in self._rows("SELECT name FROM trials ORDER BY name")]
 
     def load_trial(self, name: str, lock: bool = False) -> TrialRecord | None:
-        """The trial's row, or ``None``; ``lock`` (inside :meth:`write`) locks it."""
+        """Return the trial's row, or ``None``; ``lock`` (inside :meth:`write`) locks it."""
         sql = f"SELECT {_columns(TrialRecord)} FROM trials WHERE name = ?"
         rows = self._rows(sql + (self._for_update if lock else ""), (name,))
         return TrialRecord(*rows[0]) if rows else None
@@ -366,7 +367,7 @@ class Store:
 
     # -- audit ----------------------------------------------------------------------------
     def audit_rows(self, trial: str, action: str | None = None) -> list[AuditRow]:
-        """The trial's audit rows in order (only those of ``action`` when given)."""
+        """Return the trial's audit rows in order (only those of ``action`` when given)."""
         sql = f"SELECT {_columns(AuditRow)} FROM audit WHERE trial = ?"
         params: tuple = (trial,)
         if action is not None:
@@ -717,7 +718,7 @@ class PostgresStore(Store):
         return {r[0] for r in self._rows("SELECT name FROM schema_migrations")}
 
     def backend_pid(self) -> int:
-        """The server process serving this connection (for diagnostics and tests)."""
+        """Return the server process serving this connection (for diagnostics and tests)."""
         return int(self._rows("SELECT pg_backend_pid()")[0][0])
 
     def close(self) -> None:  # noqa: D102
@@ -732,7 +733,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def _sqlite_target(url: str) -> tuple[str, str]:
-    """The file path and the ``synchronous`` setting of an ``sqlite:///`` URL."""
+    """Return the file path and the ``synchronous`` setting of an ``sqlite:///`` URL."""
     rest = url[len("sqlite:///"):]
     raw_path, _, query = rest.partition("?")
     try:
@@ -759,7 +760,7 @@ def _sqlite_target(url: str) -> tuple[str, str]:
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file of an ``sqlite:///`` URL (``None`` for other stores)."""
+    """Return the file of an ``sqlite:///`` URL (``None`` for other stores)."""
     return _sqlite_target(url)[0] if url.startswith("sqlite:///") else None
 
 

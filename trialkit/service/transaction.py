@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trialkit.errors import Conflict, Tampered
-from trialkit.randomise.history import AllocationState
+from trialkit.randomise.history import AllocationRule, AllocationState
 from trialkit.service.audit import AuditRow, canonical, check_row, receipt, row_mac
 from trialkit.service.keys import TrialKey, seal, unseal
-from trialkit.service.store import AUDIT_VERSION, TrialRecord, utc_now
-
-if TYPE_CHECKING:
-    from trialkit.service.trial import Trial
+from trialkit.service.store import AUDIT_VERSION, Store, TrialRecord, utc_now
 
 
 def state_context(trial: str, n_audit: int, last_hash: str) -> str:
-    """What the sealed allocation state is bound to: the trial and its chain head."""
+    """Return what the sealed allocation state is bound to: the trial and its chain head."""
     return f"allocation-state\x1f{trial}\x1f{n_audit}\x1f{last_hash}"
 
 
@@ -27,9 +24,10 @@ class Transaction:
     (and the re-sealed allocation state) is stored when the ``with`` block ends without error.
     """
 
-    def __init__(self, trial: Trial, key: TrialKey, who: str, record: TrialRecord):
-        self.trial, self.key, self.who = trial, key, who
-        self.store = trial.store
+    def __init__(self, store: Store, rule: AllocationRule | None, key: TrialKey, who: str,
+                 record: TrialRecord):
+        self.store, self.rule, self.key, self.who = store, rule, key, who
+        self.name = record.name
         self.n_enrolled, self.n_audit, self.last_hash = (record.n_enrolled, record.n_audit,
                                                          record.last_hash)
         self._check_head(record)
@@ -46,7 +44,7 @@ class Transaction:
                            "was swapped); nothing was written — run verify with the key file")
 
     def _open_state(self, record: TrialRecord) -> AllocationState | None:
-        rule = self.trial.adapter.rule
+        rule = self.rule
         if rule is None:
             return None
         if record.state is None:
@@ -64,6 +62,12 @@ class Transaction:
                            "was written — run verify with the key file")
         return state
 
+    def allocation_state(self) -> AllocationState:
+        """Return the allocation state (only for a kind that allocates)."""
+        if self.state is None:
+            raise TypeError("this trial kind keeps no allocation state")
+        return self.state
+
     def log(self, action: str, payload: Mapping[str, Any], at: str | None = None) -> AuditRow:
         """Append one audit row authenticated with the key; return it."""
         seq = self.n_audit + 1
@@ -72,9 +76,9 @@ class Transaction:
         mac = row_mac(self.key, seq, at, self.who, action, text, self.last_hash)
         row = AuditRow(seq, at, self.who, action, text, self.last_hash, mac)
         try:
-            self.store.append_audit(self.trial.name, row)
+            self.store.append_audit(self.name, row)
         except Conflict:
-            raise Tampered(f"trial {self.trial.name!r} already holds an audit row {seq} beyond its "
+            raise Tampered(f"trial {self.name!r} already holds an audit row {seq} beyond its "
                            "recorded chain head — the store was edited outside trialkit; nothing "
                            "was written — run verify with the key file") from None
         self.n_audit, self.last_hash = seq, mac
@@ -84,13 +88,13 @@ class Transaction:
         """Store the new head, with the allocation state sealed to it."""
         sealed = None
         if self.state is not None:
-            context = state_context(self.trial.name, self.n_audit, self.last_hash)
+            context = state_context(self.name, self.n_audit, self.last_hash)
             sealed = seal(self.key, context, self.state.pack())
-        self.store.set_head(self.trial.name, self.n_enrolled, self.n_audit, self.last_hash,
+        self.store.set_head(self.name, self.n_enrolled, self.n_audit, self.last_hash,
                             sealed)
 
     def receipt(self, row: AuditRow) -> str:
-        """The receipt of one row this transaction wrote."""
+        """Return the receipt of one row this transaction wrote."""
         return receipt(self.key, row.seq, row.hash)
 
 

@@ -20,10 +20,23 @@ from trialkit.service import identity, lifecycle
 from trialkit.service.audit import check_row, receipt
 from trialkit.service.identity import default_user
 from trialkit.service.keys import TrialKey, key_check, read_key_file
-from trialkit.service.kinds import adapter_for
+from trialkit.service.kinds import TrialKind
+from trialkit.service.mrt import MrtKind
+from trialkit.service.multiarm import FactorialKind, MultiArmKind
 from trialkit.service.store import ConnectionLost, Store, connect
 from trialkit.service.transaction import Transaction
 from trialkit.service.verify import verify
+
+KINDS: dict[str, type[TrialKind]] = {"factorial": FactorialKind, "adaptive": MultiArmKind,
+                                     "mrt": MrtKind}
+
+
+def adapter_for(trial: Trial) -> TrialKind:
+    """Return the adapter of ``trial``'s kind."""
+    if trial.kind not in KINDS:
+        raise InvalidInput(f"trial {trial.name!r} is of kind {trial.kind!r}, which this trialkit "
+                           "does not know — upgrade trialkit")
+    return KINDS[trial.kind](trial)
 
 
 class Trial:
@@ -102,9 +115,11 @@ class Trial:
         self.store.close()
 
     def __enter__(self) -> Trial:
+        """Return the trial (closed when the ``with`` block ends)."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the trial."""
         self.close()
 
     # -- key -------------------------------------------------------------------------------
@@ -148,7 +163,7 @@ class Trial:
             if record is None:
                 raise NotFound(f"trial {self.name!r} no longer exists in {self.store.url}",
                                param="db")
-            tx = Transaction(self, key, who, record)
+            tx = Transaction(self.store, self.adapter.rule, key, who, record)
             yield tx
             tx.commit()
 
@@ -207,7 +222,7 @@ class Trial:
         return self.adapter.unblind(participant, reason, user)
 
     def checkpoint(self, user: str | None = None) -> dict[str, Any]:
-        """A receipt for the current chain head, to be kept outside the database."""
+        """Return a receipt for the current chain head, to be kept outside the database."""
         key = self.key()
         with self.store.snapshot():
             record = self.store.load_trial(self.name)
@@ -221,7 +236,7 @@ class Trial:
 
     # -- reports ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """Counts per arm/condition and stratum, imbalance, CONSORT-style counts, predictability."""
+        """Return counts per arm and stratum, imbalance, CONSORT-style counts, predictability."""
         def read() -> dict[str, Any]:
             with self.store.snapshot():
                 return self.adapter.status()
@@ -230,24 +245,28 @@ class Trial:
 
     def export(self, key_file: str | None = None, reason: str | None = None,
                user: str | None = None) -> list[dict[str, Any]]:
-        """Analysis-ready rows. Arms of a blinded trial need ``key_file`` and a ``reason``
-        (the unblinded export is logged)."""
+        """Return analysis-ready rows.
+
+        Arms of a blinded trial need ``key_file`` and a ``reason`` (the export is logged).
+        """
         return self._retrying(lambda: self.adapter.export_rows(key_file, reason, user))
 
     def export_columns(self, key_file: str | None = None) -> list[str]:
-        """The columns of :meth:`export` (also when there are no rows yet)."""
+        """Return the columns of :meth:`export` (also when there are no rows yet)."""
         return self.adapter.export_columns(key_file is not None)
 
     def allocation_table(self, n_per_stratum: int, key_file: str | None = None,
                          user: str | None = None) -> list[dict[str, Any]]:
-        """A REDCap-compatible allocation table (needs the key; logged)."""
+        """Return a REDCap-compatible allocation table (needs the key; logged)."""
         self.use_key(key_file)
         return self.adapter.allocation_table(n_per_stratum, user)
 
     def verify(self, key_file: str | None = None,
                receipts: Sequence[str] = ()) -> dict[str, Any]:
-        """Check the audit chain and the tables; with the key also every MAC, allocation,
-        decision, the sealed state and ``receipts`` (one receipt string each).
+        """Check the audit chain and the tables; with the key also MACs, replay and receipts.
+
+        With the key every MAC, allocation and decision, the sealed state and ``receipts`` (one
+        receipt string each) are checked.
 
         The key file is not checked against the stored key check value here: a key whose MACs
         make the chain while the stored check value differs means the check value was edited,

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trialkit.errors import Forbidden, NotFound, Tampered
 from trialkit.service.audit import AuditRow, canonical, check_chain, check_receipts, check_row
 from trialkit.service.keys import TrialKey, unseal
+from trialkit.service.kinds import TrialHandle
 from trialkit.service.store import AUDIT_VERSION, TrialRecord
 from trialkit.service.transaction import state_context
-
-if TYPE_CHECKING:
-    from trialkit.service.trial import Trial
 
 NO_KEY_NOTE = ("without the key the audit MACs, the allocations, the sealed state and receipts "
                "were not checked: anyone who can write the database could have rewritten it — "
@@ -29,7 +27,7 @@ NO_KEY_NOTE = ("without the key the audit MACs, the allocations, the sealed stat
 
 
 def _check_trial_row(record: TrialRecord, rows: Sequence[AuditRow]) -> tuple[int | None, str]:
-    """The trials row against the log: design text, creation, counts."""
+    """Return the trials row against the log: design text, creation, counts."""
     if hashlib.sha256(record.design_text.encode("utf-8")).hexdigest() != record.design_sha256:
         return 1, "the stored design text does not match its SHA-256 — it was edited"
     if not rows or rows[0].action != "create":
@@ -49,9 +47,9 @@ def _check_trial_row(record: TrialRecord, rows: Sequence[AuditRow]) -> tuple[int
     return None, ""
 
 
-def _check_state(trial: Trial, key: TrialKey, record: TrialRecord,
+def _check_state(trial: TrialHandle, key: TrialKey, record: TrialRecord,
                  rows: Sequence[AuditRow]) -> str:
-    """The sealed allocation state against the replayed one ("" when they agree)."""
+    """Return the sealed allocation state against the replayed one ("" when they agree)."""
     want = trial.adapter.final_state(key, rows)
     if want is None:
         return ""
@@ -67,7 +65,8 @@ def _check_state(trial: Trial, key: TrialKey, record: TrialRecord,
     return ""
 
 
-def verify(trial: Trial, key: TrialKey | None, receipts: Sequence[str] = ()) -> dict[str, Any]:
+def verify(trial: TrialHandle, key: TrialKey | None,
+           receipts: Sequence[str] = ()) -> dict[str, Any]:
     """Check the trial in one snapshot; with ``key`` also MACs, replay, state and ``receipts``.
 
     Returns a dict with ``ok`` (true only if every check that ran passed), ``authenticated``
@@ -90,7 +89,7 @@ def verify(trial: Trial, key: TrialKey | None, receipts: Sequence[str] = ()) -> 
     return out
 
 
-def _run_checks(trial: Trial, key: TrialKey | None, record: TrialRecord,
+def _run_checks(trial: TrialHandle, key: TrialKey | None, record: TrialRecord,
                 rows: Sequence[AuditRow], receipts: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"chain_ok": None, "tables_ok": None, "replayed": None,
                            "replay_ok": None, "receipts_checked": len(receipts) if key else None,

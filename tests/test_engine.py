@@ -1,13 +1,13 @@
-"""The simulation engine: one stream per replicate, whatever the chunks or worker processes."""
+"""The simulation engine: one stream per replicate, whatever the batches or worker processes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from trialkit.engine import ReplicateStreams, replicate_rngs, run_replicates
+from trialkit.engine.runner import concatenate
 from trialkit.errors import TrialkitError
-from trialkit.simulate import ReplicateStreams, replicate_rngs, run_replicates
-from trialkit.simulate.engine import concatenate
 
 
 def _draws(replicates: range, *, seed: int) -> dict:
@@ -48,7 +48,7 @@ def test_concatenate_arrays_dicts_and_lists():
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [
-    ({"reps": 0}, "--reps 0"), ({"reps": 3, "jobs": 0}, "--jobs 0"),
+    ({"reps": 0}, "reps = 0"), ({"reps": 3, "jobs": 0}, "jobs = 0"),
 ])
 def test_bad_reps_and_jobs(kwargs, needle):
     reps = kwargs.pop("reps")
@@ -57,9 +57,9 @@ def test_bad_reps_and_jobs(kwargs, needle):
 
 
 def test_bad_seed():
-    with pytest.raises(TrialkitError, match="seed -1 is invalid"):
+    with pytest.raises(TrialkitError, match="seed = -1 is invalid"):
         replicate_rngs(-1, 0, 2)
-    with pytest.raises(TrialkitError, match="seed -1 is invalid"):
+    with pytest.raises(TrialkitError, match="seed = -1 is invalid"):
         ReplicateStreams(-1, 0, 2)
 
 
@@ -71,3 +71,35 @@ def test_replicate_streams_are_those_of_replicate_rngs(seed):
         assert len(got) == stop - start
         for a, b in zip(ref, got, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_batches_are_cut_at_multiples_of_the_batch_whatever_the_jobs_and_start():
+    from trialkit.engine import replicate_batches
+
+    assert replicate_batches(12, batch=5) == [range(0, 5), range(5, 10), range(10, 12)]
+    assert replicate_batches(12, batch=5, jobs=3) == replicate_batches(12, batch=5)
+    assert replicate_batches(8, start=7, batch=5) == [range(7, 10), range(10, 15)]
+    assert replicate_batches(10, jobs=3) == [range(0, 4), range(4, 8), range(8, 10)]
+    assert replicate_batches(10, jobs=2, max_batch=3) == [range(0, 3), range(3, 5),
+                                                          range(5, 8), range(8, 10)]
+
+
+def test_start_continues_an_earlier_run():
+    first = run_replicates(_draws, 7, seed=4)
+    more = run_replicates(_draws, 5, seed=4, start=7, batch=3)
+    whole = run_replicates(_draws, 12, seed=4)
+    np.testing.assert_array_equal(np.concatenate([first["x"], more["x"]]), whole["x"])
+    np.testing.assert_array_equal(more["i"], np.arange(7, 12))
+
+
+def test_old_engine_name_still_imports_with_a_deprecation_warning():
+    import importlib
+    import sys
+
+    sys.modules.pop("trialkit.simulate", None)
+    with pytest.warns(DeprecationWarning, match="trialkit.engine"):
+        old = importlib.import_module("trialkit.simulate")
+    assert old.run_replicates is run_replicates
+    from trialkit.simulate.engine import run_replicates as via_old_module
+
+    assert via_old_module is run_replicates

@@ -1,4 +1,4 @@
-"""The replicate streams of :func:`trialkit.simulate.replicate_rngs`, re-seeded in place.
+"""The replicate streams of :func:`trialkit.engine.replicate_rngs`, re-seeded in place.
 
 Creating one ``SeedSequence`` and one ``Generator`` per replicate costs more than drawing a
 replicate's outcomes. :class:`ReplicateStreams` yields, for replicates ``start … stop−1``, one
@@ -12,6 +12,7 @@ seeding step with Python integers. The draws are bit-for-bit those of ``replicat
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -84,6 +85,19 @@ def _seed_states(seed: int, start: int, stop: int) -> list[np.ndarray]:
     return [out32[2 * j] | (out32[2 * j + 1] << u(32)) for j in range(_POOL)]
 
 
+class Streams(Protocol):
+    """Generators of consecutive replicates: a list of them, or :class:`ReplicateStreams`.
+
+    Use each generator before taking the next: :class:`ReplicateStreams` re-seeds one generator.
+    """
+
+    def __len__(self) -> int:
+        """Return the number of replicates."""
+
+    def __iter__(self) -> Iterator[np.random.Generator]:
+        """Yield each replicate's generator in turn."""
+
+
 class ReplicateStreams:
     """Iterate over replicates ``start … stop−1`` of a run seeded with ``seed``.
 
@@ -95,22 +109,25 @@ class ReplicateStreams:
         if not isinstance(seed, int | np.integer) or seed < 0:
             from trialkit.errors import TrialkitError
 
-            raise TrialkitError(f"seed {seed!r} is invalid — use a non-negative whole number")
+            raise TrialkitError(f"seed = {seed!r} is invalid — use a non-negative whole number",
+                                param="seed")
         self.seed, self.start, self.stop = int(seed), int(start), int(stop)
 
     def __len__(self) -> int:
+        """Return the number of replicates."""
         return self.stop - self.start
 
     def __iter__(self) -> Iterator[np.random.Generator]:
+        """Yield the generator, re-seeded for each replicate in turn."""
         if len(self) <= 0:
             return
         with np.errstate(over="ignore"):
             w0, w1, w2, w3 = (w.tolist() for w in _seed_states(self.seed, self.start, self.stop))
         bitgen = np.random.PCG64(0)
         gen = np.random.Generator(bitgen)
-        state = {"bit_generator": "PCG64", "state": {"state": 0, "inc": 0}, "has_uint32": 0,
-                 "uinteger": 0}
-        inner = state["state"]
+        inner: dict[str, int] = {"state": 0, "inc": 0}
+        state: Any = {"bit_generator": "PCG64", "state": inner, "has_uint32": 0,
+                      "uinteger": 0}
         for a, b, c, d in zip(w0, w1, w2, w3, strict=True):
             inc = ((((c << 64) | d) << 1) | 1) & _M128
             # PCG64 seeding: state 0, one step (state = inc), add the seed, one more step
