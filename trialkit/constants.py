@@ -20,6 +20,8 @@ PRETESTS: Final = ("none", "covariate", "repeated")
 ADJUSTMENTS: Final = ("none", "holm", "bonferroni")
 #: Outcome types of factorial and adaptive designs.
 OUTCOME_TYPES: Final = ("continuous", "binary")
+#: The largest number of participants, clusters or cluster members a calculation accepts.
+MAX_SAMPLE: Final = 10**9
 
 # -- MRT designs ---------------------------------------------------------------------------------
 #: Shapes of a trajectory over study days.

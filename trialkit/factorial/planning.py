@@ -7,6 +7,7 @@ pretest, dropout) and its planned analysis (model order, α, multiplicity adjust
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -137,7 +138,19 @@ def _sizes(design, n_total: int | None):
     else:
         clusters = s.clusters
     _check_total(clusters * s.cluster_size)
+    check_between_clusters(design, clusters)
     return int(round(clusters * s.cluster_size)), int(clusters), s.cluster_size
+
+
+def check_between_clusters(design, clusters: int) -> None:
+    """Refuse fewer clusters than conditions when whole clusters are randomised."""
+    n_conditions = design.conditions().shape[0]
+    if design.sample.assignment == "between" and clusters < n_conditions:
+        raise TrialkitError(
+            f"{clusters} clusters are fewer than the {n_conditions} conditions of design "
+            f"{design.name!r}: whole clusters are randomised, so every condition needs at least "
+            f"one — use at least {n_conditions} clusters, i.e. n_total ≥ "
+            f"{math.ceil(n_conditions * design.sample.cluster_size)}", param="n_total")
 
 
 def _check_total(n: float, limit: float = fp._MAX_SIZE, what: str = "") -> None:
@@ -302,6 +315,8 @@ def factorial_design_sample_size(
     def min_power(size: int, strict: bool = False) -> float:
         if s.assignment == "independent":
             n, clusters, m = size, None, None
+        elif s.assignment == "between" and size < codes.shape[0]:
+            return -1.0   # fewer clusters than conditions
         else:
             n, clusters, m = int(round(size * s.cluster_size)), size, s.cluster_size
         try:
