@@ -42,3 +42,5 @@ RESCALE: Final = ("none", "fixed", "limits", "both")
 # -- output ------------------------------------------------------------------------------------
 #: Output formats of every command.
 FORMATS: Final = ("table", "json", "csv")
+#: Extensions of the data tables trialkit writes (CSV or Parquet).
+TABLE_FORMATS: Final = (".csv", ".parquet", ".pq")

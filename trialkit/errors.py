@@ -11,6 +11,15 @@ same message serves the Python API, the CLI and any other front-end.
 
 from __future__ import annotations
 
+#: Longest echo of a user's value in a message; longer values are cut and end with "…".
+SHOWN_LENGTH = 40
+
+
+def shown(value: object, limit: int = SHOWN_LENGTH) -> str:
+    """Return ``value`` as text for a message, cut to ``limit`` characters (ending "…")."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
 
 class TrialkitError(Exception):
     """A problem the user can fix; the message says what is wrong and what to do.

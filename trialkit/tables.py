@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from trialkit.constants import TABLE_FORMATS
 from trialkit.errors import DataError
 
 
@@ -77,12 +78,23 @@ def factor_codes(design, table) -> np.ndarray:
 
 
 def write_table(table, path: str | os.PathLike[str] | None) -> None:
-    """Write a DataFrame as Parquet (by extension) or CSV; CSV on stdout without a path."""
+    """Write a DataFrame as CSV or Parquet (by extension); CSV on stdout without a path.
+
+    Raises
+    ------
+    DataError
+        When the extension is neither ``.csv`` nor ``.parquet``/``.pq`` (nothing is written).
+    """
     import sys
 
     if path is None:
         table.to_csv(sys.stdout, index=False)
-    elif os.fspath(path).lower().endswith((".parquet", ".pq")):
-        table.to_parquet(path, index=False)
+        return
+    name = os.fspath(path)
+    if not name.lower().endswith(TABLE_FORMATS):
+        raise DataError(f"{name} has an extension trialkit does not write — give a path "
+                        "ending in " + ", ".join(TABLE_FORMATS), param="path")
+    if name.lower().endswith((".parquet", ".pq")):
+        table.to_parquet(name, index=False)
     else:
-        table.to_csv(path, index=False)
+        table.to_csv(name, index=False)

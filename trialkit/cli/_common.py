@@ -298,12 +298,55 @@ def write_figure(figure: Any, path: str) -> str:
 
 
 def check_figure_path(path: str) -> None:
-    """Refuse an ``--out`` path that is not a figure (.png, .pdf, .svg)."""
+    """Refuse an ``--out`` path that is not a figure (.png, .pdf, .svg) or cannot be written."""
     from trialkit.plotting import FIGURE_FORMATS, is_figure_path
 
     if not is_figure_path(path):
         raise UserError(f"{path} is not a figure file — give --out a path ending in "
                         + ", ".join(FIGURE_FORMATS))
+    check_output(path, FIGURE_FORMATS)
+
+
+def _writable_folder(folder: str) -> str | None:
+    """Why files cannot be created in ``folder`` (``None`` when they can)."""
+    if not os.path.exists(folder):
+        return f"folder {folder} does not exist"
+    if not os.path.isdir(folder):
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {folder} is not writable"
+    return None
+
+
+def check_output(path: str, extensions: Sequence[str], param: str = "out") -> None:
+    """Refuse an output file before any work: an unknown extension or a folder it cannot go in.
+
+    Raises :class:`~trialkit.errors.TrialkitError` naming ``param`` (the CLI appends its flag).
+    """
+    if not path.lower().endswith(tuple(extensions)):
+        raise TrialkitError(f"{path} has an extension trialkit does not write — give a "
+                            "path ending in " + ", ".join(extensions), param=param)
+    if os.path.isdir(path):
+        raise TrialkitError(f"{path} is a folder — give a file name", param=param)
+    folder = os.path.dirname(os.path.abspath(path))
+    problem = _writable_folder(folder)
+    if problem is not None:
+        raise TrialkitError(f"cannot write {path}: {problem} — create it or choose "
+                            "another path", param=param)
+
+
+def check_output_dir(path: str, param: str = "out_dir") -> None:
+    """Refuse an output folder before any work: a file, or a place no folder can be made."""
+    if os.path.exists(path):
+        problem = _writable_folder(path)
+    else:
+        parent = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(parent) and parent != os.path.dirname(parent):
+            parent = os.path.dirname(parent)
+        problem = _writable_folder(parent)
+    if problem is not None:
+        raise TrialkitError(f"cannot write into {path}: {problem} — choose another "
+                            "folder", param=param)
 
 
 def jsonable(value: Any) -> Any:

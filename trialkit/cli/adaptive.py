@@ -7,6 +7,7 @@ import click
 from trialkit.cli._common import (
     UserError,
     check_figure_path,
+    check_output,
     deprecated_alias,
     emit,
     format_option,
@@ -63,6 +64,8 @@ def simulate_design(file, scenario, reps, seed, jobs, method, selection, prefere
 
     saves = [p for p in out if p.lower().endswith(".json")]
     figures = [p for p in out if p not in saves]
+    for path in saves:
+        check_output(path, (".json",))
     for path in figures:
         check_figure_path(path)
     if len(saves) > 1:

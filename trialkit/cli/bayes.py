@@ -7,6 +7,7 @@ import sys
 import click
 
 from trialkit.cli._common import (
+    check_output_dir,
     deprecated_alias,
     emit,
     format_option,
@@ -82,6 +83,8 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     from trialkit.design import load_design
     from trialkit.tables import read_table
 
+    if out_dir is not None:
+        check_output_dir(out_dir)
     design = load_design(design_file)
     result = run(design, read_table(data), outcomes=outcomes, covariates=covariates,
                  method=method, engine=engine, draws=draws, tune=tune, chains=chains, seed=seed,

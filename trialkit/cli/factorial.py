@@ -8,6 +8,7 @@ import click
 
 from trialkit.cli._common import (
     UserError,
+    check_output,
     emit,
     format_option,
     jobs_option,
@@ -16,7 +17,8 @@ from trialkit.cli._common import (
     scenario_option,
     seed_option,
 )
-from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, PRETESTS
+from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, PRETESTS, TABLE_FORMATS
+from trialkit.plotting import FIGURE_FORMATS
 
 
 def _setting_options(func: Callable) -> Callable:
@@ -207,9 +209,11 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, scenario,
     from trialkit.design import load_design
     from trialkit.factorial import planning as plan
 
-    design = load_design(file)
     if simulate and curve:
         raise UserError("--simulate and --curve are given together — choose one")
+    if curve:
+        check_output(out or "power.png", (*FIGURE_FORMATS, ".json", ".csv"))
+    design = load_design(file)
     if scenario is not None and not simulate:
         raise UserError("--scenario chooses the truth of a simulation — add --simulate")
     if curve:
@@ -303,6 +307,8 @@ def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, .
     from trialkit.factorial.rehearse import rehearsal_outcomes
     from trialkit.tables import read_table, write_table
 
+    if out is not None:
+        check_output(out, TABLE_FORMATS)
     design = load_design(design_file)
     if design.kind != "factorial":
         raise UserError(f"{design_file} is a {design.kind} design — rehearsal outcomes need a "

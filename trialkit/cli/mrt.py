@@ -68,6 +68,8 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
     from trialkit.errors import TrialkitError
     from trialkit.mrt.planning import mrt_power, simulate_mrt_power
 
+    if out:
+        check_figure_path(out)
     design = load_design(file)
     assert isinstance(design, MrtDesign)  # the dispatch chose this command by the kind
     n = n_participants if n_participants is not None else design.n_participants
@@ -88,7 +90,6 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
         if out:
             from trialkit.mrt.plots import design_figure
 
-            check_figure_path(out)
             write_figure(design_figure(design, outcome=outcome, n_marked=n), out)
     _echo_warnings(caught)
     emit(result, fmt)
@@ -116,6 +117,8 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, out:
     from trialkit.design import load_design
     from trialkit.mrt.planning import mrt_sample_size
 
+    if out:
+        check_figure_path(out)
     design = load_design(file)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -123,7 +126,6 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, out:
         if out:
             from trialkit.mrt.plots import design_figure
 
-            check_figure_path(out)
             write_figure(design_figure(design, outcome=outcome,
                                        n_marked=result["n_participants"]), out)
     _echo_warnings(caught)
