@@ -14,7 +14,12 @@ from trialkit.mrt.checks import check_probabilities, check_sample_size, warn
 from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.generate import generate_arrays
 from trialkit.mrt.inference import hotelling_pvalue
-from trialkit.mrt.trajectory import DIMENSION, day_basis, expand_days, trajectory_by_day
+from trialkit.mrt.trajectory import (
+    expand_days,
+    trajectory_basis,
+    trajectory_by_day,
+    trajectory_values,
+)
 from trialkit.results import Result, omit_none
 
 #: Replicates analysed together (at most); the engine cuts batches at multiples of the batch size,
@@ -36,41 +41,68 @@ def _traj(t, days: int, dpd: int) -> np.ndarray:
     return expand_days(trajectory_by_day(t.shape, t.mean, days, t.initial, t.extremum_day), dpd)
 
 
-def design_inputs(design, outcome: str | None = None) -> dict:
-    """Per-decision-point inputs of the formulas for one outcome of an ``mrt`` design."""
+def design_outcome(design, outcome: str | None = None):
+    """Return the design's outcome called ``outcome`` (the first listed when ``None``)."""
     names = [o.name for o in design.outcomes]
     if outcome is None:
-        out = design.primary_outcome
-    elif outcome in names:
-        out = design.outcomes[names.index(outcome)]
-    else:
-        raise TrialkitError(f"outcome {outcome!r} is not in the design — use one of: "
-                            + ", ".join(names))
+        return design.primary_outcome
+    if outcome in names:
+        return design.outcomes[names.index(outcome)]
+    raise TrialkitError(f"outcome {outcome!r} is not in the design — use one of: "
+                        + ", ".join(names), param="outcome")
+
+
+def _check_curves(design, out, tau, effect, baseline, basis, dpd) -> None:
+    """Refuse availability outside [0, 1], success probabilities outside (0, 1), a bad basis."""
+    where = design.source.path
+    if np.any(tau < 0) or np.any(tau > 1):
+        day = int(np.argmax((tau < 0) | (tau > 1)) // dpd) + 1
+        raise TrialkitError(f"{where}: the availability trajectory leaves [0, 1] on "
+                            f"day {day} — change its initial value or extremum day")
+    if np.linalg.matrix_rank(basis) < basis.shape[1]:
+        raise TrialkitError(f"{where}: the effect basis of outcome {out.name!r} has linearly "
+                            "dependent terms over the schedule — drop a term")
+    if baseline is None:
+        return
+    if np.any(baseline <= 0) or np.any(baseline >= 1):
+        raise TrialkitError(f"{where}: the baseline success curve of outcome "
+                            f"{out.name!r} leaves (0, 1) — change its initial value or extremum "
+                            "day (or its coefficients)")
+    if np.any(baseline * np.exp(effect) >= 1):
+        day = int(np.argmax(baseline * np.exp(effect) >= 1) // dpd) + 1
+        raise TrialkitError(f"{where}: baseline × exp(effect) of outcome "
+                            f"{out.name!r} reaches 1 on day {day} — the success probability "
+                            "under treatment must stay below 1; lower the effect or the baseline")
+
+
+def design_inputs(design, outcome: str | None = None) -> dict:
+    """Per-decision-point inputs of the formulas for one outcome of an ``mrt`` design.
+
+    ``basis`` is the effect's basis (Z_t, f_t) with p columns; ``control_basis`` the baseline's
+    basis g_t when the baseline is given over a basis (else ``None``), and q its number of
+    columns unless ``analysis.controls`` says otherwise.
+    """
+    out = design_outcome(design, outcome)
     days, dpd = design.schedule.days, design.schedule.decisions_per_day
     n_points = days * dpd
     prob = np.array([design.probability_at(t) for t in range(1, n_points + 1)])
     tau = _traj(design.availability, days, dpd)
-    if np.any(tau < 0) or np.any(tau > 1):
-        day = int(np.argmax((tau < 0) | (tau > 1)) // dpd) + 1
-        raise TrialkitError(f"{design.source.path}: the availability trajectory leaves [0, 1] on "
-                            f"day {day} — change its initial value or extremum day")
-    effect = _traj(out.effect, days, dpd)
-    p = DIMENSION[out.effect.shape]
-    q = design.controls if design.controls is not None else p
-    baseline = _traj(out.baseline, days, dpd) if out.baseline is not None else None
-    if baseline is not None and (np.any(baseline <= 0) or np.any(baseline >= 1)):
-        raise TrialkitError(f"{design.source.path}: the baseline success curve of outcome "
-                            f"{out.name!r} leaves (0, 1) — change its initial value or extremum "
-                            "day")
-    if baseline is not None and np.any(baseline * np.exp(effect) >= 1):
-        day = int(np.argmax(baseline * np.exp(effect) >= 1) // dpd) + 1
-        raise TrialkitError(f"{design.source.path}: baseline × exp(effect) of outcome "
-                            f"{out.name!r} reaches 1 on day {day} — the success probability "
-                            "under treatment must stay below 1; lower the effect or the baseline")
+    effect = trajectory_values(out.effect, days, dpd)
+    basis = trajectory_basis(out.effect, days, dpd)
+    baseline = control_basis = None
+    if out.baseline is not None:
+        baseline = trajectory_values(out.baseline, days, dpd, log_scale=True)
+        if out.baseline.shape == "basis":
+            control_basis = trajectory_basis(out.baseline, days, dpd)
+    _check_curves(design, out, tau, effect, baseline, basis, dpd)
+    p = basis.shape[1]
+    q = design.controls if design.controls is not None else (
+        control_basis.shape[1] if control_basis is not None else p)
     return {"outcome": out.name, "type": out.type, "days": days, "decisions_per_day": dpd,
             "probability": prob, "availability": tau, "effect": effect, "baseline": baseline,
-            "basis": day_basis(days, dpd, p), "p": p, "q": q, "alpha": design.alpha,
-            "power": design.power}
+            "basis": basis, "control_basis": control_basis,
+            "effect_by_basis": out.effect.shape == "basis", "p": p, "q": q,
+            "alpha": design.alpha, "power": design.power}
 
 
 def _formula_power(inp: dict, n: float) -> float:
@@ -156,10 +188,25 @@ def mrt_sample_size(design, power: float | None = None,
 
 
 # -- simulation power with the real estimator ------------------------------------------------------
-def _analysis_bases(days: int, dpd: int, p: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+def _scaled(basis: np.ndarray) -> np.ndarray:
+    """Columns divided by their largest absolute value (same span, better conditioned)."""
+    return basis / np.abs(basis).max(axis=0)
+
+
+def _analysis_bases(inputs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Controls and moderators of the simulated analysis, a row per decision point.
+
+    Polynomials ``1, s, s², …`` in the scaled day s (q controls, p moderators), or — when the
+    design gives the effect or the baseline over a basis — that basis (columns scaled).
+    """
+    days, dpd, p, q = inputs["days"], inputs["decisions_per_day"], inputs["p"], inputs["q"]
     s = np.repeat(np.arange(days, dtype=float), dpd) / max(days - 1, 1)
     controls = np.column_stack([s ** j for j in range(q)])
     moderators = np.column_stack([s ** j for j in range(p)])
+    if inputs.get("effect_by_basis"):
+        moderators = _scaled(inputs["basis"])
+    if inputs.get("control_basis") is not None and inputs["control_basis"].shape[1] == q:
+        controls = _scaled(inputs["control_basis"])
     return controls, moderators
 
 
@@ -169,8 +216,7 @@ def power_replicates(reps: range, *, seed: int, n_participants: int, inputs: dic
 
     Returns p-values, estimates and convergence, one row per replicate.
     """
-    controls, moderators = _analysis_bases(inputs["days"], inputs["decisions_per_day"],
-                                           inputs["p"], inputs["q"])
+    controls, moderators = _analysis_bases(inputs)
     fit = emee_batch if inputs["type"] == "binary" else wcls_batch
     prob = inputs["probability"]
     data = generate_arrays(replicate_rngs(seed, reps.start, reps.stop), n_participants, prob,
