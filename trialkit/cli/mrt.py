@@ -154,7 +154,8 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, out:
               help="Confidence level of the intervals.")
 @click.option("--small-sample", type=click.Choice(["auto", "yes", "no"]), default="auto",
               show_default=True,
-              help="Mancl–DeRouen leverage adjustment (auto: with at most 50 participants).")
+              help="Mancl–DeRouen leverage adjustment; auto as R MRTAnalysis: WCLS with at "
+                   "most 50 participants, EMEE always.")
 @format_option
 def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treatment: str,
                 prob: str, availability: str | None, moderator: str | None, control: str | None,

@@ -235,8 +235,8 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
     (default: all available); ``moderator`` and ``control`` right-hand-side formulas such as
     ``"x1 + x2"`` (an intercept is always included). Treatment is centred at ``numerator_prob``
     (p̃) and weighted by (p̃/p)^A((1 − p̃)/(1 − p))^(1−A); ``binary`` fits EMEE on the log
-    relative-risk scale; ``small`` is the Mancl–DeRouen adjustment (``"auto"``: with at most 50
-    participants).
+    relative-risk scale; ``small`` is the Mancl–DeRouen adjustment (``"auto"``: as R
+    ``MRTAnalysis`` — WCLS with at most 50 participants, EMEE always).
     """
     if not 0 < numerator_prob < 1:
         raise TrialkitError(f"numerator_prob = {numerator_prob!r} is outside (0, 1) — use e.g. "
