@@ -170,7 +170,7 @@ def _basis_term(sec: Section, term: Any) -> str:
 
 
 def read_basis_trajectory(sec: Section) -> Trajectory:
-    """Read ``basis`` and ``coefficients`` (a quantity linear in functions of the decision point)."""
+    """Read ``basis`` and ``coefficients``: a quantity linear in functions of the decision point."""
     raw = sec.raw("basis")
     if not isinstance(raw, list) or not raw:
         raise sec.error("basis", raw, "is not a non-empty list of terms", 'write ["1", "t"]')

@@ -194,7 +194,7 @@ def _scaled(basis: np.ndarray) -> np.ndarray:
 
 
 def _analysis_bases(inputs: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Controls and moderators of the simulated analysis, a row per decision point.
+    """Return the controls and moderators of the simulated analysis, a row per decision point.
 
     Polynomials ``1, s, s², …`` in the scaled day s (q controls, p moderators), or — when the
     design gives the effect or the baseline over a basis — that basis (columns scaled).
