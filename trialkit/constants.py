@@ -23,6 +23,10 @@ OUTCOME_TYPES: Final = ("continuous", "binary")
 #: The largest number of participants, clusters or cluster members a calculation accepts.
 MAX_SAMPLE: Final = 10**9
 
+# -- simulation ----------------------------------------------------------------------------------
+#: The most replicates (simulated trials) one run may have: `--reps` and every library function.
+MAX_REPS: Final = 10_000_000
+
 # -- MRT designs ---------------------------------------------------------------------------------
 #: Shapes of a trajectory over study days.
 TRAJECTORY_SHAPES: Final = ("constant", "linear", "quadratic")

@@ -84,21 +84,24 @@ def build_model(spec: ModelSpec, x: np.ndarray, y: np.ndarray | None):
 
 
 class _Progress:
-    """A one-line progress indicator on stderr, updated as draws arrive."""
+    """The sampler's callback: the engine's progress bar (:mod:`trialkit.engine.progress`).
+
+    Sampling reports its draws on stderr whether or not stderr is a terminal (the CLI's
+    ``--quiet`` turns it off).
+    """
 
     def __init__(self, total: int, stream=None):
-        self.total, self.done, self.shown = max(total, 1), 0, -1
-        self.stream = stream or sys.stderr
+        from trialkit.engine.progress import Progress
+
+        self.bar = Progress(total, "sampling", "draws", stream=stream, terminal_only=False,
+                            delay=0.0)
 
     def __call__(self, trace=None, draw=None) -> None:
-        self.done += 1
-        pct = int(100 * self.done / self.total)
-        if pct != self.shown and (pct % 5 == 0 or pct == 100):
-            self.shown = pct
-            self.stream.write(f"\rsampling: {pct:3d}% ({self.done}/{self.total} draws)")
-            if pct >= 100:
-                self.stream.write("\n")
-            self.stream.flush()
+        self.bar.advance()
+
+    def close(self) -> None:
+        """End the line."""
+        self.bar.close()
 
 
 def sample(
@@ -132,10 +135,14 @@ def sample(
         if progress:
             sys.stderr.write("compiling and sampling the model…\n")
             sys.stderr.flush()
-        with model:
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                              random_seed=random_seed, progressbar=False, callback=callback,
-                              target_accept=target_accept, compute_convergence_checks=False)
+        try:
+            with model:
+                idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
+                                  random_seed=random_seed, progressbar=False, callback=callback,
+                                  target_accept=target_accept, compute_convergence_checks=False)
+        finally:
+            if callback is not None:
+                callback.close()
     return idata
 
 

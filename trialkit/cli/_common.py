@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from trialkit.constants import FORMATS
+from trialkit.constants import FORMATS, MAX_REPS
 from trialkit.errors import TrialkitError
 from trialkit.results import plain
 
@@ -241,9 +241,54 @@ def seed_option(help: str = "Seed; replicate i uses the stream (seed, i).") -> D
 
 
 def reps_option(help: str = "Simulated replicates.") -> Decorator:
-    """Return the shared ``--reps`` option: a whole number ≥ 1, default 1000."""
-    return click.option("--reps", type=click.IntRange(min=1), default=DEFAULT_REPS,
-                        show_default=True, help=help)
+    """Return the shared ``--reps`` option: a whole number in 1..MAX_REPS, default 1000."""
+    return click.option("--reps", type=click.IntRange(min=1, max=MAX_REPS),
+                        default=DEFAULT_REPS, show_default=True,
+                        help=f"{help} At most {MAX_REPS:,}.")
+
+
+def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared ``--quiet`` flag: no progress bar on stderr.
+
+    Without it the command's long runs draw a progress bar on stderr when stderr is a terminal
+    (:mod:`trialkit.engine.progress`); the command reads the setting with
+    ``trialkit.engine.progress.progress_enabled()``.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, quiet: bool, **kwargs: Any) -> Any:
+        from trialkit.engine.progress import show_progress
+
+        with show_progress(not quiet):
+            return func(*args, **kwargs)
+
+    return click.option("--quiet", is_flag=True,
+                        help="No progress bar on stderr (drawn only on a terminal, for runs "
+                             "longer than a second).")(wrapper)
+
+
+def refuse_unused(needed: str, *names: str) -> None:
+    """Refuse options among ``names`` given on the command line without the flag ``needed``.
+
+    A set option that would be ignored is an error, never silently dropped.
+    """
+    extra = given(*names)
+    if extra:
+        verb = "applies" if len(extra) == 1 else "apply"
+        raise UserError(f"{', '.join(extra)} {verb} only with {needed}, which is not given — "
+                        f"add {needed} or drop {', '.join(extra)}")
+
+
+def given(*names: str) -> list[str]:
+    """Return the options among ``names`` (parameter names) set on the command line."""
+    ctx = click.get_current_context()
+    found = []
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source in (click.core.ParameterSource.COMMANDLINE,
+                      click.core.ParameterSource.ENVIRONMENT):
+            found.append("--" + name.replace("_", "-"))
+    return found
 
 
 def scenario_option(help: str, default: str | None = None) -> Decorator:

@@ -13,6 +13,7 @@ from trialkit.cli._common import (
     format_option,
     jobs_option,
     out_option,
+    quiet_option,
     reps_option,
     scenario_option,
     seed_option,
@@ -47,6 +48,7 @@ _scenario = scenario_option("Scenario name from the design file (default: the fi
             "selection (.png, .pdf, .svg). Repeatable.", multiple=True)
 @deprecated_alias("--save", "--out", "out", type=click.Path(dir_okay=False), default=None)
 @deprecated_alias("--plot", "--out", "out", type=click.Path(dir_okay=False), default=None)
+@quiet_option
 @format_option
 def simulate_design(file, scenario, reps, seed, jobs, method, selection, preferences, uncertainty,
                     out, fmt):
@@ -94,6 +96,7 @@ def simulate_design(file, scenario, reps, seed, jobs, method, selection, prefere
 @_seed
 @_jobs
 @_method
+@quiet_option
 @format_option
 def calibrate(file, scenario, target, reps, seed, jobs, method, fmt):
     """Find the symmetric superiority/inferiority threshold for a target type I error.

@@ -12,6 +12,7 @@ from trialkit.cli._common import (
     emit,
     format_option,
     jobs_option,
+    quiet_option,
     reps_option,
     scenario_option,
     seed_option,
@@ -63,6 +64,7 @@ def _weights(values: tuple[str, ...]) -> dict[str, float]:
                   default=None)
 @click.option("--strict", is_flag=True,
               help="Exit with code 1 when convergence diagnostics fail.")
+@quiet_option
 @format_option
 def analyse_factorial(design_file, data, outcomes, covariates, method, engine, draws, tune,
                       chains, cores, seed, mcid, budget, weights, out_dir, strict, fmt) -> None:
@@ -72,7 +74,8 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     reports each component's effect (mean, 95% HDI, P(effect > 0), P(beneficial by more than
     the MCID)), every combination's expected outcome and P(best), the PEV decision with and
     without budget, and the classic screening decision alongside. A progress indicator goes to
-    stderr while sampling; failing diagnostics print a warning (exit 1 with --strict).
+    stderr while sampling (not with --quiet); failing diagnostics print a warning (exit 1 with
+    --strict).
 
     \b
     Example:
@@ -81,6 +84,7 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     """
     from trialkit.bayes.analyse import analyse_factorial as run
     from trialkit.design import load_design
+    from trialkit.engine.progress import progress_enabled
     from trialkit.tables import read_table
 
     if out_dir is not None:
@@ -89,7 +93,7 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     result = run(design, read_table(data), outcomes=outcomes, covariates=covariates,
                  method=method, engine=engine, draws=draws, tune=tune, chains=chains, seed=seed,
                  cores=cores, mcid=mcid, budget=budget, weights=_weights(weights),
-                 progress=engine == "nuts")
+                 progress=engine == "nuts" and progress_enabled())
     if out_dir is not None:
         result.save(out_dir)
     emit(result.to_dict(), fmt, primary="components")
@@ -133,6 +137,7 @@ def prior_predictive(design_file, outcome, draws, seed, n_total, fmt) -> None:
 @click.option("--budget", type=float, default=None,
               help="Budget of the within-budget rule (default: half the total cost).")
 @jobs_option
+@quiet_option
 @format_option
 def simulate_decision(design_file, reps, seed, scenario, outcome, budget, jobs, fmt) -> None:
     """How good are design + decision rule? PEV (with/without budget) versus screening.

@@ -11,8 +11,11 @@ from trialkit.cli._common import (
     check_output,
     emit,
     format_option,
+    given,
     jobs_option,
     out_option,
+    quiet_option,
+    refuse_unused,
     reps_option,
     scenario_option,
     seed_option,
@@ -173,6 +176,23 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
                        sigma=kw["sigma"], **_setting(kw)), fmt)
 
 
+def _check_power_options(simulate: bool, curve: bool, scenario: str | None) -> None:
+    """Refuse options the chosen form of ``power FILE`` would ignore."""
+    if simulate and curve:
+        raise UserError("--simulate and --curve are given together — choose one")
+    if scenario is not None and not simulate:
+        raise UserError("--scenario chooses the truth of a simulation — add --simulate")
+    if not simulate:
+        refuse_unused("--simulate", "reps", "seed", "jobs")
+    else:
+        refuse_unused("the analytic power (without --simulate)", "exact")
+    if not curve:
+        refuse_unused("--curve", "n_from", "n_to", "out")
+    elif given("n_total", "adjust"):
+        raise UserError(f"{', '.join(given('n_total', 'adjust'))} is not used by --curve, which "
+                        "draws power from --n-from to --n-to without adjustment — drop it")
+
+
 @click.command("power")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--n-total", type=int, default=None,
@@ -192,6 +212,7 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
 @click.option("--n-to", type=int, default=None, help="Largest N of the curve.")
 @out_option("With --curve: the figure (.png, .pdf, .svg; default power.png) or the curves' "
             "numbers (.json, .csv).")
+@quiet_option
 @format_option
 def power_design(file: str, n_total, outcome, exact, adjust, simulate, scenario, reps, seed, jobs,
                  curve, n_from, n_to, out, fmt: str) -> None:
@@ -209,13 +230,10 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, scenario,
     from trialkit.design import load_design
     from trialkit.factorial import planning as plan
 
-    if simulate and curve:
-        raise UserError("--simulate and --curve are given together — choose one")
+    _check_power_options(simulate, curve, scenario)
     if curve:
         check_output(out or "power.png", (*FIGURE_FORMATS, ".json", ".csv"))
     design = load_design(file)
-    if scenario is not None and not simulate:
-        raise UserError("--scenario chooses the truth of a simulation — add --simulate")
     if curve:
         if n_from is None or n_to is None:
             raise UserError("--curve needs --n-from and --n-to — add both")

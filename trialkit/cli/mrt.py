@@ -13,6 +13,8 @@ from trialkit.cli._common import (
     format_option,
     jobs_option,
     out_option,
+    quiet_option,
+    refuse_unused,
     reps_option,
     seed_option,
     write_figure,
@@ -49,6 +51,7 @@ def _out_option(func):
 @click.option("--control-previous-outcome", "lag_control", is_flag=True,
               help="Simulation: add the previous decision point's outcome to the controls.")
 @_out_option
+@quiet_option
 @format_option
 def power_design(file: str, n_participants: int | None, outcome: str | None, simulate: bool,
                  reps: int, seed: int, jobs: int, ar1: float, icc: float, lag_control: bool,
@@ -68,6 +71,8 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
     from trialkit.errors import TrialkitError
     from trialkit.mrt.planning import mrt_power, simulate_mrt_power
 
+    if not simulate:
+        refuse_unused("--simulate", "reps", "seed", "jobs")
     if out:
         check_figure_path(out)
     design = load_design(file)

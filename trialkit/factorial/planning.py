@@ -275,6 +275,33 @@ def _smallest_reaching(power_at, target: float) -> int:
     return hi
 
 
+def _min_power(design, out, codes, terms, beta, mains, exact, alpha):
+    """Return ``min_power(size, strict=False)``: the least power of the ``mains`` at a size.
+
+    The size counts participants (independent) or clusters; a size too small for the model (or,
+    with whole clusters randomised, with fewer clusters than conditions) has power −1 unless
+    ``strict``.
+    """
+    s = design.sample
+
+    def min_power(size: int, strict: bool = False) -> float:
+        if s.assignment == "independent":
+            n, clusters, m = size, None, None
+        elif s.assignment == "between" and size < codes.shape[0]:
+            return -1.0   # fewer clusters than conditions
+        else:
+            n, clusters, m = int(round(size * s.cluster_size)), size, s.cluster_size
+        try:
+            pw, _ = _analytic(design, out, codes, terms, beta, n, clusters, m, exact, alpha)
+        except TrialkitError:
+            if strict:
+                raise
+            return -1.0   # too small to fit the model
+        return min(pw[j - 1] for j in mains)
+
+    return min_power
+
+
 def factorial_design_sample_size(
     design, power: float | None = None, *, outcome: str | None = None, exact: bool = False,
     adjust: str | None = None,
@@ -311,22 +338,7 @@ def factorial_design_sample_size(
                             f"to [outcomes.{out.name}.effects]")
     alpha, _ = _alpha(design, adjust, len(terms) - 1)
     s, names = design.sample, design.factor_names
-
-    def min_power(size: int, strict: bool = False) -> float:
-        if s.assignment == "independent":
-            n, clusters, m = size, None, None
-        elif s.assignment == "between" and size < codes.shape[0]:
-            return -1.0   # fewer clusters than conditions
-        else:
-            n, clusters, m = int(round(size * s.cluster_size)), size, s.cluster_size
-        try:
-            pw, _ = _analytic(design, out, codes, terms, beta, n, clusters, m, exact, alpha)
-        except TrialkitError:
-            if strict:
-                raise
-            return -1.0   # too small to fit the model
-        return min(pw[j - 1] for j in mains)
-
+    min_power = _min_power(design, out, codes, terms, beta, mains, exact, alpha)
     min_power(10**6, strict=True)   # problems that no sample size cures surface here
     hi = _smallest_reaching(min_power, target)
     limiting = min(mains, key=lambda j: abs(beta[j]))
@@ -411,7 +423,7 @@ def simulate_factorial_power(
     # bound the (replicates × participants) arrays of a call; results do not depend on it
     res = run_replicates(simulate_chunk, reps, jobs=jobs, batch=chunk_size,
                          max_batch=memory_batch(spec.x.shape[0], _CHUNK_VALUES), seed=seed,
-                         spec=spec)
+                         spec=spec, progress="simulating trials")
     return SimulatedPower(
         design=design.name, outcome=out.name, outcome_type=out.type, method="simulation",
         n_total=int(spec.layout.condition.shape[0]), reps=reps, seed=seed,
@@ -536,9 +548,16 @@ def factorial_power_curve(
     if not (isinstance(n_from, int) and isinstance(n_to, int) and 2 <= n_from < n_to):
         raise TrialkitError(f"n_from = {n_from!r} and n_to = {n_to!r} do not make a range — "
                             "use 2 <= n_from < n_to", param=("n_from", "n_to"))
+    from trialkit.engine import progress_bar
+
     grid = np.unique(np.linspace(n_from, n_to, points).round().astype(int))
-    rows = [factorial_design_power(design, int(n), outcome=outcome, exact=exact)["effects"]
-            for n in grid]
+    rows = []
+    with progress_bar(len(grid), "power curve", "sample sizes") as bar:
+        for n in grid:
+            rows.append(factorial_design_power(design, int(n), outcome=outcome,
+                                               exact=exact)["effects"])
+            if bar is not None:
+                bar.advance()
     curves = [{"term": e["term"], "power": [r[j]["power"] for r in rows]}
               for j, e in enumerate(rows[0]) if e["effect"] != 0]
     curve = PowerCurve(design.name, None, [int(v) for v in grid], curves,

@@ -257,7 +257,7 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
     batch = batch_size(n_participants, inputs["days"] * inputs["decisions_per_day"])
     out = run_replicates(power_replicates, reps, jobs=jobs, batch=batch, seed=seed,
                          n_participants=n_participants, inputs=inputs, ar1=ar1, icc=icc,
-                         small=small, lag_control=lag_control)
+                         small=small, lag_control=lag_control, progress="simulating trials")
     failed = int((~(out["converged"] & np.isfinite(out["p_value"]))).sum())
     if failed:
         warn(f"the estimator did not converge (or its variance could not be computed) in "
