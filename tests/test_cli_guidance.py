@@ -45,3 +45,83 @@ def test_defaults_and_the_simulation_itself_still_work(run):
     assert run("power", FACTORIAL, "--format", "json").exit_code == 0
     res = run("power", FACTORIAL, "--simulate", "--reps", "20", "--seed", "3", "--format", "json")
     assert res.exit_code == 0, res.output
+
+
+# -- wrong kinds name the command to use ------------------------------------------------------
+@pytest.mark.parametrize(("args", "use"), [
+    (("power", ADAPTIVE), "use `trialkit simulate FILE`"),
+    (("samplesize", ADAPTIVE), "use `trialkit simulate FILE`"),
+    (("mde", ADAPTIVE), "use `trialkit simulate FILE`"),
+    (("mde", MRT), "use `trialkit power FILE`"),
+    (("simulate", FACTORIAL), "use `trialkit power FILE --simulate`"),
+    (("simulate", MRT), "use `trialkit power FILE --simulate`"),
+    (("simulate", "decision", MRT), "use `trialkit power FILE --simulate`"),
+    (("simulate", "decision", ADAPTIVE), "use `trialkit simulate FILE`"),
+    (("calibrate", FACTORIAL), "use `trialkit power FILE`"),
+    (("analyse", "prior-predictive", MRT), "use `trialkit power FILE`"),
+])
+def test_wrong_kind_names_the_command_to_use(run, args, use):
+    line = _error(run(*args))
+    assert "design, but 'trialkit" in line and use in line
+
+
+def test_analysis_of_another_kind_names_its_analysis(run, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("id,decision_point,availability,treatment,probability,mood\n")
+    line = _error(run("analyse", "factorial", MRT, data))
+    assert "is an MRT design" in line and "use `trialkit analyse mrt DATA --design FILE`" in line
+    line = _error(run("analyse", "mrt", data, "--design", FACTORIAL, "--outcome", "mood"))
+    assert "use `trialkit analyse factorial FILE DATA`" in line
+
+
+# -- trialkit mde FILE -----------------------------------------------------------------------------
+def test_mde_of_a_design_file_matches_the_quick_command(run):
+    import json
+
+    res = run("mde", FACTORIAL, "--format", "json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["n_total"] == 512 and out["n_analysed"] == pytest.approx(435.2)
+    # the same setting by hand: 512 enrolled, 15% dropout, sd 5, model order 2
+    quick = json.loads(run("mde", "factorial", "--factors", "5", "--n-total", "435.2",
+                           "--sigma", "5", "--model-order", "2", "--format", "json").stdout)
+    assert out["raw_main"] == pytest.approx(quick["raw_main"], rel=1e-12)
+    assert out["d_main"] == pytest.approx(quick["d_main"], rel=1e-12)
+
+
+def test_mde_of_a_binary_outcome_has_the_target_power(run):
+    import json
+
+    out = json.loads(run("mde", FACTORIAL, "--outcome", "retention", "--format", "json").stdout)
+    back = json.loads(run("power", "factorial", "--factors", "5", "--n-total", "435.2",
+                          "--baseline", "0.45", "--logodds-main", repr(out["logodds_main"]),
+                          "--model-order", "2", "--format", "json").stdout)
+    assert back["power"] == pytest.approx(0.8, abs=1e-9)
+    assert out["odds_ratio"] > 1 and 0 < out["risk_diff"] < 0.55
+
+
+def test_mde_of_a_design_file_with_a_larger_sample_is_smaller(run):
+    import json
+
+    small = json.loads(run("mde", FACTORIAL, "--format", "json").stdout)
+    large = json.loads(run("mde", FACTORIAL, "--n-total", "2000", "--format", "json").stdout)
+    assert large["raw_main"] < small["raw_main"]
+
+
+# -- echoed values are cut to 40 characters ----------------------------------------------------------
+def test_a_long_bad_value_is_cut_in_design_errors(run, tmp_path):
+    long = "x" * 300
+    path = tmp_path / "long.toml"
+    path.write_text(FACTORIAL.read_text().replace("dropout = 0.15",
+                                                  f'dropout = 0.15\nassignment = "{long}"'))
+    res = run("design", "validate", path)
+    assert res.exit_code == 2 and "x" * 41 not in res.output
+    assert "x" * 30 in res.output and "…" in res.output
+
+
+def test_a_long_bad_value_is_cut_in_cli_errors(run):
+    long = "9" * 80 + "z"
+    line = _error(run("power", FACTORIAL, "--simulate", "--reps", long))
+    assert "9" * 41 not in line and "…" in line
+    line = _error(run("power", "q" * 200))
+    assert "q" * 41 not in line and "…" in line

@@ -53,7 +53,8 @@ class DesignError(TrialkitError):
     key : str
         Dotted key of the offending value, e.g. ``"sample.alpha"``.
     value : object
-        The offending value (``None`` when the key is missing).
+        The offending value (``None`` when the key is missing); its echo is cut to
+        :data:`SHOWN_LENGTH` characters.
     problem : str
         What is wrong with it.
     allowed : str
@@ -62,8 +63,8 @@ class DesignError(TrialkitError):
 
     def __init__(self, file: str, key: str, value: object, problem: str, allowed: str):
         self.file, self.key, self.value = file, key, value
-        shown = "missing" if value is _MISSING_VALUE else repr(value)
-        super().__init__(f"{file}: key '{key}' = {shown}: {problem} — {allowed}")
+        echoed = "missing" if value is _MISSING_VALUE else shown(repr(value))
+        super().__init__(f"{file}: key '{key}' = {echoed}: {problem} — {allowed}")
 
 
 class _Missing:

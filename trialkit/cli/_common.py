@@ -13,6 +13,7 @@ import importlib
 import io
 import json
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -21,13 +22,18 @@ from typing import Any
 import click
 
 from trialkit.constants import FORMATS, MAX_REPS
-from trialkit.errors import TrialkitError
+from trialkit.errors import TrialkitError, shown
 from trialkit.results import plain
 
-
 # -- errors ---------------------------------------------------------------------------------------
+#: A quoted value in a message: a quote not preceded by a letter (so not "design's"), its text.
+_QUOTED = re.compile(r"""(?<![\w])(['"])([^'"\n]+?)\1(?![\w])""")
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """Fold ``text`` to one line and cut every quoted value to 40 characters."""
+    line = " ".join(str(text).split())
+    return _QUOTED.sub(lambda m: m.group(1) + shown(m.group(2)) + m.group(1), line)
 
 
 class TrialkitGroup(click.Group):
@@ -64,7 +70,8 @@ class TrialkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TrialkitError as exc:
-            raise UserError(str(exc) + flag_hint(ctx.meta.get(_LEAF), exc.param)) from None
+            raise UserError(_one_line(str(exc)) + flag_hint(ctx.meta.get(_LEAF), exc.param)
+                            ) from None
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -159,6 +166,40 @@ def peek_kind(path: str) -> str:
     return str(kind)
 
 
+#: How a design of each kind is called in messages.
+KIND_NAMES = {"factorial": "a factorial", "mrt": "an MRT", "adaptive": "an adaptive"}
+#: What plans a design of each kind: the default suggestion of a wrong-kind error.
+PLAN_COMMANDS = {
+    "factorial": "`trialkit power FILE`",
+    "mrt": "`trialkit power FILE`",
+    "adaptive": "`trialkit simulate FILE`",
+}
+
+
+def wrong_kind(path: str, kind: str, command: str, kinds: Sequence[str],
+               instead: Mapping[str, str] | None = None) -> UserError:
+    """Return the error for a design of ``kind`` given to ``command``, naming what to use.
+
+    ``kinds`` are the kinds ``command`` takes; ``instead`` maps a kind to the command(s) to
+    suggest (default :data:`PLAN_COMMANDS`).
+    """
+    if kind not in KIND_NAMES:
+        return UserError(f"{path} has the unknown kind {shown(repr(kind))} — set kind to one of: "
+                         + ", ".join(KIND_NAMES))
+    hint = (instead or {}).get(kind) or PLAN_COMMANDS[kind]
+    needed = " or ".join(KIND_NAMES[k] for k in kinds)
+    return UserError(f"{path} is {KIND_NAMES[kind]} design, but '{command}' needs {needed} "
+                     f"design — use {hint}")
+
+
+def require_kind(path: str, kinds: Sequence[str], command: str,
+                 instead: Mapping[str, str] | None = None) -> None:
+    """Refuse a design file whose kind is not one of ``kinds``, naming the command to use."""
+    kind = peek_kind(path)
+    if kind not in kinds:
+        raise wrong_kind(path, kind, command, kinds, instead)
+
+
 class DesignDispatchGroup(LazyGroup):
     """A group taking either a subcommand or a design file as its first argument.
 
@@ -169,12 +210,16 @@ class DesignDispatchGroup(LazyGroup):
     ----------
     by_kind : dict
         Design kind → ``"module:attribute"`` of the command run for a file of that kind.
+    instead : dict, optional
+        Design kind → the command(s) to suggest for a file of a kind the group does not handle.
     """
 
-    def __init__(self, *args: Any, by_kind: Mapping[str, str] | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, by_kind: Mapping[str, str] | None = None,
+                 instead: Mapping[str, str] | None = None, **kwargs: Any):
         kwargs.setdefault("subcommand_metavar", "FILE [OPTIONS] | COMMAND [ARGS]...")
         super().__init__(*args, **kwargs)
         self.by_kind = dict(by_kind or {})
+        self.instead = dict(instead or {})
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         """Resolve a subcommand name, or a design file by its kind."""
@@ -184,13 +229,11 @@ class DesignDispatchGroup(LazyGroup):
         if not os.path.exists(name):
             choices = ", ".join(self.list_commands(ctx))
             raise click.UsageError(
-                f"'{name}' is neither a design file nor a subcommand — give an existing design "
-                f"file or one of: {choices}", ctx)
+                f"'{shown(name)}' is neither a design file nor a subcommand — give an existing "
+                f"design file or one of: {choices}", ctx)
         kind = peek_kind(name)
         if kind not in self.by_kind:
-            kinds = ", ".join(sorted(self.by_kind))
-            raise UserError(f"{name} is a design of kind {kind!r}, which '{ctx.command_path}' "
-                            f"does not handle — use a design of kind: {kinds}")
+            raise wrong_kind(name, kind, ctx.command_path, sorted(self.by_kind), self.instead)
         resolved = _file_command(_load(self.by_kind[kind]), args)
         ctx.meta[_LEAF] = resolved[1]
         return resolved

@@ -15,6 +15,7 @@ from trialkit.cli._common import (
     out_option,
     quiet_option,
     reps_option,
+    require_kind,
     scenario_option,
     seed_option,
     write_figure,
@@ -111,6 +112,7 @@ def calibrate(file, scenario, target, reps, seed, jobs, method, fmt):
     """
     from trialkit.adaptive import calibrate_trial, setup_trial
 
+    require_kind(file, ("adaptive",), "trialkit calibrate")
     spec = setup_trial(file, scenario, method)
     emit(calibrate_trial(spec, target=target, reps=reps, seed=seed, jobs=jobs), fmt)
 

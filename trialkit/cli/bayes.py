@@ -14,9 +14,14 @@ from trialkit.cli._common import (
     jobs_option,
     quiet_option,
     reps_option,
+    require_kind,
     scenario_option,
     seed_option,
 )
+
+#: What analyses the data of a trial of another kind.
+ANALYSE_INSTEAD = {"mrt": "`trialkit analyse mrt DATA --design FILE`",
+                   "adaptive": "`trialkit analyse adaptive FILE DATA`"}
 
 
 def _weights(values: tuple[str, ...]) -> dict[str, float]:
@@ -87,6 +92,7 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     from trialkit.engine.progress import progress_enabled
     from trialkit.tables import read_table
 
+    require_kind(design_file, ("factorial",), "trialkit analyse factorial", ANALYSE_INSTEAD)
     if out_dir is not None:
         check_output_dir(out_dir)
     design = load_design(design_file)
@@ -123,6 +129,7 @@ def prior_predictive(design_file, outcome, draws, seed, n_total, fmt) -> None:
     from trialkit.bayes.analyse import prior_predictive as run
     from trialkit.design import load_design
 
+    require_kind(design_file, ("factorial",), "trialkit analyse prior-predictive")
     emit(run(load_design(design_file), outcome=outcome, draws=draws, seed=seed,
              n_total=n_total), fmt, primary="effects")
 
@@ -154,5 +161,7 @@ def simulate_decision(design_file, reps, seed, scenario, outcome, budget, jobs, 
     from trialkit.bayes.decision_study import simulate_decision as run
     from trialkit.design import load_design
 
+    require_kind(design_file, ("factorial",), "trialkit simulate decision",
+                 {"mrt": "`trialkit power FILE --simulate`"})
     emit(run(load_design(design_file), reps=reps, seed=seed, scenario=scenario, outcome=outcome,
              budget=budget, jobs=jobs), fmt)

@@ -272,6 +272,37 @@ def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> No
                                       adjust=adjust), fmt, primary="effects")
 
 
+@click.command("mde")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--n-total", type=int, default=None,
+              help="Participants enrolled (default: the design's sample.n_total).")
+@click.option("--power", "target", type=float, default=None,
+              help="Target power (default: the design's analysis.power).")
+@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
+@click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity.")
+@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
+              help="Override the design's multiplicity adjustment.")
+@format_option
+def mde_design(file: str, n_total, target, outcome, exact, adjust, fmt: str) -> None:
+    """Smallest main effect a factorial design file detects with the target power.
+
+    Uses the design's sample (clusters, pretest, dropout), model order, alpha and adjustment;
+    continuous outcomes give the classic effect (raw_main, outcome units) and d_main, binary
+    ones the log-odds effect, odds ratio and risk difference from the baseline rate.
+
+    \b
+    Example:
+      trialkit mde designs/app-components-factorial.toml --format json
+      trialkit mde designs/app-components-factorial.toml --outcome retention --n-total 800
+    """
+    from trialkit.design import load_design
+    from trialkit.factorial.planning import factorial_design_mde
+
+    design = load_design(file)
+    emit(factorial_design_mde(design, n_total, power=target, outcome=outcome, exact=exact,
+                              adjust=adjust), fmt)
+
+
 @click.command("costs")
 @click.option("--factors", type=int, required=True, help="Number of components to screen.")
 @click.option("--resolution", type=int, default=4, show_default=True,

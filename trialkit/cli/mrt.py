@@ -16,6 +16,7 @@ from trialkit.cli._common import (
     quiet_option,
     refuse_unused,
     reps_option,
+    require_kind,
     seed_option,
     write_figure,
 )
@@ -182,12 +183,11 @@ def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treat
     design = None
     if design_file is not None:
         from trialkit.design import load_design
-        from trialkit.errors import TrialkitError
 
+        require_kind(design_file, ("mrt",), "trialkit analyse mrt --design",
+                     {"factorial": "`trialkit analyse factorial FILE DATA`",
+                      "adaptive": "`trialkit analyse adaptive FILE DATA`"})
         design = load_design(design_file)
-        if design.kind != "mrt":
-            raise TrialkitError(f"{design_file} is a design of kind {design.kind!r} — give an "
-                                "mrt design to --design")
     small = {"auto": "auto", "yes": True, "no": False}[small_sample]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -159,17 +159,22 @@ def _check_total(n: float, limit: float = fp._MAX_SIZE, what: str = "") -> None:
                             "smaller n_total (or sample size in the design)", param="n_total")
 
 
-def _setting(design, m_eff: float | None, exact: bool, alpha: float) -> fp.Setting:
+def _setting_args(design, m_eff: float | None, exact: bool, alpha: float) -> dict[str, Any]:
+    """Return the design's setting as keyword arguments of ``make_setting``."""
     s = design.sample
     clustered = s.assignment != "independent"
-    return fp.make_setting(
-        design.k, model_order=design.analysis.model_order, alpha=alpha,
+    return dict(
+        model_order=design.analysis.model_order, alpha=alpha,
         assignment=s.assignment, cluster_size=m_eff if clustered else None,
         cluster_size_sd=s.cluster_size_sd if s.assignment == "between" else None,
         icc=s.icc if clustered else None, pretest=s.pretest,
         pre_post_corr=s.pre_post_corr if s.pretest != "none" else None,
         change_score_icc=(s.change_score_icc if s.assignment == "between"
                           and s.pretest == "repeated" else None), exact=exact)
+
+
+def _setting(design, m_eff: float | None, exact: bool, alpha: float) -> fp.Setting:
+    return fp.make_setting(design.k, **_setting_args(design, m_eff, exact, alpha))
 
 
 def _alpha(design, adjust: str | None, n_tests: int) -> tuple[float, str]:
@@ -256,6 +261,117 @@ def factorial_design_power(
         n_conditions=int(codes.shape[0]), model_order=design.analysis.model_order,
         alpha=design.analysis.alpha, adjust=method, test_alpha=alpha, effects=effects,
         n_clusters=clusters)
+
+
+@dataclass(frozen=True)
+class DesignMde(Result):
+    """The smallest main effect a design detects with the target power.
+
+    Continuous outcomes: ``raw_main`` (classic effect, outcome units), ``d_main`` (÷ sd) and
+    ``raw_coef``; binary outcomes: ``logodds_main``, ``odds_ratio`` and ``risk_diff`` (from the
+    baseline rate, the other components off).
+    """
+
+    design: str
+    outcome: str
+    outcome_type: str
+    method: str
+    mode: str
+    n_total: int
+    n_analysed: float
+    model_order: int
+    alpha: float
+    adjust: str
+    test_alpha: float
+    target_power: float
+    power: float
+    n_clusters: int | None = omit_none()
+    raw_main: float | None = omit_none()
+    d_main: float | None = omit_none()
+    raw_coef: float | None = omit_none()
+    logodds_main: float | None = omit_none()
+    odds_ratio: float | None = omit_none()
+    risk_diff: float | None = omit_none()
+
+
+def _binary_mde(design, out, codes, terms, n_an: float, deff: float, alpha: float,
+                target: float) -> tuple[float, float]:
+    """Return (log-odds coefficient, power) of the smallest detectable binary main effect."""
+    from scipy import optimize, special
+
+    def power_at(b: float) -> float:
+        coefs = np.zeros(len(terms))
+        coefs[0] = special.logit(out.baseline) + b   # the rate with every component off
+        coefs[1] = b
+        return float(fp.binary_power(codes, terms, coefs, n_an, alpha=alpha,
+                                     design_effect=deff)[0][1])
+
+    lo, hi = 0.0, 0.01
+    while power_at(hi) < target:   # double the effect until the target is passed
+        lo, hi = hi, 2 * hi
+        if hi > 5:
+            raise TrialkitError(f"no log-odds main effect up to 10 reaches power {target} — "
+                                "use a larger sample", param="n_total")
+    b = float(optimize.brentq(lambda v: power_at(v) - target, lo or 1e-9, hi, xtol=1e-10))
+    return b, power_at(b)
+
+
+def factorial_design_mde(
+    design, n_total: int | None = None, *, power: float | None = None,
+    outcome: str | None = None, exact: bool = False, adjust: str | None = None,
+) -> DesignMde:
+    """Minimum detectable main effect of a factorial design at its sample size.
+
+    Parameters
+    ----------
+    design : FactorialDesign
+        A loaded design: its sample (clusters, pretest, dropout), model order, α and adjustment.
+    n_total : int, optional
+        Participants enrolled (default: the design's ``sample.n_total``).
+    power : float, optional
+        Target power (default: the design's ``analysis.power``).
+    outcome : str, optional
+        Outcome name (default: the first listed).
+    exact : bool
+        Exact mode instead of MOST parity (continuous outcomes).
+    adjust : {"none", "holm", "bonferroni"}, optional
+        Override the design's adjustment (the test level is α/m with one).
+
+    Returns
+    -------
+    DesignMde
+        The smallest effect of one main effect (the others at zero) whose test reaches the
+        target power, with the sample it assumes.
+    """
+    target = design.analysis.power if power is None else power
+    fp._check_target(target)
+    out = design.outcome(outcome)
+    codes, terms = _model(design)
+    n, clusters, m = _sizes(design, n_total)
+    alpha, method = _alpha(design, adjust, len(terms) - 1)
+    d = design.sample.dropout
+    n_an = (n if clusters is None else clusters * m) * (1 - d)
+    common = dict(design=design.name, outcome=out.name, outcome_type=out.type,
+                  method="analytic detectable effect", mode="exact" if exact else "most",
+                  n_total=n, n_analysed=n_an, model_order=design.analysis.model_order,
+                  alpha=design.analysis.alpha, adjust=method, test_alpha=alpha,
+                  target_power=target, n_clusters=clusters)
+    if out.type == "binary":
+        deff = _deff(design, m * (1 - d)) if clusters is not None else 1.0
+        b, reached = _binary_mde(design, out, codes, terms, n_an, deff, alpha, target)
+        from scipy import special
+
+        return DesignMde(**common, power=reached, logodds_main=2 * b,
+                         odds_ratio=float(np.exp(2 * b)),
+                         risk_diff=float(special.expit(special.logit(out.baseline) + 2 * b)
+                                         - out.baseline))
+    _analytic(design, out, codes, terms, np.zeros(len(terms)), n, clusters, m, exact, alpha)
+    size = n * (1 - d) if clusters is None else clusters
+    args = _setting_args(design, None if m is None else m * (1 - d), exact, alpha)
+    res = fp.factorial_mde(design.k, None if clusters else size, target,
+                           clusters=size if clusters else None, sigma=out.sd, **args)
+    return DesignMde(**common, power=res["power"], raw_main=res["raw_main"],
+                     d_main=res["d_main"], raw_coef=res["raw_coef"])
 
 
 def _smallest_reaching(power_at, target: float) -> int:
