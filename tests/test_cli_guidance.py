@@ -125,3 +125,32 @@ def test_a_long_bad_value_is_cut_in_cli_errors(run):
     assert "9" * 41 not in line and "…" in line
     line = _error(run("power", "q" * 200))
     assert "q" * 41 not in line and "…" in line
+
+
+# -- MRT power says what it used ---------------------------------------------------------------------
+def test_mrt_power_prints_its_settings(run):
+    res = run("power", MRT, "--n-participants", "40")
+    assert res.exit_code == 0, res.output
+    table = dict(line.split(None, 1) for line in res.stdout.splitlines() if line.strip())
+    assert table["outcome"] == "engagement_1h" and table["n_participants"] == "40"
+    assert table["alpha"] == "0.05" and table["probability"] == "0.6"
+    assert table["availability.mean"] == "0.8"
+    assert table["effect.shape"] == "linear" and table["effect.scale"] == "log relative risk"
+    # the design's effect runs from 0.25 on day 1 to 2 × 0.15 − 0.25 = 0.05 on day 42
+    assert (table["effect.min"], table["effect.mean"], table["effect.max"]) == (
+        "0.05", "0.15", "0.25")
+    assert table["baseline.mean"] == "0.2" and table["method"].startswith("formula: Cohn")
+    assert (table["p"], table["q"], table["df"]) == ("2", "3", "35")
+
+
+def test_simulated_mrt_power_prints_its_settings(run):
+    import json
+
+    res = run("power", MRT, "--n-participants", "30", "--outcome", "mood", "--simulate",
+              "--reps", "10", "--seed", "2", "--format", "json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["method"] == "simulation: WCLS" and out["reps"] == 10 and out["seed"] == 2
+    assert out["outcome"] == "mood" and out["effect"]["scale"] == "standardised"
+    assert out["effect"]["shape"] == "quadratic" and out["effect"]["mean"] == pytest.approx(0.1)
+    assert out["df"] == 30 - 3 - 3

@@ -149,7 +149,9 @@ def test_cli_power_reference_design(run, reference_design):
     res = run("power", reference_design, "--n-participants", "40", "--format", "json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert set(out) == {"power"}
+    assert set(out) == {"power", "design", "outcome", "outcome_type", "method", "n_participants",
+                        "alpha", "decision_points", "probability", "availability", "effect",
+                        "p", "q", "df"}
     assert out["power"] == pytest.approx(0.73156, abs=1e-4)
 
 

@@ -59,8 +59,10 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
                  out: str | None, fmt: str) -> None:
     """Power of an MRT design: by formula (Liao 2016 / Cohn 2023) or by simulation.
 
-    JSON: {"power": ...}; with --simulate {"power": ..., "mc_se": ...}. --out saves the
-    effect and availability trajectories with formula power against the number of participants.
+    Prints the power (with --simulate its Monte Carlo SE, replicates and seed) and the settings
+    it used: outcome, method, participants, alpha, randomisation probability, availability and
+    effect (mean, min, max over the decision points), p, q and df. --out saves the effect and
+    availability trajectories with formula power against the number of participants.
 
     \b
     Example:

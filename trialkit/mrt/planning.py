@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -130,10 +131,60 @@ def _binary(inp: dict, then, n: float | None = None):
 
 @dataclass(frozen=True)
 class MrtPower(Result):
-    """Power of an MRT design; ``mc_se`` (its Monte Carlo SE) when simulated."""
+    """Power of an MRT design; ``mc_se`` (its Monte Carlo SE) when simulated.
+
+    The settings it was computed with follow: design and outcome, method, number of
+    participants, α, the randomisation probability, availability and effect (summaries over the
+    decision points), p effect and q control terms with df = n − p − q, and for a simulation the
+    replicates and seed.
+    """
 
     power: float
     mc_se: float | None = omit_none()
+    design: str | None = omit_none()
+    outcome: str | None = omit_none()
+    outcome_type: str | None = omit_none()
+    method: str | None = omit_none()
+    n_participants: int | None = omit_none()
+    alpha: float | None = omit_none()
+    decision_points: int | None = omit_none()
+    probability: Any = omit_none()
+    availability: dict[str, Any] | None = omit_none()
+    effect: dict[str, Any] | None = omit_none()
+    baseline: dict[str, Any] | None = omit_none()
+    p: int | None = omit_none()
+    q: int | None = omit_none()
+    df: int | None = omit_none()
+    reps: int | None = omit_none()
+    seed: int | None = omit_none()
+
+
+def _summary(values: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """Mean, smallest and largest value over the decision points (and ``extra`` first)."""
+    return {**extra, "mean": float(np.mean(values)), "min": float(np.min(values)),
+            "max": float(np.max(values))}
+
+
+def _trajectory_label(traj) -> str:
+    return f"basis ({', '.join(traj.basis)})" if traj.shape == "basis" else traj.shape
+
+
+def power_settings(design, inputs: dict, n_participants: int) -> dict[str, Any]:
+    """What a power calculation of ``design`` used, as :class:`MrtPower` fields."""
+    out = design_outcome(design, inputs["outcome"])
+    p, q = inputs["p"], inputs["q"]
+    prob = design.probability[0] if design.probability_by == "constant" else _summary(
+        inputs["probability"], by=design.probability_by)
+    scale = "log relative risk" if out.type == "binary" else "standardised"
+    return dict(
+        design=design.name, outcome=out.name, outcome_type=out.type,
+        n_participants=int(n_participants), alpha=inputs["alpha"],
+        decision_points=int(inputs["probability"].size), probability=prob,
+        availability=_summary(inputs["availability"], shape=design.availability.shape),
+        effect=_summary(inputs["effect"], shape=_trajectory_label(out.effect), scale=scale),
+        baseline=None if out.baseline is None else _summary(
+            inputs["baseline"], shape=_trajectory_label(out.baseline)),
+        p=p, q=q, df=int(n_participants) - p - q)
 
 
 @dataclass(frozen=True)
@@ -152,7 +203,10 @@ def mrt_power(design, n_participants: int, outcome: str | None = None) -> MrtPow
     """
     inp = design_inputs(design, outcome)
     check_sample_size(n_participants, inp["p"] + inp["q"])
-    return MrtPower(_formula_power(inp, n_participants))
+    method = ("formula: Cohn, Qian & Murphy (2023)" if inp["type"] == "binary"
+              else "formula: Liao et al. (2016)")
+    return MrtPower(_formula_power(inp, n_participants), method=method,
+                    **power_settings(design, inp, n_participants))
 
 
 def mrt_sample_size(design, power: float | None = None,
@@ -285,4 +339,10 @@ def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int 
     inputs = design_inputs(design, outcome)
     res = simulate_power_arrays(inputs, n_participants, reps, seed, jobs, ar1, icc, small,
                                 lag_control)
-    return MrtPower(res["power"], res["mc_se"])
+    method = f"simulation: {'EMEE' if inputs['type'] == 'binary' else 'WCLS'}"
+    method += (f", AR(1) {ar1:g}" if ar1 else "") + (f", ICC {icc:g}" if icc else "")
+    method += ", previous outcome as control" if lag_control else ""
+    settings = power_settings(design, inputs, n_participants)
+    settings["q"] += int(lag_control)
+    settings["df"] -= int(lag_control)
+    return MrtPower(res["power"], res["mc_se"], method=method, reps=reps, seed=seed, **settings)
