@@ -108,7 +108,7 @@ def test_mde_of_a_design_file_with_a_larger_sample_is_smaller(run):
     assert large["raw_main"] < small["raw_main"]
 
 
-# -- echoed values are cut to 40 characters ----------------------------------------------------------
+# -- echoed values are cut to 40 characters ---------------------------------------------------
 def test_a_long_bad_value_is_cut_in_design_errors(run, tmp_path):
     long = "x" * 300
     path = tmp_path / "long.toml"
@@ -127,7 +127,7 @@ def test_a_long_bad_value_is_cut_in_cli_errors(run):
     assert "q" * 41 not in line and "…" in line
 
 
-# -- MRT power says what it used ---------------------------------------------------------------------
+# -- MRT power says what it used ----------------------------------------------------------------
 def test_mrt_power_prints_its_settings(run):
     res = run("power", MRT, "--n-participants", "40")
     assert res.exit_code == 0, res.output

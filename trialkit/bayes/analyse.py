@@ -22,7 +22,7 @@ from trialkit.bayes.spec import ModelSpec, build_spec
 from trialkit.errors import DataError, TrialkitError
 from trialkit.results import Report, Result
 from trialkit.stats import hdi
-from trialkit.tables import factor_codes, numeric_column, read_table
+from trialkit.tables import exclude_marked_errors, factor_codes, numeric_column, read_table
 
 __all__ = ["ComponentAnalysis", "analyse_factorial", "combination_draws", "hdi",
            "prepare_data", "prior_predictive", "screening_fit"]
@@ -375,6 +375,7 @@ def analyse_factorial(
     chains: int = 4, seed: int = 0, cores: int | None = None, mcid: float | None = None,
     budget: float | None = None, weights: dict[str, float] | None = None,
     out_dir: str | None = None, progress: bool = False, plots: bool = True,
+    include_marked_errors: bool = False,
 ) -> ComponentAnalysis:
     """Analyse a factorial experiment: component report, combinations and decisions.
 
@@ -406,6 +407,10 @@ def analyse_factorial(
         Outcome → weight of the multi-outcome value function (default equal).
     out_dir : str, optional
         Deprecated: call ``result.save(folder)`` instead (``plots``: with the figures).
+    include_marked_errors : bool
+        Analyse the participants marked in error too (column ``marked_error`` = 1 of the trial
+        export); by default they are left out. The report's ``data`` says how many rows were
+        analysed, how many were left out and why.
 
     Returns
     -------
@@ -414,7 +419,12 @@ def analyse_factorial(
     """
     weights = dict(weights or {})
     outcomes = _check_arguments(design, method, engine, mcid, outcomes, weights)
-    codes, ys, cov = prepare_data(design, _table(data), outcomes, tuple(covariates))
+    table, summary = exclude_marked_errors(_table(data), include_marked_errors)
+    if summary["rows"] and not summary["analysed"]:
+        raise DataError(f"all {summary['rows']} rows are marked in error — nothing is left to "
+                        "analyse; check the export (or include them on purpose)",
+                        param="include_marked_errors")
+    codes, ys, cov = prepare_data(design, table, outcomes, tuple(covariates))
     opts = {"method": method, "engine": engine, "draws": draws, "tune": tune, "chains": chains,
             "seed": seed, "cores": cores, "progress": progress, "mcid": mcid, "budget": budget}
     per_outcome, fits = {}, []
@@ -422,7 +432,7 @@ def analyse_factorial(
         per_outcome[name], fit = _analyse_outcome(design, name, codes, ys[name], cov,
                                                   covariates, opts)
         fits += [fit] if fit is not None else []
-    report = _report(design, outcomes, per_outcome, fits, weights, opts)
+    report = {"data": summary, **_report(design, outcomes, per_outcome, fits, weights, opts)}
     result = ComponentAnalysis(report, tuple(fits))
     if out_dir is not None:
         warnings.warn("analyse_factorial(out_dir=...) is deprecated — call "

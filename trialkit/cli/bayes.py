@@ -69,18 +69,24 @@ def _weights(values: tuple[str, ...]) -> dict[str, float]:
                   default=None)
 @click.option("--strict", is_flag=True,
               help="Exit with code 1 when convergence diagnostics fail.")
+@click.option("--include-marked-errors", is_flag=True,
+              help="Analyse participants marked in error (marked_error = 1) too; by default "
+                   "they are left out.")
 @quiet_option
 @format_option
 def analyse_factorial(design_file, data, outcomes, covariates, method, engine, draws, tune,
-                      chains, cores, seed, mcid, budget, weights, out_dir, strict, fmt) -> None:
+                      chains, cores, seed, mcid, budget, weights, out_dir, strict,
+                      include_marked_errors, fmt) -> None:
     """Which components work, and which combination to build: the component report.
 
     Fits the Bayesian factorial model (effect-coded terms up to the design's model order),
     reports each component's effect (mean, 95% HDI, P(effect > 0), P(beneficial by more than
     the MCID)), every combination's expected outcome and P(best), the PEV decision with and
-    without budget, and the classic screening decision alongside. A progress indicator goes to
-    stderr while sampling (not with --quiet); failing diagnostics print a warning (exit 1 with
-    --strict).
+    without budget, and the classic screening decision alongside. Participants marked in error
+    in the export (marked_error = 1) are left out unless --include-marked-errors; the report's
+    data section says how many rows were analysed and which were left out and why. A progress
+    indicator goes to stderr while sampling (not with --quiet); failing diagnostics print a
+    warning (exit 1 with --strict).
 
     \b
     Example:
@@ -99,7 +105,8 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     result = run(design, read_table(data), outcomes=outcomes, covariates=covariates,
                  method=method, engine=engine, draws=draws, tune=tune, chains=chains, seed=seed,
                  cores=cores, mcid=mcid, budget=budget, weights=_weights(weights),
-                 progress=engine == "nuts" and progress_enabled())
+                 progress=engine == "nuts" and progress_enabled(),
+                 include_marked_errors=include_marked_errors)
     if out_dir is not None:
         result.save(out_dir)
     emit(result.to_dict(), fmt, primary="components")

@@ -17,6 +17,7 @@ from trialkit.cli._common import (
     quiet_option,
     refuse_unused,
     reps_option,
+    require_kind,
     scenario_option,
     seed_option,
 )
@@ -339,11 +340,13 @@ def costs(factors, resolution, d_main, cost_per_subject, cost_per_condition, fmt
 @out_option("Write to this file (.csv or .parquet) instead of CSV on stdout.")
 def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, ...], seed: int,
                       out: str | None) -> None:
-    """Rehearsal data: add outcomes drawn from the design's assumed effects to an allocation export.
+    """Rehearsal data: outcomes drawn from the design's assumed effects for a real export.
 
     Run the planned analysis end to end on the trial's real allocation before any outcome
-    exists. ALLOCATIONS is a CSV or Parquet table with the factor columns coded -1/+1, as
-    `trialkit trial export` writes it.
+    exists. For a factorial design ALLOCATIONS is the allocation export (factor columns coded
+    -1/+1); for an MRT design the decision export (id, decision_point, availability,
+    treatment, probability), and each outcome is left empty where the participant was not
+    available. Both are what `trialkit trial export` writes (CSV or Parquet).
 
     \b
     Example:
@@ -351,16 +354,18 @@ def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, .
         > allocations.csv
       trialkit simulate outcomes designs/app-components-factorial.toml allocations.csv \\
         --seed 1 --out rehearsal.csv
+      trialkit simulate outcomes designs/checkin-prompts-mrt.toml decisions.csv --out r.csv
     """
     from trialkit.design import load_design
-    from trialkit.factorial.rehearse import rehearsal_outcomes
     from trialkit.tables import read_table, write_table
 
+    require_kind(design_file, ("factorial", "mrt"), "trialkit simulate outcomes")
     if out is not None:
         check_output(out, TABLE_FORMATS)
     design = load_design(design_file)
-    if design.kind != "factorial":
-        raise UserError(f"{design_file} is a {design.kind} design — rehearsal outcomes need a "
-                        "factorial design")
+    if design.kind == "mrt":
+        from trialkit.mrt.rehearse import rehearsal_outcomes
+    else:
+        from trialkit.factorial.rehearse import rehearsal_outcomes
     table = rehearsal_outcomes(design, read_table(allocations), seed=seed, outcomes=outcomes)
     write_table(table, out)

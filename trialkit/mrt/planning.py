@@ -170,7 +170,7 @@ def _trajectory_label(traj) -> str:
 
 
 def power_settings(design, inputs: dict, n_participants: int) -> dict[str, Any]:
-    """What a power calculation of ``design`` used, as :class:`MrtPower` fields."""
+    """Return what a power calculation of ``design`` used, as :class:`MrtPower` fields."""
     out = design_outcome(design, inputs["outcome"])
     p, q = inputs["p"], inputs["q"]
     prob = design.probability[0] if design.probability_by == "constant" else _summary(
