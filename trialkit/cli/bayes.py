@@ -110,6 +110,9 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     if out_dir is not None:
         result.save(out_dir)
     emit(result.to_dict(), fmt, primary="components")
+    note = (result.get("clustering") or {}).get("note")
+    if note:
+        click.echo(f"Warning: {note}", err=True)
     diag = result.get("diagnostics")
     if diag and not diag["ok"]:
         click.echo("Warning: convergence diagnostics failed — " + "; ".join(diag["problems"])
