@@ -115,16 +115,17 @@ def simulate() -> None:
     cls=LazyGroup,
     lazy={"mrt": "trialkit.cli.mrt:analyse_mrt",
           "factorial": "trialkit.cli.bayes:analyse_factorial",
+          "adaptive": "trialkit.cli.adaptive:analyse_adaptive",
           "prior-predictive": "trialkit.cli.bayes:prior_predictive"},
 )
 def analyse() -> None:
-    """Analyse trial data: MRT causal excursion effects, factorial component decisions.
+    """Analyse trial data: factorial component decisions, MRT excursion effects, adaptive arms.
 
     \b
     Example:
-      trialkit analyse mrt data.csv --id id --decision-point dp --outcome y --treatment a \\
-        --prob 0.6 --availability avail --format json
       trialkit analyse factorial designs/app-components-factorial.toml export.csv --method both
+      trialkit analyse mrt rehearsal.csv --design designs/checkin-prompts-mrt.toml
+      trialkit analyse adaptive designs/three-arm-adaptive.toml rehearsal.csv
     """
 
 

@@ -117,6 +117,40 @@ def calibrate(file, scenario, target, reps, seed, jobs, method, fmt):
     emit(calibrate_trial(spec, target=target, reps=reps, seed=seed, jobs=jobs), fmt)
 
 
+@click.command("adaptive")
+@click.argument("design_file", metavar="DESIGN", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--outcome", default="outcome", show_default=True,
+              help="Outcome column (empty where not yet observed).")
+@click.option("--include-marked-errors", is_flag=True,
+              help="Analyse participants marked in error (marked_error = 1) too; by default "
+                   "they are left out.")
+@format_option
+def analyse_adaptive(design_file, data, outcome, include_marked_errors, fmt):
+    """Analyse an adaptive trial's outcomes with the design's posterior and final-look rules.
+
+    DATA is the trial's export (the arm column) with an outcome column. Reports every arm's
+    patients with outcome data, events or mean, posterior mean and 95% interval, P(best),
+    P(better than the control) and status under the rules of the last planned look, the
+    decision (superiority, equivalence, futility or none), and which rows were analysed.
+
+    \b
+    Example:
+      trialkit simulate outcomes designs/three-arm-adaptive.toml allocations.csv --seed 1 \\
+        --out rehearsal.csv
+      trialkit analyse adaptive designs/three-arm-adaptive.toml rehearsal.csv
+    """
+    from trialkit.adaptive.final import analyse_adaptive as run
+    from trialkit.design import load_design
+    from trialkit.tables import read_table
+
+    require_kind(design_file, ("adaptive",), "trialkit analyse adaptive",
+                 {"factorial": "`trialkit analyse factorial FILE DATA`",
+                  "mrt": "`trialkit analyse mrt DATA --design FILE`"})
+    emit(run(load_design(design_file), read_table(data), outcome=outcome,
+             include_marked_errors=include_marked_errors), fmt)
+
+
 def _fractions(ctx, param, value):
     if value is None:
         return None

@@ -17,7 +17,6 @@ from trialkit.cli._common import (
     quiet_option,
     refuse_unused,
     reps_option,
-    require_kind,
     scenario_option,
     seed_option,
 )
@@ -337,16 +336,20 @@ def costs(factors, resolution, d_main, cost_per_subject, cost_per_condition, fmt
 @click.option("--outcome", "outcomes", multiple=True,
               help="Outcome to simulate (repeatable; default: every outcome of the design).")
 @seed_option("Seed; the same seed and allocations give the same outcomes.")
+@scenario_option("Adaptive designs: the scenario whose values are the truth (default: the "
+                 "first).")
 @out_option("Write to this file (.csv or .parquet) instead of CSV on stdout.")
 def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, ...], seed: int,
-                      out: str | None) -> None:
+                      scenario: str | None, out: str | None) -> None:
     """Rehearsal data: outcomes drawn from the design's assumed effects for a real export.
 
     Run the planned analysis end to end on the trial's real allocation before any outcome
     exists. For a factorial design ALLOCATIONS is the allocation export (factor columns coded
     -1/+1); for an MRT design the decision export (id, decision_point, availability,
     treatment, probability), and each outcome is left empty where the participant was not
-    available. Both are what `trialkit trial export` writes (CSV or Parquet).
+    available; for an adaptive design the allocation export (its arm column) and the outcome
+    (column "outcome") comes from a scenario. All are what `trialkit trial export` writes
+    (CSV or Parquet).
 
     \b
     Example:
@@ -359,13 +362,23 @@ def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, .
     from trialkit.design import load_design
     from trialkit.tables import read_table, write_table
 
-    require_kind(design_file, ("factorial", "mrt"), "trialkit simulate outcomes")
     if out is not None:
         check_output(out, TABLE_FORMATS)
     design = load_design(design_file)
+    table = read_table(allocations)
+    if design.kind == "adaptive":
+        from trialkit.adaptive.final import rehearsal_outcomes as adaptive_outcomes
+
+        if outcomes:
+            raise UserError("--outcome names outcomes of factorial and MRT designs — an "
+                            "adaptive design has one outcome (column 'outcome'); drop it")
+        write_table(adaptive_outcomes(design, table, seed=seed, scenario=scenario), out)
+        return
+    if scenario is not None:
+        raise UserError("--scenario chooses the truth of an adaptive design's rehearsal — drop "
+                        "it for a factorial or MRT design (their assumed effects are the truth)")
     if design.kind == "mrt":
         from trialkit.mrt.rehearse import rehearsal_outcomes
     else:
         from trialkit.factorial.rehearse import rehearsal_outcomes
-    table = rehearsal_outcomes(design, read_table(allocations), seed=seed, outcomes=outcomes)
-    write_table(table, out)
+    write_table(rehearsal_outcomes(design, table, seed=seed, outcomes=outcomes), out)
