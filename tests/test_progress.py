@@ -168,3 +168,12 @@ def test_cli_draws_the_bar_unless_quiet(run, monkeypatch, args):
 def test_no_bar_on_stderr_that_is_not_a_terminal(run):
     res = run("power", FACTORIAL, "--simulate", "--reps", "20")
     assert res.exit_code == 0 and res.stderr == ""
+
+
+def test_the_bootstrap_of_operating_characteristics_reports_progress(terminal):
+    from trialkit.adaptive import check_performance, run_trials, setup_trial
+
+    res = run_trials(setup_trial(ADAPTIVE), 20, 0)
+    with show_progress():
+        check_performance(res, uncertainty=True, n_boot=50)
+    assert "bootstrap: 100% (50/50 resamples)" in terminal.getvalue()
