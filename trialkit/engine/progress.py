@@ -76,13 +76,16 @@ class Progress:
         self.delay = DELAY if delay is None else delay
         self.done = 0
         self.start = time.monotonic()
+        self._first: tuple[float, int] | None = None   # time and count at the first report
         self._drawn = 0.0
         self._shown = False
 
     def advance(self, units: int = 1) -> None:
         """Count ``units`` more as done and redraw (at most every :data:`REFRESH` seconds)."""
-        self.done = min(self.total, self.done + int(units))
         now = time.monotonic()
+        if self._first is None:
+            self._first = (now, self.done)
+        self.done = min(self.total, self.done + int(units))
         if self.visible and now - self.start >= self.delay and (
                 now - self._drawn >= REFRESH or self.done >= self.total):
             self._draw(now)
@@ -92,8 +95,11 @@ class Progress:
         pct = int(100 * self.done / self.total)
         line = (f"\r{self.label}: {pct:3d}% ({self.done}/{self.total} {self.unit}) "
                 f"{_duration(elapsed)} elapsed")
-        if 0 < self.done < self.total:
-            line += f", ~{_duration(elapsed * (self.total - self.done) / self.done)} left"
+        first = self._first
+        if first is not None and now > first[0] and first[1] < self.done < self.total:
+            # the rate since the first report: set-up time (compiling) is not extrapolated
+            rate = (now - first[0]) / (self.done - first[1])
+            line += f", ~{_duration(rate * (self.total - self.done))} left"
         self.stream.write(line.ljust(78))
         self.stream.flush()
         self._drawn, self._shown = now, True
