@@ -141,7 +141,7 @@ def _no_na(values: np.ndarray, col: str, at: np.ndarray) -> None:
     if bad.any():
         raise DataError(f"column '{col}' has the value {values[_row(bad) - 1]:g} at row "
                         f"{_row(bad)} — give finite numbers")
-    check_magnitude(np.where(at, values, 0.0), col, "analysed")
+    check_magnitude(np.where(at, values, 0.0), col, "data")
 
 
 def _binary(values: np.ndarray, col: str, at: np.ndarray, what: str) -> None:
