@@ -1,6 +1,6 @@
 """Reproduce adaptr's reference scenario and record the runs in simulations/.
 
-Scenario (REFERENCES.md, adaptr 1.4.0): 3 arms, binary undesirable outcome, true rates
+Scenario (docs/references.md, adaptr 1.4.0): 3 arms, binary undesirable outcome, true rates
 (0.25, 0.20, 0.30), minimum allocation 0.2, data looks 300..2000 by 100 with 100 more randomised,
 superiority 0.99, inferiority 0.01, equivalence P(all differences < 0.05) > 0.9, beta(1, 1),
 5000 draws, selection "best", 1000 trials. Reference: mean size 1392, P(superiority) 0.616,

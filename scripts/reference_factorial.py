@@ -1,4 +1,4 @@
-"""Reproduce the factorial reference numbers of REFERENCES.md and print them side by side.
+"""Reproduce the factorial reference numbers of docs/references.md and print them side by side.
 
 Usage: python scripts/reference_factorial.py
 """

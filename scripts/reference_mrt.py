@@ -1,4 +1,4 @@
-"""Reproduce the MRT reference numbers of REFERENCES.md and print measured against expected.
+"""Reproduce the MRT reference numbers of docs/references.md and print measured against expected.
 
 Run: .venv/bin/python scripts/reference_mrt.py
 """

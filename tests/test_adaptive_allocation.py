@@ -1,4 +1,7 @@
-"""Allocation rules and the ideal design percentage against adaptr 1.4.0 (REFERENCES.md, 1e-6)."""
+"""Allocation rules and the ideal design percentage against adaptr 1.4.0.
+
+Source: docs/references.md, "Adaptive Bayesian trials" (tolerance 1e-6).
+"""
 
 from __future__ import annotations
 

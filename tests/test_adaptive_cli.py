@@ -268,3 +268,23 @@ def test_out_refuses_an_unknown_extension(run, designs_dir, tmp_path):
     result = run("simulate", designs_dir / "three-arm-adaptive.toml", "--reps", "5",
                  "--out", tmp_path / "trials.txt")
     assert result.exit_code == 2 and "not a figure file" in result.output
+
+
+def test_trial_create_of_adaptive_design_says_its_rules_are_not_live(run, designs_dir, tmp_path):
+    """An adaptive design's [looks]/[allocation]/[stopping] are not silently ignored live."""
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    result = run("trial", "create", designs_dir / "three-arm-adaptive.toml", "--db", db,
+                 "--key-file", tmp_path / "t.key", "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert len(out["notes"]) == 1
+    assert "[allocation] and [stopping]" in out["notes"][0]
+    assert "not applied live" in out["notes"][0]
+    assert "Note: the live trial allocates by fixed blocks" in result.stderr
+    status = run("trial", "status", "three_arm_adaptive", "--db", db, "--format", "json")
+    assert json.loads(status.stdout)["notes"] == out["notes"]
+    factorial = run("trial", "create", designs_dir / "app-components-factorial.toml", "--db", db,
+                    "--key-file", tmp_path / "f.key", "--format", "json")
+    assert factorial.exit_code == 0, factorial.output
+    assert "notes" not in json.loads(factorial.stdout)
+    assert "Note:" not in factorial.stderr

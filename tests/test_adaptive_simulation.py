@@ -77,7 +77,7 @@ values = [0.0, 0.5]
 sds = [1.0, 1.0]
 """
 
-# adaptr 1.4.0 (REFERENCES.md), 1000 trials of the reference scenario
+# adaptr 1.4.0 (docs/references.md), 1000 trials of the reference scenario
 REFERENCE = {"size_mean": 1392, "prob_superior": 0.616, "prob_equivalence": 0.157,
              "prob_conclusive": 0.773, "idp": 98.65}
 

@@ -34,7 +34,7 @@ def brute_force_resolution(codes: np.ndarray) -> int | None:
     return None
 
 
-# Minimum-aberration catalogue facts (../shared/REFERENCES.md; Chen, Sun & Wu 1993): the
+# Minimum-aberration catalogue facts (docs/references.md; Chen, Sun & Wu 1993): the
 # minimum-aberration design of k factors in N runs has resolution R.
 CATALOGUE = [(5, 16, 5), (6, 16, 4), (7, 16, 4), (8, 16, 4), (6, 32, 6), (7, 32, 4),
              (8, 64, 5), (10, 128, 5), (11, 128, 5), (12, 128, 4)]

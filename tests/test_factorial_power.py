@@ -22,7 +22,7 @@ from trialkit.factorial.power import (
 )
 
 
-# -- reference numbers (../shared/REFERENCES.md) ------------------------------------------------
+# -- reference numbers (docs/references.md) ------------------------------------------------
 def test_most_a_power():
     # R MOST 0.1.2 FactorialPowerPlan: independent, order 2, 5 factors, N 300, raw_main 3, sigma 10
     res = factorial_power(5, 300, raw_main=3, sigma=10, model_order=2)

@@ -118,5 +118,9 @@ def test_unknown_outcome_and_wrong_kind_exit_2(run, tmp_path, design):
     allocation(design, 1).to_csv(alloc, index=False)
     result = run("simulate", "outcomes", FACTORIAL, alloc, "--seed", "0", "--outcome", "mood")
     assert result.exit_code == 2 and "use one of: phq9_change, retention" in result.output
+    # MRT and adaptive designs have their own rehearsal (tests/test_mrt_rehearse.py,
+    # tests/test_adaptive_final.py): a factorial allocation does not fit them
+    result = run("simulate", "outcomes", "designs/three-arm-adaptive.toml", alloc, "--seed", "0")
+    assert result.exit_code == 2 and "no column 'arm'" in result.output
     result = run("simulate", "outcomes", "designs/checkin-prompts-mrt.toml", alloc, "--seed", "0")
-    assert result.exit_code == 2 and "need a factorial design" in result.output
+    assert result.exit_code == 2 and "no column id, decision_point" in result.output

@@ -11,7 +11,8 @@ from trialkit.adaptive.gsd import gsd_boundaries, spending
 
 
 def test_obrien_fleming_three_looks_matches_rpact():
-    # rpact getDesignGroupSequential(kMax = 3, alpha = 0.025, sided = 1, typeOfDesign = "OF")
+    # rpact getDesignGroupSequential(kMax = 3, alpha = 0.025, sided = 1, typeOfDesign = "OF"),
+    # 1e-6 (docs/references.md, "Group-sequential boundaries")
     got = gsd_boundaries(3, 0.025, "OF")
     np.testing.assert_allclose(got["critical_values"], [3.4710914, 2.4544323, 2.0040356],
                                atol=1e-6)

@@ -42,7 +42,8 @@ def test_contract_with_moderator_lincomb_and_conf_level(run, frame, tmp_path):
               "--lincomb", "1,20", "--conf-level", "0.9", "--format", "json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert set(out) == {"effects", "n_participants"}
+    assert set(out) == {"effects", "n_participants", "outcome", "estimator", "numerator_prob",
+                        "small_sample", "moderators", "controls", "data"}
     assert out["n_participants"] == 25
     assert [e["term"] for e in out["effects"]] == ["Intercept", "day", "Intercept + 20*day"]
     for e in out["effects"]:

@@ -16,14 +16,14 @@ DAYS, DPD = 42, 5
 
 
 def liao_reference_inputs():
-    """REFERENCES.md, R MRTSampleSize 0.3.0 (Liao et al. 2016) example."""
+    """docs/references.md, R MRTSampleSize 0.3.0 (Liao et al. 2016) example."""
     effect = expand_days(trajectory_by_day("quadratic", 0.1, DAYS, 0.0, 28), DPD)
     avail = expand_days(trajectory_by_day("quadratic", 0.5, DAYS, 0.7, 42), DPD)
     return effect, avail, 0.4, day_basis(DAYS, DPD, 3)
 
 
 def test_liao_sample_size_reference():
-    # R MRTSampleSize 0.3.0 calculateSampleSize(...) -> 46 (REFERENCES.md)
+    # R MRTSampleSize 0.3.0 calculateSampleSize(...) -> 46 (docs/references.md)
     effect, avail, prob, basis = liao_reference_inputs()
     res = ss.continuous_sample_size(effect, avail, prob, basis, controls=3, alpha=0.05, power=0.8)
     assert res["n_participants"] == 46
@@ -33,7 +33,8 @@ def test_liao_sample_size_reference():
 
 
 def test_liao_power_reference():
-    # R MRTSampleSize 0.3.0 calculatePower(..., N = 40) -> 0.73156, tolerance 1e-4 (REFERENCES.md)
+    # R MRTSampleSize 0.3.0 calculatePower(..., N = 40) -> 0.73156, tolerance 1e-4
+    # (docs/references.md)
     effect, avail, prob, basis = liao_reference_inputs()
     assert ss.continuous_power(40, effect, avail, prob, basis, 3, 0.05) == pytest.approx(
         0.73156, abs=1e-4)
@@ -134,7 +135,7 @@ def reference_design(tmp_path):
 
 
 def test_cli_samplesize_reference_design(run, reference_design):
-    # R MRTSampleSize 0.3.0 -> N = 46 (REFERENCES.md), through the design file and the CLI
+    # R MRTSampleSize 0.3.0 -> N = 46 (docs/references.md), through the design file and the CLI
     res = run("samplesize", reference_design, "--format", "json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
@@ -148,7 +149,9 @@ def test_cli_power_reference_design(run, reference_design):
     res = run("power", reference_design, "--n-participants", "40", "--format", "json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert set(out) == {"power"}
+    assert set(out) == {"power", "design", "outcome", "outcome_type", "method", "n_participants",
+                        "alpha", "decision_points", "probability", "availability", "effect",
+                        "p", "q", "df"}
     assert out["power"] == pytest.approx(0.73156, abs=1e-4)
 
 

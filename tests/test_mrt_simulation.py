@@ -81,6 +81,11 @@ def test_strong_ar1_with_previous_outcome_control_breaks_the_formula():
     assert lagged["power"] > formula + 0.15
 
 
+#: The settings every MRT power result reports (a binary outcome adds ``baseline``).
+SETTINGS = {"design", "outcome", "outcome_type", "method", "n_participants", "alpha",
+            "decision_points", "probability", "availability", "effect", "p", "q", "df"}
+
+
 def test_cli_simulated_power_contract_and_jobs(run, designs_dir):
     path = designs_dir / "checkin-prompts-mrt.toml"
     args = ["power", path, "--simulate", "--n-participants", "30", "--reps", "40", "--seed",
@@ -88,7 +93,7 @@ def test_cli_simulated_power_contract_and_jobs(run, designs_dir):
     one = run(*args)
     assert one.exit_code == 0, one.output
     out = json.loads(one.output)
-    assert set(out) == {"power", "mc_se"}
+    assert set(out) == {"power", "mc_se", *SETTINGS, "reps", "seed"}
     assert 0 <= out["power"] <= 1
     assert out["mc_se"] == pytest.approx(np.sqrt(out["power"] * (1 - out["power"]) / 40))
     two = run(*args, "--jobs", "2")

@@ -74,7 +74,7 @@ def test_stream_below_is_unbiased_and_in_range():
 
 @pytest.mark.parametrize("b,expected", [(2, 0.750), (4, 0.708), (6, 0.683), (8, 0.666)])
 def test_convergence_guess_rate_exact_enumeration(b, expected):
-    # REFERENCES.md "Randomisation procedures (exact enumeration)"; Blackwell & Hodges (1957),
+    # docs/references.md "Randomisation procedures (exact enumeration)"; Blackwell & Hodges (1957),
     # Rosenberger & Lachin, Randomization in Clinical Trials, §8.4.
     rate = convergence_guess_rate(b)
     assert float(rate) == pytest.approx(expected, abs=5e-4)
@@ -84,7 +84,7 @@ def test_convergence_guess_rate_exact_enumeration(b, expected):
 
 def test_generated_size4_blocks_give_0708_guess_rate():
     # Property test of the generator itself: an observer knowing the boundaries of HMAC-generated
-    # permuted blocks of size 4 guesses correctly at the 0.708 rate (REFERENCES.md).
+    # permuted blocks of size 4 guesses correctly at the 0.708 rate (docs/references.md).
     seq = block_sequence(KEY, "guess", "", 40000, (4,), (1, 1))
     arms = [a for a, _, _ in seq]
     starts = [i for i, (_, _, pos) in enumerate(seq) if pos == 0]

@@ -20,6 +20,12 @@ PRETESTS: Final = ("none", "covariate", "repeated")
 ADJUSTMENTS: Final = ("none", "holm", "bonferroni")
 #: Outcome types of factorial and adaptive designs.
 OUTCOME_TYPES: Final = ("continuous", "binary")
+#: The largest number of participants, clusters or cluster members a calculation accepts.
+MAX_SAMPLE: Final = 10**9
+
+# -- simulation ----------------------------------------------------------------------------------
+#: The most replicates (simulated trials) one run may have: `--reps` and every library function.
+MAX_REPS: Final = 10_000_000
 
 # -- MRT designs ---------------------------------------------------------------------------------
 #: Shapes of a trajectory over study days.
@@ -40,3 +46,5 @@ RESCALE: Final = ("none", "fixed", "limits", "both")
 # -- output ------------------------------------------------------------------------------------
 #: Output formats of every command.
 FORMATS: Final = ("table", "json", "csv")
+#: Extensions of the data tables trialkit writes (CSV or Parquet).
+TABLE_FORMATS: Final = (".csv", ".parquet", ".pq")

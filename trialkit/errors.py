@@ -11,6 +11,15 @@ same message serves the Python API, the CLI and any other front-end.
 
 from __future__ import annotations
 
+#: Longest echo of a user's value in a message; longer values are cut and end with "…".
+SHOWN_LENGTH = 40
+
+
+def shown(value: object, limit: int = SHOWN_LENGTH) -> str:
+    """Return ``value`` as text for a message, cut to ``limit`` characters (ending "…")."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
 
 class TrialkitError(Exception):
     """A problem the user can fix; the message says what is wrong and what to do.
@@ -44,7 +53,8 @@ class DesignError(TrialkitError):
     key : str
         Dotted key of the offending value, e.g. ``"sample.alpha"``.
     value : object
-        The offending value (``None`` when the key is missing).
+        The offending value (``None`` when the key is missing); its echo is cut to
+        :data:`SHOWN_LENGTH` characters.
     problem : str
         What is wrong with it.
     allowed : str
@@ -53,8 +63,8 @@ class DesignError(TrialkitError):
 
     def __init__(self, file: str, key: str, value: object, problem: str, allowed: str):
         self.file, self.key, self.value = file, key, value
-        shown = "missing" if value is _MISSING_VALUE else repr(value)
-        super().__init__(f"{file}: key '{key}' = {shown}: {problem} — {allowed}")
+        echoed = "missing" if value is _MISSING_VALUE else shown(repr(value))
+        super().__init__(f"{file}: key '{key}' = {echoed}: {problem} — {allowed}")
 
 
 class _Missing:

@@ -73,8 +73,16 @@ class Result(Mapping[str, Any]):
         return pd.DataFrame(self.to_dict()[name])
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the plain form as JSON (``.json``) or the main table as CSV (``.csv``)."""
+        """Write the plain form as JSON (``.json``) or the main table as CSV (``.csv``).
+
+        Any other extension raises :class:`~trialkit.errors.TrialkitError` (nothing is written).
+        """
         path = os.fspath(path)
+        if not path.lower().endswith((".json", ".csv")):
+            from trialkit.errors import TrialkitError
+
+            raise TrialkitError(f"{path} has an extension a result is not saved as — "
+                                "give a path ending in .json or .csv", param="path")
         if path.lower().endswith(".csv"):
             self.to_frame().to_csv(path, index=False)
         else:

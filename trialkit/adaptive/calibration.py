@@ -16,6 +16,7 @@ from typing import ClassVar
 from trialkit.adaptive.performance import check_performance
 from trialkit.adaptive.results import run_trials
 from trialkit.adaptive.spec import TrialSpec
+from trialkit.engine import check_reps, progress_bar
 from trialkit.errors import TrialkitError
 from trialkit.results import Result
 
@@ -51,6 +52,15 @@ def calibrate_trial(
     if not 0.5 < lower < upper < 1:
         raise TrialkitError("calibration range is invalid — use 0.5 < lower < upper < 1",
                             param=("lower", "upper"))
+    check_reps(reps)
+    # 2 ends, the bisection steps down to ``tol``, and the check on fresh trials
+    steps = min(max_iter, max(0, math.ceil(math.log2((upper - lower) / tol))))
+    with progress_bar((steps + 3) * reps, "calibrating", "simulated trials"):
+        return _calibrate(spec, target, reps, seed, jobs, lower, upper, tol, max_iter)
+
+
+def _calibrate(spec: TrialSpec, target: float, reps: int, seed: int, jobs: int, lower: float,
+               upper: float, tol: float, max_iter: int) -> Calibration:
     evaluations: list[dict] = []
 
     def prob(x: float, s: int = seed) -> float:

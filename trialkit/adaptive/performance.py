@@ -239,14 +239,19 @@ class Performance(Report):
 def _bootstrap(out: dict, arr: dict, sel: np.ndarray, spec, idx: np.ndarray, n_boot: int,
                boot_seed: int, ci_width: float) -> dict:
     """Bootstrap SE and percentile interval of every metric (trials resampled)."""
+    from trialkit.engine import progress_bar
+
     rng = np.random.default_rng(boot_seed)
     base = _flat(out)
     boots: dict[str, list[float]] = {k: [] for k, v in base.items() if isinstance(v, float)}
-    for _ in range(n_boot):
-        m = _flat(_metrics(arr, sel, spec, rng.choice(idx, idx.size)))
-        for k in boots:
-            v = m.get(k)
-            boots[k].append(np.nan if v is None else v)
+    with progress_bar(n_boot, "bootstrap", "resamples") as bar:
+        for _ in range(n_boot):
+            m = _flat(_metrics(arr, sel, spec, rng.choice(idx, idx.size)))
+            for k in boots:
+                v = m.get(k)
+                boots[k].append(np.nan if v is None else v)
+            if bar is not None:
+                bar.advance()
     q = (1 - ci_width) / 2
     unc = {}
     for k, vals in boots.items():

@@ -175,7 +175,8 @@ def _grow(spec: TrialSpec, reps: int, seed: int, jobs: int, old: TrialResults | 
     start = 0 if old is None else old.n_rep
     t0 = time.perf_counter()
     arrays = run_replicates(simulate_range, reps - start, start=start, jobs=jobs,
-                            batch=block_size(spec), spec=spec, seed=seed)
+                            batch=block_size(spec), spec=spec, seed=seed,
+                            progress="simulating trials")
     seconds = time.perf_counter() - t0
     if old is None:
         return TrialResults(spec, seed, arrays, VERSION, seconds)

@@ -22,7 +22,7 @@ from trialkit.bayes.spec import ModelSpec, build_spec
 from trialkit.errors import DataError, TrialkitError
 from trialkit.results import Report, Result
 from trialkit.stats import hdi
-from trialkit.tables import factor_codes, numeric_column, read_table
+from trialkit.tables import exclude_marked_errors, factor_codes, numeric_column, read_table
 
 __all__ = ["ComponentAnalysis", "analyse_factorial", "combination_draws", "hdi",
            "prepare_data", "prior_predictive", "screening_fit"]
@@ -70,6 +70,41 @@ def prepare_data(design, table, outcomes: tuple[str, ...], covariates: tuple[str
     return codes, ys, cov
 
 
+def cluster_index(design, table) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Each row's cluster (0, 1, …) when the design is clustered and the data name the clusters.
+
+    Returns the index (``None`` when unclustered) and the report's ``clustering``: the column,
+    the number of clusters and what the OLS and Bayesian analyses did with them.
+    """
+    s = design.sample
+    if s.assignment == "independent":
+        return None, {"assignment": s.assignment, "column": None,
+                      "ols": "model-based standard errors", "bayes": "no random effects"}
+    col = s.cluster_column
+    if col not in table.columns:
+        return None, {"assignment": s.assignment, "column": None,
+                      "ols": "model-based standard errors", "bayes": "no random effects",
+                      "note": f"the design randomises {s.assignment} clusters but the data have "
+                              f"no column '{col}' — clustering is ignored; add the column or set "
+                              "sample.cluster_column"}
+    values = table[col]
+    missing = values.isna().to_numpy()
+    if missing.any():
+        from trialkit.tables import row_number
+
+        raise DataError(f"cluster column '{col}' is missing at row "
+                        f"{row_number(table, int(np.argmax(missing)))} — give every participant "
+                        "a cluster")
+    index = np.unique(values.astype(str).to_numpy(), return_inverse=True)[1].astype(int)
+    n = int(index.max()) + 1
+    if n < 2:
+        raise DataError(f"cluster column '{col}' has a single cluster — clustered designs need "
+                        "at least 2 clusters")
+    return index, {"assignment": s.assignment, "column": col, "clusters": n,
+                   "ols": f"cluster-robust standard errors ({n} clusters)",
+                   "bayes": "cluster random intercept"}
+
+
 # -- summaries ------------------------------------------------------------------------------------
 def _component_rows(spec: ModelSpec, b: np.ndarray, mcid: float | None) -> list[dict]:
     effects = 2.0 * b[:, spec.main_index]
@@ -105,18 +140,25 @@ def _labels(spec: ModelSpec, combos: np.ndarray, c: int) -> list[str]:
 
 
 # -- screening ------------------------------------------------------------------------------------
-def screening_fit(spec: ModelSpec, x: np.ndarray, y: np.ndarray, alpha: float) -> dict:
-    """Effect-coded OLS (logistic GLM for binary) with statsmodels, and the screening decision."""
+def screening_fit(spec: ModelSpec, x: np.ndarray, y: np.ndarray, alpha: float,
+                  groups: np.ndarray | None = None) -> dict:
+    """Effect-coded OLS (logistic GLM for binary) with statsmodels, and the screening decision.
+
+    With ``groups`` (each row's cluster) the standard errors are cluster-robust (statsmodels'
+    ``cov_type="cluster"``: the sandwich over clusters with its small-sample factor, t tests
+    with clusters − 1 degrees of freedom for OLS).
+    """
     import warnings
 
     import statsmodels.api as sm
 
+    robust = {} if groups is None else {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if spec.family == "normal":
-            res = sm.OLS(y, x).fit()
+            res = sm.OLS(y, x).fit(**robust)
         else:
-            res = sm.GLM(y, x, family=sm.families.Binomial()).fit()
+            res = sm.GLM(y, x, family=sm.families.Binomial()).fit(**robust)
     est, pval, se = np.asarray(res.params), np.asarray(res.pvalues), np.asarray(res.bse)
     if not np.all(np.isfinite(pval)):
         raise DataError("the classic screening model cannot be estimated from these data (too "
@@ -135,10 +177,15 @@ def screening_fit(spec: ModelSpec, x: np.ndarray, y: np.ndarray, alpha: float) -
 
 
 # -- analysis -------------------------------------------------------------------------------------
-def _fit(spec, x, y, engine, draws, tune, chains, seed, cores, progress):
+def _fit(spec, x, y, engine, draws, tune, chains, seed, cores, progress, cluster=None):
     """Posterior coefficient draws, diagnostics and (pymc engines) the InferenceData."""
     if engine == "fast":
-        if spec.family == "normal":
+        if cluster is not None and spec.family == "normal":
+            post = fast.clustered_normal_posterior(spec, x, y, cluster)
+        elif cluster is not None:
+            raise DataError("the fast engine has no cluster random intercept for a binary "
+                            "outcome — use engine nuts", param="engine")
+        elif spec.family == "normal":
             post = fast.normal_posterior(spec, *fast.normal_stats(x, y))
         else:
             post = fast.logistic_posterior(spec, x, np.ones((1, len(y))), y[None])
@@ -151,7 +198,7 @@ def _fit(spec, x, y, engine, draws, tune, chains, seed, cores, progress):
 
     idata = backend_pymc.sample(spec, x, y, draws=draws, tune=tune, chains=chains, cores=cores,
                                 random_seed=seed, method="nuts" if engine == "nuts" else "prior",
-                                progress=progress)
+                                progress=progress, cluster=cluster)
     return backend_pymc.beta_draws(idata), backend_pymc.diagnostics(idata), idata
 
 
@@ -286,7 +333,9 @@ def _bayes_summary(spec, combos, costs, b, mcid, budget) -> tuple[dict, np.ndarr
 
 def _analyse_outcome(design, name, codes, y, cov, covariates, opts) -> tuple[dict, Any]:
     """One outcome's report (and its posterior fit, for Bayesian methods)."""
-    spec = build_spec(design, name, tuple(covariates), y=y)
+    cluster = opts["cluster"]
+    spec = build_spec(design, name, tuple(covariates), y=y,
+                      clusters=0 if cluster is None else int(cluster.max()) + 1)
     x = spec.design_matrix(codes, cov)
     if np.linalg.matrix_rank(x) < x.shape[1]:
         raise DataError(f"the data cannot estimate the model of order "
@@ -301,12 +350,13 @@ def _analyse_outcome(design, name, codes, y, cov, covariates, opts) -> tuple[dic
     fit = None
     if opts["method"] in ("bayes", "both"):
         b, diag, idata = _fit(spec, x, y, opts["engine"], opts["draws"], opts["tune"],
-                              opts["chains"], opts["seed"], opts["cores"], opts["progress"])
+                              opts["chains"], opts["seed"], opts["cores"], opts["progress"],
+                              cluster)
         summary, v, pev = _bayes_summary(spec, combos, costs, b, opts["mcid"], opts["budget"])
         res.update(summary, diagnostics=diag)
         fit = OutcomeFit(spec, b, v, pev, costs, idata)
     if opts["method"] in ("ols", "both"):
-        scr = screening_fit(spec, x, y, design.analysis.alpha)
+        scr = screening_fit(spec, x, y, design.analysis.alpha, cluster)
         res["screening"] = _labels(spec, scr["chosen"][None].astype(float) * 2 - 1, 0)
         res["ols"] = scr["terms"]
     return res, fit
@@ -375,6 +425,7 @@ def analyse_factorial(
     chains: int = 4, seed: int = 0, cores: int | None = None, mcid: float | None = None,
     budget: float | None = None, weights: dict[str, float] | None = None,
     out_dir: str | None = None, progress: bool = False, plots: bool = True,
+    include_marked_errors: bool = False,
 ) -> ComponentAnalysis:
     """Analyse a factorial experiment: component report, combinations and decisions.
 
@@ -384,8 +435,9 @@ def analyse_factorial(
         The design.
     data : pandas.DataFrame
         The trial data: ±1 factor columns named as the design's factors, outcome columns named
-        as its outcomes, optional covariate columns. (A CSV/Parquet path is still read, with a
-        deprecation warning: read it with :func:`trialkit.tables.read_table`.)
+        as its outcomes, optional covariate columns and (clustered designs) the cluster column.
+        Rows marked in error (``marked_error`` = 1) are left out unless
+        ``include_marked_errors``; the report's ``data`` and ``clustering`` say what was used.
     outcomes : tuple of str
         Outcomes to analyse (default: the primary outcome). The first is reported at the top
         level; with several, ``decision.value_function`` combines them (DAIVE scaling).
@@ -414,21 +466,38 @@ def analyse_factorial(
     """
     weights = dict(weights or {})
     outcomes = _check_arguments(design, method, engine, mcid, outcomes, weights)
-    codes, ys, cov = prepare_data(design, _table(data), outcomes, tuple(covariates))
-    opts = {"method": method, "engine": engine, "draws": draws, "tune": tune, "chains": chains,
-            "seed": seed, "cores": cores, "progress": progress, "mcid": mcid, "budget": budget}
+    codes, ys, cov, cluster, about = _analysis_data(design, _table(data), outcomes,
+                                                     tuple(covariates), include_marked_errors)
+    opts = dict(method=method, engine=engine, draws=draws, tune=tune, chains=chains, seed=seed,
+                cores=cores, progress=progress, mcid=mcid, budget=budget, cluster=cluster)
     per_outcome, fits = {}, []
     for name in outcomes:
         per_outcome[name], fit = _analyse_outcome(design, name, codes, ys[name], cov,
                                                   covariates, opts)
         fits += [fit] if fit is not None else []
-    report = _report(design, outcomes, per_outcome, fits, weights, opts)
-    result = ComponentAnalysis(report, tuple(fits))
+    report = {**about, **_report(design, outcomes, per_outcome, fits, weights, opts)}
+    return _saved(ComponentAnalysis(report, tuple(fits)), out_dir, plots)
+
+
+def _saved(result: ComponentAnalysis, out_dir: str | None, plots: bool) -> ComponentAnalysis:
+    """Save the result into ``out_dir`` (the deprecated ``analyse_factorial(out_dir=...)``)."""
     if out_dir is not None:
         warnings.warn("analyse_factorial(out_dir=...) is deprecated — call "
-                      "result.save(folder)", DeprecationWarning, stacklevel=2)
+                      "result.save(folder)", DeprecationWarning, stacklevel=3)
         result.save(out_dir, plots=plots)
     return result
+
+
+def _analysis_data(design, table, outcomes, covariates, include_marked_errors: bool):
+    """Return codes, outcomes, covariates, clusters and the report's ``data``/``clustering``."""
+    table, summary = exclude_marked_errors(table, include_marked_errors)
+    if summary["rows"] and not summary["analysed"]:
+        raise DataError(f"all {summary['rows']} rows are marked in error — nothing is left to "
+                        "analyse; check the export (or include them on purpose)",
+                        param="include_marked_errors")
+    codes, ys, cov = prepare_data(design, table, outcomes, covariates)
+    cluster, clustering = cluster_index(design, table)
+    return codes, ys, cov, cluster, {"data": summary, "clustering": clustering}
 
 
 def _report(design, outcomes, per_outcome, fits, weights, opts) -> dict:

@@ -56,15 +56,37 @@ def import_arviz():
     return arviz
 
 
-def build_model(spec: ModelSpec, x: np.ndarray, y: np.ndarray | None):
-    """Return the pymc model of ``spec`` for model matrix ``x`` and outcome ``y``."""
+def _cluster_intercept(spec: ModelSpec, cluster: np.ndarray | None, scale):
+    """Return the cluster random intercept of every row: ``scale · κ · z[cluster]`` (or 0).
+
+    κ ~ HalfNormal(``spec.cluster_sd``) and z ~ Normal(0, 1) per cluster (non-centred);
+    ``scale`` is σ for the normal family (κ in residual-SD units) and 1 for the logistic one.
+    """
+    import pymc as pm
+
+    if cluster is None or spec.clusters == 0:
+        return 0.0
+    kappa = pm.HalfNormal("cluster_sd", sigma=spec.cluster_sd)
+    z = pm.Normal("cluster_z", 0.0, 1.0, dims="cluster")
+    return (scale * kappa * z)[np.asarray(cluster, dtype=int)]
+
+
+def build_model(spec: ModelSpec, x: np.ndarray, y: np.ndarray | None,
+                cluster: np.ndarray | None = None):
+    """Return the pymc model of ``spec`` for model matrix ``x`` and outcome ``y``.
+
+    With ``cluster`` (each row's cluster, 0..clusters − 1) and ``spec.clusters`` > 0 the linear
+    predictor has a cluster random intercept.
+    """
     with _quiet():
         import pymc as pm
         import pytensor.tensor as pt
 
     mask = spec.interaction.astype(float)
     hierarchical = spec.interactions == "hierarchical" and spec.interaction.any()
-    with pm.Model(coords={"coef": spec.coef_names, "obs": np.arange(x.shape[0])}) as model:
+    coords = {"coef": spec.coef_names, "obs": np.arange(x.shape[0]),
+              "cluster": np.arange(max(spec.clusters, 1))}
+    with pm.Model(coords=coords) as model:
         if hierarchical:
             tau = pm.HalfNormal("tau", sigma=spec.interaction_sd)
             scale = pt.as_tensor(spec.prior_scale * (1 - mask)) + tau * pt.as_tensor(mask)
@@ -76,46 +98,53 @@ def build_model(spec: ModelSpec, x: np.ndarray, y: np.ndarray | None):
             sigma2 = pm.InverseGamma("sigma2", alpha=spec.sigma_shape, beta=spec.sigma_rate)
             sigma = pm.Deterministic("sigma", pt.sqrt(sigma2))
             beta = pm.Deterministic("beta", spec.prior_mean + sigma * scale * z, dims="coef")
-            pm.Normal("y", mu=pt.dot(xs, beta), sigma=sigma, observed=y, dims="obs")
+            mu = pt.dot(xs, beta) + _cluster_intercept(spec, cluster, sigma)
+            pm.Normal("y", mu=mu, sigma=sigma, observed=y, dims="obs")
         else:
             beta = pm.Deterministic("beta", spec.prior_mean + scale * z, dims="coef")
-            pm.Bernoulli("y", logit_p=pt.dot(xs, beta), observed=y, dims="obs")
+            logit_p = pt.dot(xs, beta) + _cluster_intercept(spec, cluster, 1.0)
+            pm.Bernoulli("y", logit_p=logit_p, observed=y, dims="obs")
     return model
 
 
 class _Progress:
-    """A one-line progress indicator on stderr, updated as draws arrive."""
+    """The sampler's callback: the engine's progress bar (:mod:`trialkit.engine.progress`).
+
+    Sampling reports its draws on stderr whether or not stderr is a terminal (the CLI's
+    ``--quiet`` turns it off).
+    """
 
     def __init__(self, total: int, stream=None):
-        self.total, self.done, self.shown = max(total, 1), 0, -1
-        self.stream = stream or sys.stderr
+        from trialkit.engine.progress import Progress
+
+        self.bar = Progress(total, "sampling", "draws", stream=stream, terminal_only=False,
+                            delay=0.0)
 
     def __call__(self, trace=None, draw=None) -> None:
-        self.done += 1
-        pct = int(100 * self.done / self.total)
-        if pct != self.shown and (pct % 5 == 0 or pct == 100):
-            self.shown = pct
-            self.stream.write(f"\rsampling: {pct:3d}% ({self.done}/{self.total} draws)")
-            if pct >= 100:
-                self.stream.write("\n")
-            self.stream.flush()
+        self.bar.advance()
+
+    def close(self) -> None:
+        """End the line."""
+        self.bar.close()
 
 
 def sample(
     spec: ModelSpec, x: np.ndarray, y: np.ndarray, *, draws: int = 1000, tune: int = 1000,
     chains: int = 4, cores: int | None = None, random_seed: int | None = None,
     method: str = "nuts", progress: bool = False, target_accept: float = 0.9,
+    cluster: np.ndarray | None = None,
 ):
     """Fit the model and return ArviZ InferenceData with ``beta`` in the posterior group.
 
     ``method="prior"`` returns prior draws (reshaped to ``chains × draws``) in place of the
-    posterior: the wiring of the analysis runs in milliseconds without NUTS.
+    posterior: the wiring of the analysis runs in milliseconds without NUTS. ``cluster`` gives
+    each row's cluster for the random intercept (``spec.clusters`` > 0).
     """
     _import_pymc()
     with _quiet():
         import pymc as pm
 
-        model = build_model(spec, x, y)
+        model = build_model(spec, x, y, cluster)
         if method == "prior":
             az = import_arviz()
             with model:
@@ -132,10 +161,14 @@ def sample(
         if progress:
             sys.stderr.write("compiling and sampling the model…\n")
             sys.stderr.flush()
-        with model:
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                              random_seed=random_seed, progressbar=False, callback=callback,
-                              target_accept=target_accept, compute_convergence_checks=False)
+        try:
+            with model:
+                idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
+                                  random_seed=random_seed, progressbar=False, callback=callback,
+                                  target_accept=target_accept, compute_convergence_checks=False)
+        finally:
+            if callback is not None:
+                callback.close()
     return idata
 
 

@@ -173,7 +173,7 @@ def simulate_decision(
     start = time.perf_counter()
     setup = decision_setup(design, out.name, scenario, budget)
     chosen = run_replicates(decision_replicates, reps, jobs=jobs, batch=BATCH, setup=setup,
-                            seed=seed)
+                            seed=seed, progress="simulating trials")
     elapsed = time.perf_counter() - start
 
     effects = scenario_effects(design, out, scenario)

@@ -114,6 +114,48 @@ def normal_posterior(
     ----------
     xtx : (R, p, p)  X'X;  xty : (R, p)  X'y;  yty : (R,)  y'y;  n : (R,)  observations.
     """
+    logw, mn, chol, an, bn = _normal_components(spec, xtx, xty, yty, n)
+    return MixturePosterior("normal", _softmax(logw), mn, chol, shape=an, rate=bn)
+
+
+def clustered_normal_posterior(spec: ModelSpec, x: np.ndarray, y: np.ndarray,
+                               cluster: np.ndarray) -> MixturePosterior:
+    """Exact posterior of the normal model with a cluster random intercept (one data set).
+
+    ``y = Xβ + u_c + e`` with ``u_c ~ N(0, σ²κ²)``: given κ the rows of cluster c are
+    decorrelated by ``I − a_c J/m_c``, ``a_c = 1 − 1/√(1 + κ² m_c)`` (``m_c`` its size), which
+    leaves the conjugate normal model with the marginal likelihood multiplied by
+    ``Π_c (1 + κ² m_c)^(−1/2)``. κ ~ HalfNormal(``cluster_sd``) is integrated over the prior
+    quantiles of :meth:`ModelSpec.cluster_grid` together with the interaction scale τ.
+    """
+    cluster = np.asarray(cluster, dtype=int)
+    sizes = np.bincount(cluster).astype(float)
+    kappas, log_prior_k = spec.cluster_grid()
+    parts = []
+    for kappa, lp in zip(kappas, log_prior_k, strict=True):
+        a = (1.0 - 1.0 / np.sqrt(1.0 + kappa**2 * sizes))[cluster]
+        count = sizes[cluster]
+        xt = x - (a / count)[:, None] * _cluster_sums(x, cluster)[cluster]
+        yt = y - a / count * _cluster_sums(y[:, None], cluster)[cluster, 0]
+        logw, mn, chol, an, bn = _normal_components(spec, *normal_stats(xt, yt))
+        penalty = 0.5 * np.log1p(kappa**2 * sizes).sum()
+        parts.append((logw + lp - penalty, mn, chol, an, bn))
+    logw = np.concatenate([p[0] for p in parts], axis=1)
+    return MixturePosterior("normal", _softmax(logw),
+                            np.concatenate([p[1] for p in parts], axis=1),
+                            np.concatenate([p[2] for p in parts], axis=1), shape=parts[0][3],
+                            rate=np.concatenate([p[4] for p in parts], axis=1))
+
+
+def _cluster_sums(values: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Column sums of ``values`` (rows × columns) within each cluster, (clusters × columns)."""
+    out = np.zeros((int(cluster.max()) + 1, values.shape[1]))
+    np.add.at(out, cluster, values)
+    return out
+
+
+def _normal_components(spec: ModelSpec, xtx, xty, yty, n):
+    """Log weights (marginal likelihood + prior of τ), means, scale factors and σ² posterior."""
     prec0, log_prior = _grid_precisions(spec)  # (G, p)
     m0 = spec.prior_mean
     a0, b0 = spec.sigma_shape, spec.sigma_rate
@@ -127,8 +169,7 @@ def normal_posterior(
     bn = np.maximum(bn, 1e-300)
     logml = (0.5 * (np.log(prec0).sum(-1)[None] - logdet_pn) + a0 * np.log(b0)
              - an[:, None] * np.log(bn) + special.gammaln(an)[:, None] - special.gammaln(a0))
-    weights = _softmax(logml + log_prior[None])
-    return MixturePosterior("normal", weights, mn, chol, shape=an, rate=bn)
+    return logml + log_prior[None], mn, chol, an, bn
 
 
 def normal_stats(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:

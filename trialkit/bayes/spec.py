@@ -28,10 +28,12 @@ FAMILIES = {"continuous": "normal", "binary": "logistic"}
 
 DEFAULTS = {
     "normal": {"intercept_sd": 2.5, "main_sd": 0.5, "interaction_sd": 0.25,
-               "covariate_sd": 1.0, "interactions": "hierarchical"},
+               "covariate_sd": 1.0, "interactions": "hierarchical", "cluster_sd": 0.5},
     "logistic": {"intercept_sd": 2.5, "main_sd": 1.0, "interaction_sd": 0.5,
-                 "covariate_sd": 1.0, "interactions": "hierarchical"},
+                 "covariate_sd": 1.0, "interactions": "hierarchical", "cluster_sd": 1.0},
 }
+#: Points of the quadrature over the cluster random intercept's SD κ (fast path, normal family).
+CLUSTER_GRID_POINTS = 16
 
 #: Points of the quadrature over the hierarchical interaction scale τ (fast paths).
 TAU_GRID_POINTS = 32
@@ -63,6 +65,10 @@ class ModelSpec:
     sigma_shape, sigma_rate : float
         InvGamma prior of σ² (normal family).
     better : {"higher", "lower"}
+    clusters : int
+        Number of clusters of the data's cluster random intercept (0: no random intercept).
+    cluster_sd : float
+        Scale of the HalfNormal prior of its SD κ (σ units for normal, log-odds for logistic).
     """
 
     family: str
@@ -78,6 +84,8 @@ class ModelSpec:
     sigma_shape: float
     sigma_rate: float
     better: str
+    clusters: int = 0
+    cluster_sd: float = 0.5
 
     @property
     def n_coef(self) -> int:
@@ -102,6 +110,12 @@ class ModelSpec:
         q = (np.arange(g) + 0.5) / g
         return self.interaction_sd * stats.halfnorm.ppf(q), np.full(g, -np.log(g))
 
+    def cluster_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """Quadrature over the random intercept's SD κ: points and log prior weights."""
+        g = CLUSTER_GRID_POINTS
+        q = (np.arange(g) + 0.5) / g
+        return self.cluster_sd * stats.halfnorm.ppf(q), np.full(g, -np.log(g))
+
     def design_matrix(self, codes: np.ndarray, covariates: np.ndarray | None = None) -> np.ndarray:
         """Return the model matrix for ±1 ``codes`` (rows × k) and standardised covariates."""
         x = model_matrix(codes, self.terms)
@@ -123,14 +137,15 @@ class ModelSpec:
 
 def build_spec(
     design, outcome: str, covariates: tuple[str, ...] = (), y: np.ndarray | None = None,
-    order: int | None = None,
+    order: int | None = None, clusters: int = 0,
 ) -> ModelSpec:
     """Resolve the model of ``outcome`` from a factorial design, its priors and (optionally) data.
 
     The intercept's prior is centred on the data (mean of ``y``, or its log-odds for a binary
     outcome) when ``y`` is given, else on the design's assumed mean / baseline. The residual-SD
     guess is the ``[priors] residual_sd``, else the outcome's ``sd`` in the design, else the SD of
-    ``y``.
+    ``y``. ``clusters`` > 0 adds a cluster random intercept whose SD has a HalfNormal prior of
+    scale ``[priors] cluster_sd``.
     """
     if design.k > MAX_FACTORS:
         raise TrialkitError(f"the design has {design.k} factors, i.e. {2 ** design.k} candidate "
@@ -174,5 +189,6 @@ def build_spec(
         covariates=tuple(covariates), prior_mean=mean, prior_scale=scale,
         interaction=interaction, interactions=get("interactions"),
         interaction_sd=float(get("interaction_sd")), sigma_shape=SIGMA_SHAPE,
-        sigma_rate=rate, better=out.better,
+        sigma_rate=rate, better=out.better, clusters=int(clusters),
+        cluster_sd=float(get("cluster_sd")),
     )

@@ -35,11 +35,16 @@ def cli() -> None:
     """
 
 
+PLANNED_BY_SIMULATION = {"adaptive": "`trialkit simulate FILE` (an adaptive design is planned "
+                                     "by simulation; `trialkit calibrate FILE` tunes it)"}
+
+
 @cli.group(
     cls=DesignDispatchGroup,
     lazy={"factorial": "trialkit.cli.factorial:power_factorial"},
     by_kind={"factorial": "trialkit.cli.factorial:power_design",
              "mrt": "trialkit.cli.mrt:power_design"},
+    instead=PLANNED_BY_SIMULATION,
 )
 def power() -> None:
     """Power of a design file, or of a factorial given on the command line.
@@ -57,6 +62,7 @@ def power() -> None:
     lazy={"factorial": "trialkit.cli.factorial:samplesize_factorial"},
     by_kind={"factorial": "trialkit.cli.factorial:samplesize_design",
              "mrt": "trialkit.cli.mrt:samplesize_design"},
+    instead=PLANNED_BY_SIMULATION,
 )
 def samplesize() -> None:
     """Sample size for a design file, or for a factorial given on the command line.
@@ -68,12 +74,20 @@ def samplesize() -> None:
     """
 
 
-@cli.group(cls=LazyGroup, lazy={"factorial": "trialkit.cli.factorial:mde_factorial"})
+@cli.group(
+    cls=DesignDispatchGroup,
+    lazy={"factorial": "trialkit.cli.factorial:mde_factorial"},
+    by_kind={"factorial": "trialkit.cli.factorial:mde_design"},
+    instead={**PLANNED_BY_SIMULATION,
+             "mrt": "`trialkit power FILE` or `trialkit samplesize FILE` (an MRT's effect is a "
+                    "trajectory)"},
+)
 def mde() -> None:
-    """Minimum detectable effect for a given sample size and power.
+    """Minimum detectable effect of a factorial design file, or of one given on the command line.
 
     \b
     Example:
+      trialkit mde designs/app-components-factorial.toml --format json
       trialkit mde factorial --factors 5 --n-total 512 --power 0.8
     """
 
@@ -83,6 +97,9 @@ def mde() -> None:
     lazy={"decision": "trialkit.cli.bayes:simulate_decision",
           "outcomes": "trialkit.cli.factorial:simulate_outcomes"},
     by_kind={"adaptive": "trialkit.cli.adaptive:simulate_design"},
+    instead={"factorial": "`trialkit power FILE --simulate` (simulated power) or `trialkit "
+                          "simulate decision FILE` (decision rules)",
+             "mrt": "`trialkit power FILE --simulate` (simulated power)"},
 )
 def simulate() -> None:
     """Simulate: adaptive trials, factorial decision rules, rehearsal outcomes for an allocation.
@@ -98,16 +115,17 @@ def simulate() -> None:
     cls=LazyGroup,
     lazy={"mrt": "trialkit.cli.mrt:analyse_mrt",
           "factorial": "trialkit.cli.bayes:analyse_factorial",
+          "adaptive": "trialkit.cli.adaptive:analyse_adaptive",
           "prior-predictive": "trialkit.cli.bayes:prior_predictive"},
 )
 def analyse() -> None:
-    """Analyse trial data: MRT causal excursion effects, factorial component decisions.
+    """Analyse trial data: factorial component decisions, MRT excursion effects, adaptive arms.
 
     \b
     Example:
-      trialkit analyse mrt data.csv --id id --decision-point dp --outcome y --treatment a \\
-        --prob 0.6 --availability avail --format json
       trialkit analyse factorial designs/app-components-factorial.toml export.csv --method both
+      trialkit analyse mrt rehearsal.csv --design designs/checkin-prompts-mrt.toml
+      trialkit analyse adaptive designs/three-arm-adaptive.toml rehearsal.csv
     """
 
 

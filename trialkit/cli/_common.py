@@ -13,6 +13,7 @@ import importlib
 import io
 import json
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -20,14 +21,19 @@ from typing import Any
 
 import click
 
-from trialkit.constants import FORMATS
-from trialkit.errors import TrialkitError
+from trialkit.constants import FORMATS, MAX_REPS
+from trialkit.errors import TrialkitError, shown
 from trialkit.results import plain
 
-
 # -- errors ---------------------------------------------------------------------------------------
+#: A quoted value in a message: a quote not preceded by a letter (so not "design's"), its text.
+_QUOTED = re.compile(r"""(?<![\w])(['"])([^'"\n]+?)\1(?![\w])""")
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """Fold ``text`` to one line and cut every quoted value to 40 characters."""
+    line = " ".join(str(text).split())
+    return _QUOTED.sub(lambda m: m.group(1) + shown(m.group(2)) + m.group(1), line)
 
 
 class TrialkitGroup(click.Group):
@@ -72,7 +78,8 @@ class TrialkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TrialkitError as exc:
-            raise UserError(str(exc) + flag_hint(ctx.meta.get(_LEAF), exc.param)) from None
+            raise UserError(_one_line(str(exc)) + flag_hint(ctx.meta.get(_LEAF), exc.param)
+                            ) from None
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -167,6 +174,40 @@ def peek_kind(path: str) -> str:
     return str(kind)
 
 
+#: How a design of each kind is called in messages.
+KIND_NAMES = {"factorial": "a factorial", "mrt": "an MRT", "adaptive": "an adaptive"}
+#: What plans a design of each kind: the default suggestion of a wrong-kind error.
+PLAN_COMMANDS = {
+    "factorial": "`trialkit power FILE`",
+    "mrt": "`trialkit power FILE`",
+    "adaptive": "`trialkit simulate FILE`",
+}
+
+
+def wrong_kind(path: str, kind: str, command: str, kinds: Sequence[str],
+               instead: Mapping[str, str] | None = None) -> UserError:
+    """Return the error for a design of ``kind`` given to ``command``, naming what to use.
+
+    ``kinds`` are the kinds ``command`` takes; ``instead`` maps a kind to the command(s) to
+    suggest (default :data:`PLAN_COMMANDS`).
+    """
+    if kind not in KIND_NAMES:
+        return UserError(f"{path} has the unknown kind {shown(repr(kind))} — set kind to one of: "
+                         + ", ".join(KIND_NAMES))
+    hint = (instead or {}).get(kind) or PLAN_COMMANDS[kind]
+    needed = " or ".join(KIND_NAMES[k] for k in kinds)
+    return UserError(f"{path} is {KIND_NAMES[kind]} design, but '{command}' needs {needed} "
+                     f"design — use {hint}")
+
+
+def require_kind(path: str, kinds: Sequence[str], command: str,
+                 instead: Mapping[str, str] | None = None) -> None:
+    """Refuse a design file whose kind is not one of ``kinds``, naming the command to use."""
+    kind = peek_kind(path)
+    if kind not in kinds:
+        raise wrong_kind(path, kind, command, kinds, instead)
+
+
 class DesignDispatchGroup(LazyGroup):
     """A group taking either a subcommand or a design file as its first argument.
 
@@ -177,12 +218,16 @@ class DesignDispatchGroup(LazyGroup):
     ----------
     by_kind : dict
         Design kind → ``"module:attribute"`` of the command run for a file of that kind.
+    instead : dict, optional
+        Design kind → the command(s) to suggest for a file of a kind the group does not handle.
     """
 
-    def __init__(self, *args: Any, by_kind: Mapping[str, str] | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, by_kind: Mapping[str, str] | None = None,
+                 instead: Mapping[str, str] | None = None, **kwargs: Any):
         kwargs.setdefault("subcommand_metavar", "FILE [OPTIONS] | COMMAND [ARGS]...")
         super().__init__(*args, **kwargs)
         self.by_kind = dict(by_kind or {})
+        self.instead = dict(instead or {})
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         """Resolve a subcommand name, or a design file by its kind."""
@@ -192,13 +237,11 @@ class DesignDispatchGroup(LazyGroup):
         if not os.path.exists(name):
             choices = ", ".join(self.list_commands(ctx))
             raise click.UsageError(
-                f"'{name}' is neither a design file nor a subcommand — give an existing design "
-                f"file or one of: {choices}", ctx)
+                f"'{shown(name)}' is neither a design file nor a subcommand — give an existing "
+                f"design file or one of: {choices}", ctx)
         kind = peek_kind(name)
         if kind not in self.by_kind:
-            kinds = ", ".join(sorted(self.by_kind))
-            raise UserError(f"{name} is a design of kind {kind!r}, which '{ctx.command_path}' "
-                            f"does not handle — use a design of kind: {kinds}")
+            raise wrong_kind(name, kind, ctx.command_path, sorted(self.by_kind), self.instead)
         resolved = _file_command(_load(self.by_kind[kind]), args)
         ctx.meta[_LEAF] = resolved[1]
         return resolved
@@ -249,9 +292,54 @@ def seed_option(help: str = "Seed; replicate i uses the stream (seed, i).") -> D
 
 
 def reps_option(help: str = "Simulated replicates.") -> Decorator:
-    """Return the shared ``--reps`` option: a whole number ≥ 1, default 1000."""
-    return click.option("--reps", type=click.IntRange(min=1), default=DEFAULT_REPS,
-                        show_default=True, help=help)
+    """Return the shared ``--reps`` option: a whole number in 1..MAX_REPS, default 1000."""
+    return click.option("--reps", type=click.IntRange(min=1, max=MAX_REPS),
+                        default=DEFAULT_REPS, show_default=True,
+                        help=f"{help} At most {MAX_REPS:,}.")
+
+
+def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared ``--quiet`` flag: no progress bar on stderr.
+
+    Without it the command's long runs draw a progress bar on stderr when stderr is a terminal
+    (:mod:`trialkit.engine.progress`); the command reads the setting with
+    ``trialkit.engine.progress.progress_enabled()``.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, quiet: bool, **kwargs: Any) -> Any:
+        from trialkit.engine.progress import show_progress
+
+        with show_progress(not quiet):
+            return func(*args, **kwargs)
+
+    return click.option("--quiet", is_flag=True,
+                        help="No progress bar on stderr (drawn only on a terminal, for runs "
+                             "longer than a second).")(wrapper)
+
+
+def refuse_unused(needed: str, *names: str) -> None:
+    """Refuse options among ``names`` given on the command line without the flag ``needed``.
+
+    A set option that would be ignored is an error, never silently dropped.
+    """
+    extra = given(*names)
+    if extra:
+        verb = "applies" if len(extra) == 1 else "apply"
+        raise UserError(f"{', '.join(extra)} {verb} only with {needed}, which is not given — "
+                        f"add {needed} or drop {', '.join(extra)}")
+
+
+def given(*names: str) -> list[str]:
+    """Return the options among ``names`` (parameter names) set on the command line."""
+    ctx = click.get_current_context()
+    found = []
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source in (click.core.ParameterSource.COMMANDLINE,
+                      click.core.ParameterSource.ENVIRONMENT):
+            found.append("--" + name.replace("_", "-"))
+    return found
 
 
 def scenario_option(help: str, default: str | None = None) -> Decorator:
@@ -306,12 +394,55 @@ def write_figure(figure: Any, path: str) -> str:
 
 
 def check_figure_path(path: str) -> None:
-    """Refuse an ``--out`` path that is not a figure (.png, .pdf, .svg)."""
+    """Refuse an ``--out`` path that is not a figure (.png, .pdf, .svg) or cannot be written."""
     from trialkit.plotting import FIGURE_FORMATS, is_figure_path
 
     if not is_figure_path(path):
         raise UserError(f"{path} is not a figure file — give --out a path ending in "
                         + ", ".join(FIGURE_FORMATS))
+    check_output(path, FIGURE_FORMATS)
+
+
+def _writable_folder(folder: str) -> str | None:
+    """Why files cannot be created in ``folder`` (``None`` when they can)."""
+    if not os.path.exists(folder):
+        return f"folder {folder} does not exist"
+    if not os.path.isdir(folder):
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {folder} is not writable"
+    return None
+
+
+def check_output(path: str, extensions: Sequence[str], param: str = "out") -> None:
+    """Refuse an output file before any work: an unknown extension or a folder it cannot go in.
+
+    Raises :class:`~trialkit.errors.TrialkitError` naming ``param`` (the CLI appends its flag).
+    """
+    if not path.lower().endswith(tuple(extensions)):
+        raise TrialkitError(f"{path} has an extension trialkit does not write — give a "
+                            "path ending in " + ", ".join(extensions), param=param)
+    if os.path.isdir(path):
+        raise TrialkitError(f"{path} is a folder — give a file name", param=param)
+    folder = os.path.dirname(os.path.abspath(path))
+    problem = _writable_folder(folder)
+    if problem is not None:
+        raise TrialkitError(f"cannot write {path}: {problem} — create it or choose "
+                            "another path", param=param)
+
+
+def check_output_dir(path: str, param: str = "out_dir") -> None:
+    """Refuse an output folder before any work: a file, or a place no folder can be made."""
+    if os.path.exists(path):
+        problem = _writable_folder(path)
+    else:
+        parent = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(parent) and parent != os.path.dirname(parent):
+            parent = os.path.dirname(parent)
+        problem = _writable_folder(parent)
+    if problem is not None:
+        raise TrialkitError(f"cannot write into {path}: {problem} — choose another "
+                            "folder", param=param)
 
 
 def jsonable(value: Any) -> Any:

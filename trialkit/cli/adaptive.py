@@ -7,12 +7,15 @@ import click
 from trialkit.cli._common import (
     UserError,
     check_figure_path,
+    check_output,
     deprecated_alias,
     emit,
     format_option,
     jobs_option,
     out_option,
+    quiet_option,
     reps_option,
+    require_kind,
     scenario_option,
     seed_option,
     write_figure,
@@ -46,6 +49,7 @@ _scenario = scenario_option("Scenario name from the design file (default: the fi
             "selection (.png, .pdf, .svg). Repeatable.", multiple=True)
 @deprecated_alias("--save", "--out", "out", type=click.Path(dir_okay=False), default=None)
 @deprecated_alias("--plot", "--out", "out", type=click.Path(dir_okay=False), default=None)
+@quiet_option
 @format_option
 def simulate_design(file, scenario, reps, seed, jobs, method, selection, preferences, uncertainty,
                     out, fmt):
@@ -63,6 +67,8 @@ def simulate_design(file, scenario, reps, seed, jobs, method, selection, prefere
 
     saves = [p for p in out if p.lower().endswith(".json")]
     figures = [p for p in out if p not in saves]
+    for path in saves:
+        check_output(path, (".json",))
     for path in figures:
         check_figure_path(path)
     if len(saves) > 1:
@@ -91,6 +97,7 @@ def simulate_design(file, scenario, reps, seed, jobs, method, selection, prefere
 @_seed
 @_jobs
 @_method
+@quiet_option
 @format_option
 def calibrate(file, scenario, target, reps, seed, jobs, method, fmt):
     """Find the symmetric superiority/inferiority threshold for a target type I error.
@@ -105,8 +112,43 @@ def calibrate(file, scenario, target, reps, seed, jobs, method, fmt):
     """
     from trialkit.adaptive import calibrate_trial, setup_trial
 
+    require_kind(file, ("adaptive",), "trialkit calibrate")
     spec = setup_trial(file, scenario, method)
     emit(calibrate_trial(spec, target=target, reps=reps, seed=seed, jobs=jobs), fmt)
+
+
+@click.command("adaptive")
+@click.argument("design_file", metavar="DESIGN", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--outcome", default="outcome", show_default=True,
+              help="Outcome column (empty where not yet observed).")
+@click.option("--include-marked-errors", is_flag=True,
+              help="Analyse participants marked in error (marked_error = 1) too; by default "
+                   "they are left out.")
+@format_option
+def analyse_adaptive(design_file, data, outcome, include_marked_errors, fmt):
+    """Analyse an adaptive trial's outcomes with the design's posterior and final-look rules.
+
+    DATA is the trial's export (the arm column) with an outcome column. Reports every arm's
+    patients with outcome data, events or mean, posterior mean and 95% interval, P(best),
+    P(better than the control) and status under the rules of the last planned look, the
+    decision (superiority, equivalence, futility or none), and which rows were analysed.
+
+    \b
+    Example:
+      trialkit simulate outcomes designs/three-arm-adaptive.toml allocations.csv --seed 1 \\
+        --out rehearsal.csv
+      trialkit analyse adaptive designs/three-arm-adaptive.toml rehearsal.csv
+    """
+    from trialkit.adaptive.final import analyse_adaptive as run
+    from trialkit.design import load_design
+    from trialkit.tables import read_table
+
+    require_kind(design_file, ("adaptive",), "trialkit analyse adaptive",
+                 {"factorial": "`trialkit analyse factorial FILE DATA`",
+                  "mrt": "`trialkit analyse mrt DATA --design FILE`"})
+    emit(run(load_design(design_file), read_table(data), outcome=outcome,
+             include_marked_errors=include_marked_errors), fmt)
 
 
 def _fractions(ctx, param, value):

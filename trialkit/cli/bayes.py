@@ -7,14 +7,21 @@ import sys
 import click
 
 from trialkit.cli._common import (
+    check_output_dir,
     deprecated_alias,
     emit,
     format_option,
     jobs_option,
+    quiet_option,
     reps_option,
+    require_kind,
     scenario_option,
     seed_option,
 )
+
+#: What analyses the data of a trial of another kind.
+ANALYSE_INSTEAD = {"mrt": "`trialkit analyse mrt DATA --design FILE`",
+                   "adaptive": "`trialkit analyse adaptive FILE DATA`"}
 
 
 def _weights(values: tuple[str, ...]) -> dict[str, float]:
@@ -62,16 +69,24 @@ def _weights(values: tuple[str, ...]) -> dict[str, float]:
                   default=None)
 @click.option("--strict", is_flag=True,
               help="Exit with code 1 when convergence diagnostics fail.")
+@click.option("--include-marked-errors", is_flag=True,
+              help="Analyse participants marked in error (marked_error = 1) too; by default "
+                   "they are left out.")
+@quiet_option
 @format_option
 def analyse_factorial(design_file, data, outcomes, covariates, method, engine, draws, tune,
-                      chains, cores, seed, mcid, budget, weights, out_dir, strict, fmt) -> None:
+                      chains, cores, seed, mcid, budget, weights, out_dir, strict,
+                      include_marked_errors, fmt) -> None:
     """Which components work, and which combination to build: the component report.
 
     Fits the Bayesian factorial model (effect-coded terms up to the design's model order),
     reports each component's effect (mean, 95% HDI, P(effect > 0), P(beneficial by more than
     the MCID)), every combination's expected outcome and P(best), the PEV decision with and
-    without budget, and the classic screening decision alongside. A progress indicator goes to
-    stderr while sampling; failing diagnostics print a warning (exit 1 with --strict).
+    without budget, and the classic screening decision alongside. Participants marked in error
+    in the export (marked_error = 1) are left out unless --include-marked-errors; the report's
+    data section says how many rows were analysed and which were left out and why. A progress
+    indicator goes to stderr while sampling (not with --quiet); failing diagnostics print a
+    warning (exit 1 with --strict).
 
     \b
     Example:
@@ -80,16 +95,24 @@ def analyse_factorial(design_file, data, outcomes, covariates, method, engine, d
     """
     from trialkit.bayes.analyse import analyse_factorial as run
     from trialkit.design import load_design
+    from trialkit.engine.progress import progress_enabled
     from trialkit.tables import read_table
 
+    require_kind(design_file, ("factorial",), "trialkit analyse factorial", ANALYSE_INSTEAD)
+    if out_dir is not None:
+        check_output_dir(out_dir)
     design = load_design(design_file)
     result = run(design, read_table(data), outcomes=outcomes, covariates=covariates,
                  method=method, engine=engine, draws=draws, tune=tune, chains=chains, seed=seed,
                  cores=cores, mcid=mcid, budget=budget, weights=_weights(weights),
-                 progress=engine == "nuts")
+                 progress=engine == "nuts" and progress_enabled(),
+                 include_marked_errors=include_marked_errors)
     if out_dir is not None:
         result.save(out_dir)
     emit(result.to_dict(), fmt, primary="components")
+    note = (result.get("clustering") or {}).get("note")
+    if note:
+        click.echo(f"Warning: {note}", err=True)
     diag = result.get("diagnostics")
     if diag and not diag["ok"]:
         click.echo("Warning: convergence diagnostics failed — " + "; ".join(diag["problems"])
@@ -116,6 +139,7 @@ def prior_predictive(design_file, outcome, draws, seed, n_total, fmt) -> None:
     from trialkit.bayes.analyse import prior_predictive as run
     from trialkit.design import load_design
 
+    require_kind(design_file, ("factorial",), "trialkit analyse prior-predictive")
     emit(run(load_design(design_file), outcome=outcome, draws=draws, seed=seed,
              n_total=n_total), fmt, primary="effects")
 
@@ -130,6 +154,7 @@ def prior_predictive(design_file, outcome, draws, seed, n_total, fmt) -> None:
 @click.option("--budget", type=float, default=None,
               help="Budget of the within-budget rule (default: half the total cost).")
 @jobs_option
+@quiet_option
 @format_option
 def simulate_decision(design_file, reps, seed, scenario, outcome, budget, jobs, fmt) -> None:
     """How good are design + decision rule? PEV (with/without budget) versus screening.
@@ -146,5 +171,7 @@ def simulate_decision(design_file, reps, seed, scenario, outcome, budget, jobs, 
     from trialkit.bayes.decision_study import simulate_decision as run
     from trialkit.design import load_design
 
+    require_kind(design_file, ("factorial",), "trialkit simulate decision",
+                 {"mrt": "`trialkit power FILE --simulate`"})
     emit(run(load_design(design_file), reps=reps, seed=seed, scenario=scenario, outcome=outcome,
              budget=budget, jobs=jobs), fmt)

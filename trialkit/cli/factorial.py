@@ -8,15 +8,20 @@ import click
 
 from trialkit.cli._common import (
     UserError,
+    check_output,
     emit,
     format_option,
+    given,
     jobs_option,
     out_option,
+    quiet_option,
+    refuse_unused,
     reps_option,
     scenario_option,
     seed_option,
 )
-from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, PRETESTS
+from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, PRETESTS, TABLE_FORMATS
+from trialkit.plotting import FIGURE_FORMATS
 
 
 def _setting_options(func: Callable) -> Callable:
@@ -171,6 +176,23 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
                        sigma=kw["sigma"], **_setting(kw)), fmt)
 
 
+def _check_power_options(simulate: bool, curve: bool, scenario: str | None) -> None:
+    """Refuse options the chosen form of ``power FILE`` would ignore."""
+    if simulate and curve:
+        raise UserError("--simulate and --curve are given together — choose one")
+    if scenario is not None and not simulate:
+        raise UserError("--scenario chooses the truth of a simulation — add --simulate")
+    if not simulate:
+        refuse_unused("--simulate", "reps", "seed", "jobs")
+    else:
+        refuse_unused("the analytic power (without --simulate)", "exact")
+    if not curve:
+        refuse_unused("--curve", "n_from", "n_to", "out")
+    elif given("n_total", "adjust"):
+        raise UserError(f"{', '.join(given('n_total', 'adjust'))} is not used by --curve, which "
+                        "draws power from --n-from to --n-to without adjustment — drop it")
+
+
 @click.command("power")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--n-total", type=int, default=None,
@@ -190,6 +212,7 @@ def mde_factorial(fmt: str, target: float, **kw) -> None:
 @click.option("--n-to", type=int, default=None, help="Largest N of the curve.")
 @out_option("With --curve: the figure (.png, .pdf, .svg; default power.png) or the curves' "
             "numbers (.json, .csv).")
+@quiet_option
 @format_option
 def power_design(file: str, n_total, outcome, exact, adjust, simulate, scenario, reps, seed, jobs,
                  curve, n_from, n_to, out, fmt: str) -> None:
@@ -207,11 +230,10 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, scenario,
     from trialkit.design import load_design
     from trialkit.factorial import planning as plan
 
+    _check_power_options(simulate, curve, scenario)
+    if curve:
+        check_output(out or "power.png", (*FIGURE_FORMATS, ".json", ".csv"))
     design = load_design(file)
-    if simulate and curve:
-        raise UserError("--simulate and --curve are given together — choose one")
-    if scenario is not None and not simulate:
-        raise UserError("--scenario chooses the truth of a simulation — add --simulate")
     if curve:
         if n_from is None or n_to is None:
             raise UserError("--curve needs --n-from and --n-to — add both")
@@ -250,6 +272,37 @@ def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> No
                                       adjust=adjust), fmt, primary="effects")
 
 
+@click.command("mde")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--n-total", type=int, default=None,
+              help="Participants enrolled (default: the design's sample.n_total).")
+@click.option("--power", "target", type=float, default=None,
+              help="Target power (default: the design's analysis.power).")
+@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
+@click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity.")
+@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
+              help="Override the design's multiplicity adjustment.")
+@format_option
+def mde_design(file: str, n_total, target, outcome, exact, adjust, fmt: str) -> None:
+    """Smallest main effect a factorial design file detects with the target power.
+
+    Uses the design's sample (clusters, pretest, dropout), model order, alpha and adjustment;
+    continuous outcomes give the classic effect (raw_main, outcome units) and d_main, binary
+    ones the log-odds effect, odds ratio and risk difference from the baseline rate.
+
+    \b
+    Example:
+      trialkit mde designs/app-components-factorial.toml --format json
+      trialkit mde designs/app-components-factorial.toml --outcome retention --n-total 800
+    """
+    from trialkit.design import load_design
+    from trialkit.factorial.planning import factorial_design_mde
+
+    design = load_design(file)
+    emit(factorial_design_mde(design, n_total, power=target, outcome=outcome, exact=exact,
+                              adjust=adjust), fmt)
+
+
 @click.command("costs")
 @click.option("--factors", type=int, required=True, help="Number of components to screen.")
 @click.option("--resolution", type=int, default=4, show_default=True,
@@ -283,14 +336,20 @@ def costs(factors, resolution, d_main, cost_per_subject, cost_per_condition, fmt
 @click.option("--outcome", "outcomes", multiple=True,
               help="Outcome to simulate (repeatable; default: every outcome of the design).")
 @seed_option("Seed; the same seed and allocations give the same outcomes.")
+@scenario_option("Adaptive designs: the scenario whose values are the truth (default: the "
+                 "first).")
 @out_option("Write to this file (.csv or .parquet) instead of CSV on stdout.")
 def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, ...], seed: int,
-                      out: str | None) -> None:
-    """Rehearsal data: add outcomes drawn from the design's assumed effects to an allocation export.
+                      scenario: str | None, out: str | None) -> None:
+    """Rehearsal data: outcomes drawn from the design's assumed effects for a real export.
 
     Run the planned analysis end to end on the trial's real allocation before any outcome
-    exists. ALLOCATIONS is a CSV or Parquet table with the factor columns coded -1/+1, as
-    `trialkit trial export` writes it.
+    exists. For a factorial design ALLOCATIONS is the allocation export (factor columns coded
+    -1/+1); for an MRT design the decision export (id, decision_point, availability,
+    treatment, probability), and each outcome is left empty where the participant was not
+    available; for an adaptive design the allocation export (its arm column) and the outcome
+    (column "outcome") comes from a scenario. All are what `trialkit trial export` writes
+    (CSV or Parquet).
 
     \b
     Example:
@@ -298,14 +357,28 @@ def simulate_outcomes(design_file: str, allocations: str, outcomes: tuple[str, .
         > allocations.csv
       trialkit simulate outcomes designs/app-components-factorial.toml allocations.csv \\
         --seed 1 --out rehearsal.csv
+      trialkit simulate outcomes designs/checkin-prompts-mrt.toml decisions.csv --out r.csv
     """
     from trialkit.design import load_design
-    from trialkit.factorial.rehearse import rehearsal_outcomes
     from trialkit.tables import read_table, write_table
 
+    if out is not None:
+        check_output(out, TABLE_FORMATS)
     design = load_design(design_file)
-    if design.kind != "factorial":
-        raise UserError(f"{design_file} is a {design.kind} design — rehearsal outcomes need a "
-                        "factorial design")
-    table = rehearsal_outcomes(design, read_table(allocations), seed=seed, outcomes=outcomes)
-    write_table(table, out)
+    table = read_table(allocations)
+    if design.kind == "adaptive":
+        from trialkit.adaptive.final import rehearsal_outcomes as adaptive_outcomes
+
+        if outcomes:
+            raise UserError("--outcome names outcomes of factorial and MRT designs — an "
+                            "adaptive design has one outcome (column 'outcome'); drop it")
+        write_table(adaptive_outcomes(design, table, seed=seed, scenario=scenario), out)
+        return
+    if scenario is not None:
+        raise UserError("--scenario chooses the truth of an adaptive design's rehearsal — drop "
+                        "it for a factorial or MRT design (their assumed effects are the truth)")
+    if design.kind == "mrt":
+        from trialkit.mrt.rehearse import rehearsal_outcomes
+    else:
+        from trialkit.factorial.rehearse import rehearsal_outcomes
+    write_table(rehearsal_outcomes(design, table, seed=seed, outcomes=outcomes), out)

@@ -13,7 +13,10 @@ from trialkit.cli._common import (
     format_option,
     jobs_option,
     out_option,
+    quiet_option,
+    refuse_unused,
     reps_option,
+    require_kind,
     seed_option,
     write_figure,
 )
@@ -49,14 +52,17 @@ def _out_option(func):
 @click.option("--control-previous-outcome", "lag_control", is_flag=True,
               help="Simulation: add the previous decision point's outcome to the controls.")
 @_out_option
+@quiet_option
 @format_option
 def power_design(file: str, n_participants: int | None, outcome: str | None, simulate: bool,
                  reps: int, seed: int, jobs: int, ar1: float, icc: float, lag_control: bool,
                  out: str | None, fmt: str) -> None:
     """Power of an MRT design: by formula (Liao 2016 / Cohn 2023) or by simulation.
 
-    JSON: {"power": ...}; with --simulate {"power": ..., "mc_se": ...}. --out saves the
-    effect and availability trajectories with formula power against the number of participants.
+    Prints the power (with --simulate its Monte Carlo SE, replicates and seed) and the settings
+    it used: outcome, method, participants, alpha, randomisation probability, availability and
+    effect (mean, min, max over the decision points), p, q and df. --out saves the effect and
+    availability trajectories with formula power against the number of participants.
 
     \b
     Example:
@@ -68,6 +74,10 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
     from trialkit.errors import TrialkitError
     from trialkit.mrt.planning import mrt_power, simulate_mrt_power
 
+    if not simulate:
+        refuse_unused("--simulate", "reps", "seed", "jobs")
+    if out:
+        check_figure_path(out)
     design = load_design(file)
     assert isinstance(design, MrtDesign)  # the dispatch chose this command by the kind
     n = n_participants if n_participants is not None else design.n_participants
@@ -88,7 +98,6 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
         if out:
             from trialkit.mrt.plots import design_figure
 
-            check_figure_path(out)
             write_figure(design_figure(design, outcome=outcome, n_marked=n), out)
     _echo_warnings(caught)
     emit(result, fmt)
@@ -116,6 +125,8 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, out:
     from trialkit.design import load_design
     from trialkit.mrt.planning import mrt_sample_size
 
+    if out:
+        check_figure_path(out)
     design = load_design(file)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -123,7 +134,6 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, out:
         if out:
             from trialkit.mrt.plots import design_figure
 
-            check_figure_path(out)
             write_figure(design_figure(design, outcome=outcome,
                                        n_marked=result["n_participants"]), out)
     _echo_warnings(caught)
@@ -132,19 +142,32 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, out:
 
 @click.command("mrt")
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--id", "id_col", required=True, help="Participant id column.")
-@click.option("--decision-point", required=True, help="Decision point column.")
-@click.option("--outcome", required=True, help="Proximal outcome column.")
-@click.option("--treatment", required=True, help="0/1 treatment column.")
-@click.option("--prob", required=True, help="Randomisation probability: a column or a number.")
-@click.option("--availability", default=None, help="0/1 availability column (default: all 1).")
-@click.option("--moderator", default=None, help='Moderators, e.g. "x1 + x2" (intercept always).')
-@click.option("--control", default=None, help='Controls, e.g. "z1 + z2" (intercept always).')
+@click.option("--design", "design_file", type=click.Path(dir_okay=False), default=None,
+              help="The trial's mrt design file: default outcome, probabilities, moderators, "
+                   "controls and p̃.")
+@click.option("--outcome", default=None,
+              help="Proximal outcome column (default with --design: its first outcome).")
+@click.option("--id", "id_col", default="id", show_default=True, help="Participant id column.")
+@click.option("--decision-point", default="decision_point", show_default=True,
+              help="Decision point column.")
+@click.option("--treatment", default="treatment", show_default=True,
+              help="0/1 treatment column.")
+@click.option("--prob", default="probability", show_default=True,
+              help="Randomisation probability: a column or a number (with --design and no such "
+                   "column: the design's probabilities).")
+@click.option("--availability", default="availability", show_default=True,
+              help="0/1 availability column (without such a column every row is available).")
+@click.option("--moderator", default=None,
+              help='Moderators, e.g. "x1 + x2" (intercept always; default with --design: the '
+                   "effect trajectory's terms, else none).")
+@click.option("--control", default=None,
+              help='Controls, e.g. "z1 + z2" (intercept always; default with --design: the '
+                   "planned q controls, else none).")
 @click.option("--numerator-prob", type=float, default=None,
               help="p̃ (default: the design's constant probability, else 0.5).")
-@click.option("--design", "design_file", type=click.Path(dir_okay=False), default=None,
-              help="An mrt design file supplying the default p̃.")
-@click.option("--binary", is_flag=True, help="Binary outcome: EMEE on the log relative-risk scale.")
+@click.option("--binary/--continuous", default=None,
+              help="Binary outcome: EMEE on the log relative-risk scale; continuous: WCLS "
+                   "(default: the design's outcome type, else continuous).")
 @click.option("--lincomb", default=None,
               help='Weights of a linear combination of effect terms, e.g. "1,1" ("1,0;1,1" for '
                    "several).")
@@ -152,19 +175,29 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, out:
               help="Confidence level of the intervals.")
 @click.option("--small-sample", type=click.Choice(["auto", "yes", "no"]), default="auto",
               show_default=True,
-              help="Mancl–DeRouen leverage adjustment (auto: with at most 50 participants).")
+              help="Mancl–DeRouen leverage adjustment; auto as R MRTAnalysis: WCLS with at "
+                   "most 50 participants, EMEE always.")
+@click.option("--include-marked-errors", is_flag=True,
+              help="Analyse rows marked in error (marked_error = 1) too; by default they are "
+                   "left out.")
 @format_option
-def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treatment: str,
-                prob: str, availability: str | None, moderator: str | None, control: str | None,
-                numerator_prob: float | None, design_file: str | None, binary: bool,
-                lincomb: str | None, conf_level: float, small_sample: str, fmt: str) -> None:
+def analyse_mrt(data: str, design_file: str | None, outcome: str | None, id_col: str,
+                decision_point: str, treatment: str, prob: str, availability: str,
+                moderator: str | None, control: str | None, numerator_prob: float | None,
+                binary: bool | None, lincomb: str | None, conf_level: float, small_sample: str,
+                include_marked_errors: bool, fmt: str) -> None:
     """Causal excursion effects from long-format MRT data (CSV or Parquet): WCLS or EMEE.
 
-    JSON: {"effects": [{"term", "estimate", "std_error", "ci_low", "ci_high", "p_value", "df"}],
-    "n_participants": ...}; tests use t with df = n − p − q.
+    The column names default to those `trialkit trial export` writes for an MRT (id,
+    decision_point, availability, treatment, probability), so an export with an outcome column
+    needs only --outcome — or --design FILE, which also supplies the planned moderators,
+    controls, numerator probability and outcome type. Tests use t with df = n − p − q. The
+    output says what was used: estimator, p̃, small-sample adjustment, terms, and how many rows
+    were analysed and which were left out and why (unavailable, marked in error).
 
     \b
     Example:
+      trialkit analyse mrt rehearsal.csv --design designs/checkin-prompts-mrt.toml
       trialkit analyse mrt data.csv --id id --decision-point dp --outcome y --treatment a \\
         --prob prob --availability avail --moderator "day" --lincomb "1,10" --format json
     """
@@ -174,12 +207,11 @@ def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treat
     design = None
     if design_file is not None:
         from trialkit.design import load_design
-        from trialkit.errors import TrialkitError
 
+        require_kind(design_file, ("mrt",), "trialkit analyse mrt --design",
+                     {"factorial": "`trialkit analyse factorial FILE DATA`",
+                      "adaptive": "`trialkit analyse adaptive FILE DATA`"})
         design = load_design(design_file)
-        if design.kind != "mrt":
-            raise TrialkitError(f"{design_file} is a design of kind {design.kind!r} — give an "
-                                "mrt design to --design")
     small = {"auto": "auto", "yes": True, "no": False}[small_sample]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -187,6 +219,6 @@ def analyse_mrt(data: str, id_col: str, decision_point: str, outcome: str, treat
                      treatment=treatment, prob=prob, availability=availability,
                      moderator=moderator, control=control, numerator_prob=numerator_prob,
                      binary=binary, lincomb=lincomb, conf_level=conf_level, design=design,
-                     small=small)
+                     small=small, include_marked_errors=include_marked_errors)
     _echo_warnings(caught)
     emit(result, fmt, primary="effects")

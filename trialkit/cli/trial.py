@@ -84,6 +84,10 @@ def create(design, name, db, lock_timeout, key_file, user, fmt) -> None:
                "key_file": key_file, "db": t.store.url}
         if t.kind != "mrt":
             out["predictability"] = allocation_guess_rate(t.config)
+        if t.notes:
+            out["notes"] = t.notes
+        for note in t.notes:
+            click.echo(f"Note: {note}", err=True)
         emit(out, fmt)
 
 

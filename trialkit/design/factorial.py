@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, OUTCOME_TYPES, PRETESTS
+from trialkit.constants import ADJUSTMENTS, ASSIGNMENTS, MAX_SAMPLE, OUTCOME_TYPES, PRETESTS
 from trialkit.design._reader import Section, check_unique, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
 from trialkit.design.fractions import LETTERS, fraction_matrix
@@ -69,6 +69,7 @@ class Sample:
     pretest: str = "none"
     pre_post_corr: float = 0.0
     change_score_icc: float | None = None
+    cluster_column: str = "cluster"
 
 
 @dataclass(frozen=True)
@@ -310,31 +311,67 @@ def _read_outcomes(root: Section, factors: tuple[Factor, ...]) -> tuple[Outcome,
     return tuple(outcomes)
 
 
-def _read_sample(root: Section) -> Sample:
+def _read_sample(root: Section, n_conditions: int) -> Sample:
     sec = root.section("sample")
     if sec is None:
         return Sample()
     assignment = sec.string("assignment", "independent", choices=ASSIGNMENTS)
-    clustered = assignment != "independent"
     pretest = sec.string("pretest", "none", choices=PRETESTS)
     sample = Sample(
-        n_total=sec.integer("n_total", None, minimum=1),
+        n_total=sec.integer("n_total", None, minimum=1, maximum=MAX_SAMPLE),
         dropout=sec.number("dropout", 0.0, 0, 1, exclusive_max=True),
         assignment=assignment,
-        clusters=sec.integer("clusters", None, minimum=2),
-        cluster_size=sec.number("cluster_size", None, minimum=1),
+        clusters=sec.integer("clusters", None, minimum=2, maximum=MAX_SAMPLE),
+        cluster_size=sec.number("cluster_size", None, minimum=1, maximum=MAX_SAMPLE),
         cluster_size_sd=sec.number("cluster_size_sd", 0.0, minimum=0),
         icc=sec.number("icc", 0.0, 0, 1, exclusive_max=True),
         pretest=pretest,
         pre_post_corr=sec.number("pre_post_corr", 0.0, -1, 1, exclusive_min=True,
                                  exclusive_max=True),
         change_score_icc=sec.number("change_score_icc", None, 0, 1, exclusive_max=True),
+        cluster_column=identifier(sec, "cluster_column", "cluster"),
     )
-    if clustered and sample.cluster_size is None:
-        raise sec.error("cluster_size", None, f"is required with assignment = {assignment!r}",
-                        "give the mean number of participants per cluster")
+    _check_clusters(sec, sample, n_conditions)
     sec.done()
     return sample
+
+
+def _check_clusters(sec: Section, sample: Sample, n_conditions: int) -> None:
+    """Refuse cluster settings that contradict each other or the number of conditions."""
+    assignment = sample.assignment
+    if assignment == "independent":
+        if sample.clusters is not None:
+            raise sec.error("clusters", sample.clusters, "is given with assignment = "
+                            "'independent'", "drop it, or set assignment = \"within\" or "
+                            "\"between\"")
+        return
+    size = sample.cluster_size
+    if size is None:
+        raise sec.error("cluster_size", None, f"is required with assignment = {assignment!r}",
+                        "give the mean number of participants per cluster")
+    clusters = sample.clusters
+    if clusters is None and sample.n_total is not None:
+        clusters = max(2, round(sample.n_total / size))
+    if clusters is not None and sample.n_total is not None and sample.clusters is not None \
+            and round(clusters * size) != sample.n_total:
+        raise sec.error("n_total", sample.n_total,
+                        f"disagrees with clusters × cluster_size = {clusters} × {size:g} = "
+                        f"{clusters * size:g}",
+                        f"give n_total = {round(clusters * size)}, or drop n_total (it "
+                        "follows from clusters × cluster_size)")
+    if clusters is not None and clusters * size > MAX_SAMPLE:
+        raise sec.error("clusters" if sample.clusters is not None else "n_total",
+                        sample.clusters if sample.clusters is not None else sample.n_total,
+                        f"gives {clusters:g} × {size:g} = {clusters * size:g} participants",
+                        f"use at most {MAX_SAMPLE:g} participants in all")
+    if assignment == "between" and clusters is not None and clusters < n_conditions:
+        key, value = ("clusters", sample.clusters) if sample.clusters is not None \
+            else ("n_total", sample.n_total)
+        raise sec.error(key, value, f"gives {clusters} clusters for {n_conditions} conditions, "
+                        "but with assignment = 'between' whole clusters are randomised, so "
+                        "every condition needs at least one cluster",
+                        f"use at least {n_conditions} clusters (better a multiple of "
+                        f"{n_conditions}), or assignment = \"within\"")
 
 
 def _read_analysis(root: Section, k: int) -> Analysis:
@@ -370,7 +407,7 @@ def read_factorial(root: Section, source: DesignSource) -> FactorialDesign:
         factors=factors,
         fraction=fraction,
         outcomes=outcomes,
-        sample=_read_sample(root),
+        sample=_read_sample(root, n_conditions),
         analysis=_read_analysis(root, len(factors)),
         randomisation=read_randomisation(root, n_conditions, "conditions"),
         priors=read_priors(root, tuple(root.data.get("outcomes", {}))),

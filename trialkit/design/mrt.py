@@ -13,18 +13,30 @@ from trialkit.design.randomisation import RandomisationSpec, read_randomisation
 PROBABILITY_BY = ("constant", "decision_point", "day")
 
 
+#: Variables a basis term may use: the decision point t = 1..T and the study day 1..D.
+BASIS_VARIABLES = ("t", "day")
+#: Highest power of a basis variable (``t^3``).
+BASIS_MAX_POWER = 3
+
+
 @dataclass(frozen=True)
 class Trajectory:
-    """A quantity over days 1..D: constant, linear or quadratic.
+    """A quantity over the decision points: a shape over days, or coefficients over a basis.
 
-    ``mean`` is the average over the study days, ``initial`` the value on day 1, and
-    ``extremum_day`` the day of the quadratic's maximum or minimum.
+    With a ``shape`` (constant, linear or quadratic) ``mean`` is the average over the study
+    days, ``initial`` the value on day 1 and ``extremum_day`` the day of the quadratic's maximum
+    or minimum. With shape ``"basis"`` the quantity is ``Σ_j coefficients[j] · basis[j](t)``
+    (for a binary outcome's baseline: the log of the success probability), each basis term
+    ``"1"``, ``"t"``, ``"t^2"``, ``"day"``, … a function of the decision point t = 1..T or the
+    study day — the parameterisation of R ``MRTSampleSizeBinary``.
     """
 
     shape: str
-    mean: float
+    mean: float = 0.0
     initial: float | None = None
     extremum_day: float | None = None
+    basis: tuple[str, ...] = ()
+    coefficients: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,9 @@ class MrtDesign:
     def summary(self) -> dict[str, Any]:
         """Describe the design for ``trialkit design show``."""
         def traj(t: Trajectory) -> dict[str, Any]:
+            if t.shape == "basis":
+                return {"shape": t.shape, "basis": list(t.basis),
+                        "coefficients": list(t.coefficients)}
             return {"shape": t.shape, "mean": t.mean, "initial": t.initial,
                     "extremum_day": t.extremum_day}
 
@@ -141,6 +156,37 @@ def read_trajectory(sec: Section, lo: float | None, hi: float | None, exclusive:
     return Trajectory(shape=shape, mean=mean, initial=initial, extremum_day=extremum)
 
 
+def _basis_term(sec: Section, term: Any) -> str:
+    """Check one basis term: ``"1"``, a variable (``"t"``, ``"day"``) or its power (``"t^2"``)."""
+    text = term.replace(" ", "") if isinstance(term, str) else term
+    name, _, power = text.partition("^") if isinstance(text, str) else ("", "", "")
+    ok = text == "1" or (name in BASIS_VARIABLES and (
+        not power or (power.isdigit() and 2 <= int(power) <= BASIS_MAX_POWER)))
+    if not ok:
+        raise sec.error("basis", term, "is not a basis term",
+                        f'use "1", "t", "day" or a power up to {BASIS_MAX_POWER} such as "t^2" '
+                        "(t = decision point 1..T, day = study day)")
+    return text
+
+
+def read_basis_trajectory(sec: Section) -> Trajectory:
+    """Read ``basis`` and ``coefficients``: a quantity linear in functions of the decision point."""
+    raw = sec.raw("basis")
+    if not isinstance(raw, list) or not raw:
+        raise sec.error("basis", raw, "is not a non-empty list of terms", 'write ["1", "t"]')
+    basis = tuple(_basis_term(sec, term) for term in raw)
+    if len(set(basis)) != len(basis):
+        raise sec.error("basis", list(raw), "repeats a term", "list every term once")
+    coefficients = sec.number_list("coefficients", length=len(basis))
+    for key in ("shape", "mean", "initial", "extremum_day"):
+        if sec.has(key):
+            raise sec.error(key, sec.data[key], "is given together with basis",
+                            "give either shape/mean/initial/extremum_day or basis and "
+                            "coefficients")
+    sec.done()
+    return Trajectory(shape="basis", basis=basis, coefficients=tuple(coefficients))
+
+
 def _read_treatment(root: Section, schedule: Schedule) -> tuple[str, str, tuple[float, ...]]:
     """Return the treatment's name, how its probability varies, and the probabilities."""
     trt = root.section("treatment", required=True)
@@ -168,12 +214,14 @@ def _read_outcomes(root: Section, schedule: Schedule) -> list[MrtOutcome]:
     outcomes = []
     for name, sec in root.named_sections("outcomes", required=True).items():
         kind = sec.string("type", choices=("continuous", "binary"))
-        effect = read_trajectory(sec.section("effect", required=True), None, None, False,
-                                 schedule.days)
+        effect_sec = sec.section("effect", required=True)
+        effect = read_basis_trajectory(effect_sec) if effect_sec.has("basis") else \
+            read_trajectory(effect_sec, None, None, False, schedule.days)
         baseline = None
         if kind == "binary":
-            baseline = read_trajectory(sec.section("baseline", required=True), 0, 1, True,
-                                       schedule.days)
+            base_sec = sec.section("baseline", required=True)
+            baseline = read_basis_trajectory(base_sec) if base_sec.has("basis") else \
+                read_trajectory(base_sec, 0, 1, True, schedule.days)
         outcomes.append(MrtOutcome(name=name, type=kind, label=sec.string("label", name),
                                    effect=effect, baseline=baseline))
         sec.done()

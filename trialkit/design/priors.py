@@ -14,7 +14,7 @@ from trialkit.design._reader import Section
 
 INTERACTION_PRIORS = ("hierarchical", "fixed")
 PRIOR_KEYS = ("intercept_sd", "main_sd", "interaction_sd", "interactions", "residual_sd",
-              "covariate_sd")
+              "covariate_sd", "cluster_sd")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ class PriorSettings:
     are in units of the residual SD (the coefficient prior is N(0, (σ·scale)²)), and
     ``residual_sd`` is the prior guess of σ in outcome units. Binary outcomes: scales in log-odds.
     ``interactions`` is ``"hierarchical"`` (interaction SD τ ~ HalfNormal(interaction_sd)) or
-    ``"fixed"`` (interaction SD = interaction_sd).
+    ``"fixed"`` (interaction SD = interaction_sd). ``cluster_sd`` is the scale of the
+    HalfNormal prior of the SD of the cluster random intercept (clustered designs; residual-SD
+    units for continuous outcomes, log-odds for binary ones).
     """
 
     intercept_sd: float | None = None
@@ -34,6 +36,7 @@ class PriorSettings:
     interactions: str | None = None
     residual_sd: float | None = None
     covariate_sd: float | None = None
+    cluster_sd: float | None = None
 
     def merged(self, other: PriorSettings) -> PriorSettings:
         """Return these settings with every value given in ``other`` taking precedence."""
@@ -62,6 +65,7 @@ def _read_settings(sec: Section) -> PriorSettings:
         interactions=sec.string("interactions", None, choices=INTERACTION_PRIORS),
         residual_sd=sec.positive("residual_sd", None),
         covariate_sd=sec.positive("covariate_sd", None),
+        cluster_sd=sec.positive("cluster_sd", None),
     )
 
 

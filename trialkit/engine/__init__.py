@@ -4,7 +4,9 @@ It knows no design kind: each kind hands it a *replicate generator* (a function 
 replicate indices) and gets the replicates back in order.
 """
 
+from trialkit.engine.progress import Progress, progress_bar, show_progress
 from trialkit.engine.runner import (
+    check_reps,
     memory_batch,
     replicate_batches,
     replicate_rngs,
@@ -13,5 +15,6 @@ from trialkit.engine.runner import (
 )
 from trialkit.engine.streams import ReplicateStreams
 
-__all__ = ["ReplicateStreams", "memory_batch", "replicate_batches", "replicate_rngs",
-           "replicate_seeds", "run_replicates"]
+__all__ = ["Progress", "ReplicateStreams", "check_reps", "memory_batch", "progress_bar",
+           "replicate_batches", "replicate_rngs", "replicate_seeds", "run_replicates",
+           "show_progress"]

@@ -12,18 +12,24 @@ the identical streams faster.
 The one chunking policy (:func:`replicate_batches`): replicates ``start … start + reps − 1`` are
 cut into calls of ``batch`` replicates at multiples of ``batch`` (so which replicates share a call
 depends on ``batch`` alone, never on ``jobs`` or ``start``), or — without ``batch`` — split evenly
-over the workers, each call at most ``max_batch`` long. The calls are dealt to ``jobs`` workers in
-contiguous groups. :func:`memory_batch` sizes a batch for a memory budget.
+over the workers, each call at most ``max_batch`` long. With ``jobs`` > 1 every call is submitted
+to a pool of ``jobs`` worker processes. :func:`memory_batch` sizes a batch for a memory budget.
+
+A run is at most :data:`~trialkit.constants.MAX_REPS` replicates; with ``progress`` it advances
+the progress bar of :mod:`trialkit.engine.progress` as calls finish.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
 
+from trialkit.constants import MAX_REPS
+from trialkit.engine.progress import advance, progress_bar
 from trialkit.errors import TrialkitError
 
 
@@ -81,9 +87,31 @@ def replicate_batches(reps: int, *, start: int = 0, jobs: int = 1, batch: int | 
     return out
 
 
-def _run_group(func: Callable[..., Any], ranges: Sequence[range], params: dict[str, Any]
-               ) -> list[Any]:
-    return [func(r, **params) for r in ranges]
+def check_reps(reps: Any, param: str = "reps") -> None:
+    """Refuse a number of replicates that is not a whole number in 1..MAX_REPS."""
+    if not isinstance(reps, int | np.integer) or isinstance(reps, bool) or reps < 1:
+        raise TrialkitError(f"{param} = {reps!r} is invalid — use a whole number of at least 1",
+                            param=param)
+    if reps > MAX_REPS:
+        raise TrialkitError(f"{param} = {reps} is more than the {MAX_REPS:,} replicates a run "
+                            "may have — use fewer (Monte Carlo error falls only with the square "
+                            "root of the replicates)", param=param)
+
+
+def _run_calls(func: Callable[..., Any], ranges: Sequence[range], params: dict[str, Any],
+               jobs: int, bar: Any) -> list[Any]:
+    """Call ``func`` on every range (in a pool of ``jobs`` workers); results in range order."""
+    if jobs == 1 or len(ranges) == 1:
+        results = []
+        for r in ranges:
+            results.append(func(r, **params))
+            advance(bar, len(r))
+        return results
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(func, r, **params): r for r in ranges}
+        for done in as_completed(futures):
+            advance(bar, len(futures[done]))
+        return [f.result() for f in futures]
 
 
 def run_replicates(
@@ -96,6 +124,7 @@ def run_replicates(
     max_batch: int | None = None,
     chunk_size: int | None = None,
     combine: Callable[[list[Any]], Any] | None = None,
+    progress: str | None = None,
     **params: Any,
 ) -> Any:
     """Run the replicate generator ``func(range, **params)`` over ``reps`` replicates.
@@ -122,25 +151,20 @@ def run_replicates(
     combine : callable, optional
         Combines the list of call results (in replicate order); by default arrays are
         concatenated along axis 0 and dicts of arrays key by key.
+    progress : str, optional
+        Label of the progress bar (drawn on a terminal while progress is switched on, see
+        :mod:`trialkit.engine.progress`).
     **params
         Passed to ``func``.
     """
-    if not isinstance(reps, int) or reps < 1:
-        raise TrialkitError(f"reps = {reps!r} is invalid — use a whole number of at least 1",
-                            param="reps")
+    check_reps(reps)
     if not isinstance(jobs, int) or jobs < 1:
         raise TrialkitError(f"jobs = {jobs!r} is invalid — use a whole number of at least 1",
                             param="jobs")
     ranges = replicate_batches(reps, start=start, jobs=jobs, batch=batch or chunk_size,
                                max_batch=max_batch)
-    if jobs == 1 or len(ranges) == 1:
-        results = _run_group(func, ranges, params)
-    else:
-        per = -(-len(ranges) // jobs)
-        groups = [ranges[a:a + per] for a in range(0, len(ranges), per)]
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_run_group, func, g, params) for g in groups]
-            results = [r for f in futures for r in f.result()]
+    with progress_bar(reps, progress) if progress else contextlib.nullcontext() as bar:
+        results = _run_calls(func, ranges, params, jobs, bar)
     return (combine or concatenate)(results)
 
 

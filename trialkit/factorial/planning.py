@@ -7,6 +7,7 @@ pretest, dropout) and its planned analysis (model order, α, multiplicity adjust
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -137,7 +138,19 @@ def _sizes(design, n_total: int | None):
     else:
         clusters = s.clusters
     _check_total(clusters * s.cluster_size)
+    check_between_clusters(design, clusters)
     return int(round(clusters * s.cluster_size)), int(clusters), s.cluster_size
+
+
+def check_between_clusters(design, clusters: int) -> None:
+    """Refuse fewer clusters than conditions when whole clusters are randomised."""
+    n_conditions = design.conditions().shape[0]
+    if design.sample.assignment == "between" and clusters < n_conditions:
+        raise TrialkitError(
+            f"{clusters} clusters are fewer than the {n_conditions} conditions of design "
+            f"{design.name!r}: whole clusters are randomised, so every condition needs at least "
+            f"one — use at least {n_conditions} clusters, i.e. n_total ≥ "
+            f"{math.ceil(n_conditions * design.sample.cluster_size)}", param="n_total")
 
 
 def _check_total(n: float, limit: float = fp._MAX_SIZE, what: str = "") -> None:
@@ -146,17 +159,22 @@ def _check_total(n: float, limit: float = fp._MAX_SIZE, what: str = "") -> None:
                             "smaller n_total (or sample size in the design)", param="n_total")
 
 
-def _setting(design, m_eff: float | None, exact: bool, alpha: float) -> fp.Setting:
+def _setting_args(design, m_eff: float | None, exact: bool, alpha: float) -> dict[str, Any]:
+    """Return the design's setting as keyword arguments of ``make_setting``."""
     s = design.sample
     clustered = s.assignment != "independent"
-    return fp.make_setting(
-        design.k, model_order=design.analysis.model_order, alpha=alpha,
+    return dict(
+        model_order=design.analysis.model_order, alpha=alpha,
         assignment=s.assignment, cluster_size=m_eff if clustered else None,
         cluster_size_sd=s.cluster_size_sd if s.assignment == "between" else None,
         icc=s.icc if clustered else None, pretest=s.pretest,
         pre_post_corr=s.pre_post_corr if s.pretest != "none" else None,
         change_score_icc=(s.change_score_icc if s.assignment == "between"
                           and s.pretest == "repeated" else None), exact=exact)
+
+
+def _setting(design, m_eff: float | None, exact: bool, alpha: float) -> fp.Setting:
+    return fp.make_setting(design.k, **_setting_args(design, m_eff, exact, alpha))
 
 
 def _alpha(design, adjust: str | None, n_tests: int) -> tuple[float, str]:
@@ -245,6 +263,117 @@ def factorial_design_power(
         n_clusters=clusters)
 
 
+@dataclass(frozen=True)
+class DesignMde(Result):
+    """The smallest main effect a design detects with the target power.
+
+    Continuous outcomes: ``raw_main`` (classic effect, outcome units), ``d_main`` (÷ sd) and
+    ``raw_coef``; binary outcomes: ``logodds_main``, ``odds_ratio`` and ``risk_diff`` (from the
+    baseline rate, the other components off).
+    """
+
+    design: str
+    outcome: str
+    outcome_type: str
+    method: str
+    mode: str
+    n_total: int
+    n_analysed: float
+    model_order: int
+    alpha: float
+    adjust: str
+    test_alpha: float
+    target_power: float
+    power: float
+    n_clusters: int | None = omit_none()
+    raw_main: float | None = omit_none()
+    d_main: float | None = omit_none()
+    raw_coef: float | None = omit_none()
+    logodds_main: float | None = omit_none()
+    odds_ratio: float | None = omit_none()
+    risk_diff: float | None = omit_none()
+
+
+def _binary_mde(design, out, codes, terms, n_an: float, deff: float, alpha: float,
+                target: float) -> tuple[float, float]:
+    """Return (log-odds coefficient, power) of the smallest detectable binary main effect."""
+    from scipy import optimize, special
+
+    def power_at(b: float) -> float:
+        coefs = np.zeros(len(terms))
+        coefs[0] = special.logit(out.baseline) + b   # the rate with every component off
+        coefs[1] = b
+        return float(fp.binary_power(codes, terms, coefs, n_an, alpha=alpha,
+                                     design_effect=deff)[0][1])
+
+    lo, hi = 0.0, 0.01
+    while power_at(hi) < target:   # double the effect until the target is passed
+        lo, hi = hi, 2 * hi
+        if hi > 5:
+            raise TrialkitError(f"no log-odds main effect up to 10 reaches power {target} — "
+                                "use a larger sample", param="n_total")
+    b = float(optimize.brentq(lambda v: power_at(v) - target, lo or 1e-9, hi, xtol=1e-10))
+    return b, power_at(b)
+
+
+def factorial_design_mde(
+    design, n_total: int | None = None, *, power: float | None = None,
+    outcome: str | None = None, exact: bool = False, adjust: str | None = None,
+) -> DesignMde:
+    """Minimum detectable main effect of a factorial design at its sample size.
+
+    Parameters
+    ----------
+    design : FactorialDesign
+        A loaded design: its sample (clusters, pretest, dropout), model order, α and adjustment.
+    n_total : int, optional
+        Participants enrolled (default: the design's ``sample.n_total``).
+    power : float, optional
+        Target power (default: the design's ``analysis.power``).
+    outcome : str, optional
+        Outcome name (default: the first listed).
+    exact : bool
+        Exact mode instead of MOST parity (continuous outcomes).
+    adjust : {"none", "holm", "bonferroni"}, optional
+        Override the design's adjustment (the test level is α/m with one).
+
+    Returns
+    -------
+    DesignMde
+        The smallest effect of one main effect (the others at zero) whose test reaches the
+        target power, with the sample it assumes.
+    """
+    target = design.analysis.power if power is None else power
+    fp._check_target(target)
+    out = design.outcome(outcome)
+    codes, terms = _model(design)
+    n, clusters, m = _sizes(design, n_total)
+    alpha, method = _alpha(design, adjust, len(terms) - 1)
+    d = design.sample.dropout
+    n_an = (n if clusters is None else clusters * m) * (1 - d)
+    common = dict(design=design.name, outcome=out.name, outcome_type=out.type,
+                  method="analytic detectable effect", mode="exact" if exact else "most",
+                  n_total=n, n_analysed=n_an, model_order=design.analysis.model_order,
+                  alpha=design.analysis.alpha, adjust=method, test_alpha=alpha,
+                  target_power=target, n_clusters=clusters)
+    if out.type == "binary":
+        deff = _deff(design, m * (1 - d)) if clusters is not None else 1.0
+        b, reached = _binary_mde(design, out, codes, terms, n_an, deff, alpha, target)
+        from scipy import special
+
+        return DesignMde(**common, power=reached, logodds_main=2 * b,
+                         odds_ratio=float(np.exp(2 * b)),
+                         risk_diff=float(special.expit(special.logit(out.baseline) + 2 * b)
+                                         - out.baseline))
+    _analytic(design, out, codes, terms, np.zeros(len(terms)), n, clusters, m, exact, alpha)
+    size = n * (1 - d) if clusters is None else clusters
+    args = _setting_args(design, None if m is None else m * (1 - d), exact, alpha)
+    res = fp.factorial_mde(design.k, None if clusters else size, target,
+                           clusters=size if clusters else None, sigma=out.sd, **args)
+    return DesignMde(**common, power=res["power"], raw_main=res["raw_main"],
+                     d_main=res["d_main"], raw_coef=res["raw_coef"])
+
+
 def _smallest_reaching(power_at, target: float) -> int:
     """Return the smallest whole size whose ``power_at(size)`` reaches ``target``."""
     lo, hi = 1, 2
@@ -260,6 +389,33 @@ def _smallest_reaching(power_at, target: float) -> int:
         else:
             lo = mid
     return hi
+
+
+def _min_power(design, out, codes, terms, beta, mains, exact, alpha):
+    """Return ``min_power(size, strict=False)``: the least power of the ``mains`` at a size.
+
+    The size counts participants (independent) or clusters; a size too small for the model (or,
+    with whole clusters randomised, with fewer clusters than conditions) has power −1 unless
+    ``strict``.
+    """
+    s = design.sample
+
+    def min_power(size: int, strict: bool = False) -> float:
+        if s.assignment == "independent":
+            n, clusters, m = size, None, None
+        elif s.assignment == "between" and size < codes.shape[0]:
+            return -1.0   # fewer clusters than conditions
+        else:
+            n, clusters, m = int(round(size * s.cluster_size)), size, s.cluster_size
+        try:
+            pw, _ = _analytic(design, out, codes, terms, beta, n, clusters, m, exact, alpha)
+        except TrialkitError:
+            if strict:
+                raise
+            return -1.0   # too small to fit the model
+        return min(pw[j - 1] for j in mains)
+
+    return min_power
 
 
 def factorial_design_sample_size(
@@ -298,20 +454,7 @@ def factorial_design_sample_size(
                             f"to [outcomes.{out.name}.effects]")
     alpha, _ = _alpha(design, adjust, len(terms) - 1)
     s, names = design.sample, design.factor_names
-
-    def min_power(size: int, strict: bool = False) -> float:
-        if s.assignment == "independent":
-            n, clusters, m = size, None, None
-        else:
-            n, clusters, m = int(round(size * s.cluster_size)), size, s.cluster_size
-        try:
-            pw, _ = _analytic(design, out, codes, terms, beta, n, clusters, m, exact, alpha)
-        except TrialkitError:
-            if strict:
-                raise
-            return -1.0   # too small to fit the model
-        return min(pw[j - 1] for j in mains)
-
+    min_power = _min_power(design, out, codes, terms, beta, mains, exact, alpha)
     min_power(10**6, strict=True)   # problems that no sample size cures surface here
     hi = _smallest_reaching(min_power, target)
     limiting = min(mains, key=lambda j: abs(beta[j]))
@@ -396,7 +539,7 @@ def simulate_factorial_power(
     # bound the (replicates × participants) arrays of a call; results do not depend on it
     res = run_replicates(simulate_chunk, reps, jobs=jobs, batch=chunk_size,
                          max_batch=memory_batch(spec.x.shape[0], _CHUNK_VALUES), seed=seed,
-                         spec=spec)
+                         spec=spec, progress="simulating trials")
     return SimulatedPower(
         design=design.name, outcome=out.name, outcome_type=out.type, method="simulation",
         n_total=int(spec.layout.condition.shape[0]), reps=reps, seed=seed,
@@ -521,9 +664,16 @@ def factorial_power_curve(
     if not (isinstance(n_from, int) and isinstance(n_to, int) and 2 <= n_from < n_to):
         raise TrialkitError(f"n_from = {n_from!r} and n_to = {n_to!r} do not make a range — "
                             "use 2 <= n_from < n_to", param=("n_from", "n_to"))
+    from trialkit.engine import progress_bar
+
     grid = np.unique(np.linspace(n_from, n_to, points).round().astype(int))
-    rows = [factorial_design_power(design, int(n), outcome=outcome, exact=exact)["effects"]
-            for n in grid]
+    rows = []
+    with progress_bar(len(grid), "power curve", "sample sizes") as bar:
+        for n in grid:
+            rows.append(factorial_design_power(design, int(n), outcome=outcome,
+                                               exact=exact)["effects"])
+            if bar is not None:
+                bar.advance()
     curves = [{"term": e["term"], "power": [r[j]["power"] for r in rows]}
               for j, e in enumerate(rows[0]) if e["effect"] != 0]
     curve = PowerCurve(design.name, None, [int(v) for v in grid], curves,

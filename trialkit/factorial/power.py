@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special, stats
 
-from trialkit.constants import ASSIGNMENTS, PRETESTS
+from trialkit.constants import ASSIGNMENTS, MAX_SAMPLE, PRETESTS
 from trialkit.errors import TrialkitError
 from trialkit.results import Result, omit_none
 
 LAMBDA_CAP = 100.0
 _TOP = 10_000_000
 _MAX_CELLS = 2**25   # conditions × coefficients of a binary information matrix
-_MAX_SIZE = 1e9      # largest number of participants, clusters or cluster members accepted
+_MAX_SIZE = float(MAX_SAMPLE)  # largest number of participants, clusters or members
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trialkit.errors import DataError, TrialkitError
+from trialkit.errors import DataError, TrialkitError, shown
 from trialkit.mrt.checks import check_probabilities
 from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.inference import effect_table
-from trialkit.results import Result
-from trialkit.tables import read_table
+from trialkit.results import Result, omit_none
+from trialkit.tables import MARKED_ERROR, check_magnitude, marked_rows, read_table
 
 _TERM = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*(:[A-Za-z_.][A-Za-z0-9_.]*)*$")
 
@@ -85,11 +85,26 @@ class MrtFit:
 
 @dataclass(frozen=True)
 class MrtEffects(Result):
-    """Causal excursion effects: one record per term (and per linear combination)."""
+    """Causal excursion effects: one record per term (and per linear combination).
+
+    :func:`analyse_mrt` adds what the analysis used: the outcome, the estimator, the numerator
+    probability, whether the small-sample adjustment was applied, the moderator and control
+    terms, ``probability`` when the randomisation probabilities came from the design, and
+    ``data`` — how many rows there were, how many were analysed, which were left out and why,
+    and the availability column.
+    """
 
     primary: ClassVar[str | None] = "effects"
     effects: list[dict[str, Any]]
     n_participants: int
+    outcome: str | None = omit_none()
+    estimator: str | None = omit_none()
+    numerator_prob: float | None = omit_none()
+    small_sample: bool | None = omit_none()
+    moderators: list[str] | None = omit_none()
+    controls: list[str] | None = omit_none()
+    probability: str | None = omit_none()
+    data: dict[str, Any] | None = omit_none()
 
 
 def _row(mask: np.ndarray) -> int:
@@ -117,10 +132,16 @@ def _numeric(data: Mapping, col: str) -> np.ndarray:
 
 
 def _no_na(values: np.ndarray, col: str, at: np.ndarray) -> None:
+    """Refuse missing, infinite or absurdly large values at the rows ``at`` (available rows)."""
     bad = np.isnan(values) & at
     if bad.any():
         raise DataError(f"column '{col}' is missing at row {_row(bad)}, where the participant is "
                         "available — fill it in or mark the row unavailable")
+    bad = np.isinf(values) & at
+    if bad.any():
+        raise DataError(f"column '{col}' has the value {values[_row(bad) - 1]:g} at row "
+                        f"{_row(bad)} — give finite numbers")
+    check_magnitude(np.where(at, values, 0.0), col, "data")
 
 
 def _binary(values: np.ndarray, col: str, at: np.ndarray, what: str) -> None:
@@ -165,6 +186,19 @@ def _participant_starts(data: Mapping, id: str) -> np.ndarray:
                             "and decision point")
         seen.add(ids[s])
     return starts
+
+
+def _check_duplicates(data: Mapping, id: str, decision_point: str) -> None:
+    """Refuse a (participant, decision point) pair that appears on more than one row."""
+    ids = np.asarray(data[id])
+    dps = np.asarray(data[decision_point])
+    first: dict = {}
+    for row, key in enumerate(zip(ids.tolist(), dps.tolist(), strict=True), start=1):
+        if key in first:
+            raise DataError(f"participant {shown(repr(key[0]))} has decision point "
+                            f"{shown(key[1])} twice (rows {first[key]} and {row}) — keep one "
+                            "row per participant and decision point")
+        first[key] = row
 
 
 def _availability(data: Mapping, availability: str | None, n_rows: int) -> np.ndarray:
@@ -225,37 +259,35 @@ def _padded(starts: np.ndarray, avail: np.ndarray, n_rows: int):
 def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, availability: str |
             None = None, moderator: str | None = None, control: str | None = None,
             numerator_prob: float = 0.5, binary: bool = False, small="auto",
-            decision_point: str | None = None) -> MrtFit:
+            decision_point: str | None = None, exclude: np.ndarray | None = None) -> MrtFit:
     """Fit WCLS (continuous outcome) or EMEE (``binary=True``) to a long-format table.
 
     ``data`` maps column names to 1-d arrays (a DataFrame works), one row per participant ×
     decision point, grouped by participant. ``id``, ``outcome``, ``treatment`` and
-    ``decision_point`` (checked for missing values at available rows) name columns; ``prob`` is a
-    column of randomisation probabilities or one probability; ``availability`` a 0/1 column
-    (default: all available); ``moderator`` and ``control`` right-hand-side formulas such as
-    ``"x1 + x2"`` (an intercept is always included). Treatment is centred at ``numerator_prob``
-    (p̃) and weighted by (p̃/p)^A((1 − p̃)/(1 − p))^(1−A); ``binary`` fits EMEE on the log
-    relative-risk scale; ``small`` is the Mancl–DeRouen adjustment (``"auto"``: with at most 50
-    participants).
+    ``decision_point`` (checked for missing values at available rows, and for a participant's
+    decision point given twice) name columns; ``prob`` is a column of randomisation
+    probabilities or one probability; ``availability`` a 0/1 column (default: all available);
+    ``moderator`` and ``control`` right-hand-side formulas such as ``"x1 + x2"`` (an intercept
+    is always included). Treatment is centred at ``numerator_prob`` (p̃) and weighted by
+    (p̃/p)^A((1 − p̃)/(1 − p))^(1−A); ``binary`` fits EMEE on the log relative-risk scale;
+    ``small`` is the Mancl–DeRouen adjustment (``"auto"``: as R ``MRTAnalysis`` — WCLS with at
+    most 50 participants, EMEE always). Rows where ``exclude`` is true are left out (as if
+    unavailable). Used values must be finite and at most ``MAX_ABS_VALUE`` in magnitude.
     """
     if not 0 < numerator_prob < 1:
         raise TrialkitError(f"numerator_prob = {numerator_prob!r} is outside (0, 1) — use e.g. "
                             "0.5 or the design's probability", param="numerator_prob")
     starts = _participant_starts(data, id)
     n_rows = np.asarray(data[id]).size
-    avail = _availability(data, availability, n_rows)
-    a = _numeric(data, treatment)
-    _no_na(a, treatment, avail)
-    _binary(a, treatment, avail, "treatment")
-    p = _probabilities(data, prob, avail)
     if decision_point is not None:
-        _no_na(_numeric(data, decision_point), decision_point, avail)
-    y = _numeric(data, outcome)
-    _no_na(y, outcome, avail)
-    if binary:
-        _binary(y, outcome, avail, "a binary outcome")
-    _varies(avail, ((treatment, a, "both treated and untreated available rows are needed to "
-                     "estimate an effect"), (outcome, y, "there is no variation to analyse")))
+        _check_duplicates(data, id, decision_point)
+    avail = _availability(data, availability, n_rows)
+    if exclude is not None:
+        avail = avail & ~np.asarray(exclude, dtype=bool)
+        if not avail.any():
+            raise DataError("no available row is left once the excluded rows are left out — "
+                            "check the data")
+    a, p, y = _analysed_columns(data, treatment, prob, outcome, decision_point, avail, binary)
     mod_terms = parse_formula(moderator, "moderator")
     ctl_terms = parse_formula(control, "control")
     z = np.column_stack([np.ones(n_rows)]
@@ -279,6 +311,24 @@ def fit_mrt(data: Mapping, *, id: str, outcome: str, treatment: str, prob, avail
                   control_names=["Intercept"] + ctl_terms,
                   coef=res.coef[0], cov=res.cov[0], n_participants=int(res.n_participants[0]),
                   numerator_prob=numerator_prob)
+
+
+def _analysed_columns(data: Mapping, treatment: str, prob, outcome: str,
+                      decision_point: str | None, avail: np.ndarray, binary: bool):
+    """Return treatment, probability and outcome, checked at the available rows."""
+    a = _numeric(data, treatment)
+    _no_na(a, treatment, avail)
+    _binary(a, treatment, avail, "treatment")
+    p = _probabilities(data, prob, avail)
+    if decision_point is not None:
+        _no_na(_numeric(data, decision_point), decision_point, avail)
+    y = _numeric(data, outcome)
+    _no_na(y, outcome, avail)
+    if binary:
+        _binary(y, outcome, avail, "a binary outcome")
+    _varies(avail, ((treatment, a, "both treated and untreated available rows are needed to "
+                     "estimate an effect"), (outcome, y, "there is no variation to analyse")))
+    return a, p, y
 
 
 def _check_fit(res, binary: bool) -> None:
@@ -327,16 +377,101 @@ def parse_lincomb(text: str | None) -> np.ndarray | None:
     return lin
 
 
-def analyse_mrt(path: Any, *, id: str, decision_point: str, outcome: str, treatment: str,
-                prob: str, availability: str | None = None, moderator: str | None = None,
-                control: str | None = None, numerator_prob: float | None = None,
-                binary: bool = False, lincomb: str | None = None, conf_level: float = 0.95,
-                design=None, small="auto") -> MrtEffects:
+def _outcome(data, design, outcome: str | None, binary: bool | None):
+    """Return (outcome column, binary?, the design's outcome or None)."""
+    from trialkit.mrt.planning import design_outcome
+
+    if outcome is None:
+        if design is None:
+            raise TrialkitError("no outcome column is given — name the proximal outcome column, "
+                                "or give the design (its first outcome is the default)",
+                                param="outcome")
+        outcome = design.primary_outcome.name
+    planned = None
+    if design is not None and outcome in [o.name for o in design.outcomes]:
+        planned = design_outcome(design, outcome)
+    if binary is None:
+        binary = planned is not None and planned.type == "binary"
+    return outcome, bool(binary), planned
+
+
+def _probability(columns: dict, prob, design, decision_point: str):
+    """Return the probability argument of :func:`fit_mrt` and, from the design, where from."""
+    from trialkit.mrt.export import design_probabilities
+
+    if not isinstance(prob, str):
+        return float(prob), None
+    try:
+        return float(prob), None
+    except ValueError:
+        pass
+    if prob in columns:
+        return prob, None
+    if design is None:
+        raise DataError(f"column '{prob}' (the randomisation probability) is not in the data — "
+                        "name the probability column or give one probability, or give the "
+                        "design to take the probabilities from it", param="prob")
+    columns["design_probability"] = design_probabilities(design, columns[decision_point])
+    return "design_probability", "the design's probabilities"
+
+
+def _terms(columns: dict, planned, design, moderator, control, decision_point: str):
+    """Moderator and control formulas: as given, else the design's planned terms."""
+    from trialkit.mrt.export import DAY, design_terms, study_days
+
+    if planned is None or (moderator is not None and control is not None):
+        return moderator, control
+    mods, ctls = design_terms(design, planned, decision_point)
+    if DAY not in columns and any(DAY in t.split(":") for t in mods + ctls):
+        columns[DAY] = study_days(design, columns[decision_point])
+    return (" + ".join(mods) if moderator is None else moderator,
+            " + ".join(ctls) if control is None else control)
+
+
+def _excluded(table, include: bool) -> tuple[np.ndarray | None, int]:
+    """Rows marked in error (left out unless ``include``) and how many are marked."""
+    marked = marked_rows(table)
+    return (None if include or not marked.any() else marked), int(marked.sum())
+
+
+def _data_summary(columns: dict, id: str, availability: str | None, exclude, marked: int,
+                  include: bool) -> dict[str, Any]:
+    """Rows, participants, rows analysed and the rows left out with the reason."""
+    n = len(columns[id])
+    avail = np.ones(n, bool) if availability is None else \
+        (_numeric(columns, availability) == 1)
+    out = np.zeros(n, bool) if exclude is None else np.asarray(exclude, bool)
+    exclusions = []
+    if (~avail).any():
+        exclusions.append({"reason": "not available (availability = 0)",
+                           "rows": int((~avail).sum())})
+    if out.any():
+        exclusions.append({"reason": f"marked in error ({MARKED_ERROR} = 1)",
+                           "rows": int((out & avail).sum())})
+    analysed = int((avail & ~out).sum())
+    return {"rows": n, "participants": len(set(np.asarray(columns[id]).tolist())),
+            "analysed": analysed, "excluded": n - analysed, "exclusions": exclusions,
+            "marked_error": marked, "marked_error_included": bool(include and marked),
+            "availability": availability or "none (every row available)"}
+
+
+def analyse_mrt(path: Any, *, id: str = "id", decision_point: str = "decision_point",
+                outcome: str | None = None, treatment: str = "treatment",
+                prob: str | float = "probability", availability: str | None = "availability",
+                moderator: str | None = None, control: str | None = None,
+                numerator_prob: float | None = None, binary: bool | None = None,
+                lincomb: str | None = None, conf_level: float = 0.95, design=None,
+                small="auto", include_marked_errors: bool = False) -> MrtEffects:
     """Estimate causal excursion effects from a long-format table (a pandas DataFrame).
 
-    ``prob`` is a column name or a number. ``numerator_prob`` defaults to the design's constant
-    randomisation probability when a design is given, else 0.5. A CSV/Parquet path is still read,
-    with a deprecation warning (read it with :func:`trialkit.tables.read_table`).
+    Column names default to those of ``trialkit trial export`` (``id``, ``decision_point``,
+    ``treatment``, ``probability``, ``availability``; without an ``availability`` column every
+    row is available). ``prob`` is a column name or a number. With an ``mrt`` ``design``: the
+    outcome defaults to its first outcome (and EMEE for a binary one), missing probabilities come
+    from the design, moderators and controls default to the planned terms
+    (:func:`trialkit.mrt.export.design_terms`) and ``numerator_prob`` to the design's constant
+    probability (else 0.5). Rows marked in error (``marked_error`` = 1) are left out unless
+    ``include_marked_errors``. A CSV/Parquet path is still read, with a deprecation warning.
     """
     if isinstance(path, str | os.PathLike):
         warnings.warn("analyse_mrt(PATH) is deprecated — pass a table read with "
@@ -347,17 +482,29 @@ def analyse_mrt(path: Any, *, id: str, decision_point: str, outcome: str, treatm
     if decision_point not in data.columns:
         raise DataError(f"column '{decision_point}' is not in the data — use one of: "
                         + ", ".join(map(str, data.columns)), param="decision_point")
-    try:
-        prob_value: str | float = float(prob)
-    except ValueError:
-        prob_value = prob
-    if numerator_prob is None:
-        numerator_prob = 0.5
-        if design is not None and design.probability_by == "constant":
-            numerator_prob = design.probability[0]
     columns = {c: data[c].to_numpy() for c in data.columns}
+    outcome, binary, planned = _outcome(data, design, outcome, binary)
+    prob_value, prob_label = _probability(columns, prob, design, decision_point)
+    if availability == "availability" and availability not in columns:
+        availability = None   # the export's column is absent: every row is available
+    moderator, control = _terms(columns, planned, design, moderator, control, decision_point)
+    if numerator_prob is None:
+        numerator_prob = design.probability[0] if (
+            design is not None and design.probability_by == "constant") else 0.5
+    exclude, marked = _excluded(data, include_marked_errors)
     fit = fit_mrt(columns, id=id, outcome=outcome, treatment=treatment, prob=prob_value,
-                  decision_point=decision_point,
-                  availability=availability, moderator=moderator, control=control,
-                  numerator_prob=numerator_prob, binary=binary, small=small)
-    return fit.summary(conf_level, parse_lincomb(lincomb))
+                  decision_point=decision_point, availability=availability,
+                  moderator=moderator, control=control, numerator_prob=numerator_prob,
+                  binary=binary, small=small, exclude=exclude)
+    from dataclasses import replace
+
+    from trialkit.mrt.estimators import SMALL_SAMPLE_MAX
+
+    applied = small is True or (small == "auto" and (binary or
+                                                     fit.n_participants <= SMALL_SAMPLE_MAX))
+    return replace(
+        fit.summary(conf_level, parse_lincomb(lincomb)), outcome=outcome,
+        estimator="EMEE" if binary else "WCLS", numerator_prob=float(numerator_prob),
+        small_sample=bool(applied), moderators=fit.effect_names[1:],
+        controls=fit.control_names[1:], probability=prob_label,
+        data=_data_summary(columns, id, availability, exclude, marked, include_marked_errors))

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: The reference implementation applies the small-sample adjustment up to this many participants.
+#: R ``MRTAnalysis::wcls`` applies the small-sample adjustment up to this many participants
+#: (``MRTAnalysis::emee`` always applies it); ``small="auto"`` does the same.
 SMALL_SAMPLE_MAX = 50
 
 
@@ -120,9 +121,10 @@ def _participants(w: np.ndarray) -> np.ndarray:
     return (w > 0).any(axis=2).sum(axis=1)
 
 
-def _small_flag(small, n: np.ndarray) -> bool:
+def _small_flag(small, n: np.ndarray, always: bool = False) -> bool:
+    """Whether to apply the leverage adjustment: ``"auto"`` follows the reference package."""
     if small == "auto":
-        return bool(np.max(n) <= SMALL_SAMPLE_MAX)
+        return always or bool(np.max(n) <= SMALL_SAMPLE_MAX)
     return bool(small)
 
 
@@ -130,7 +132,7 @@ def wcls_batch(y, a, prob, avail, num_prob, controls, moderators, small="auto") 
     """WCLS for a batch: arrays ``(R, n, T)``; see the module docstring.
 
     ``small`` is True (always apply the Mancl–DeRouen adjustment), False (never) or ``"auto"``
-    (when at most 50 participants, as the reference implementation does).
+    (when at most 50 participants, as R ``MRTAnalysis::wcls`` does).
     """
     a = np.asarray(a, dtype=float)
     w = _weights(a, prob, avail, num_prob)
@@ -169,7 +171,11 @@ def _emee_parts(theta, y, a, xw, b, z, q):
 
 def emee_batch(y, a, prob, avail, num_prob, controls, moderators, small="auto",
                max_iter: int = 100, tol: float = 1e-10) -> BatchFit:
-    """EMEE (log relative risk) for a batch: arrays ``(R, n, T)``; see the module docstring."""
+    """EMEE (log relative risk) for a batch: arrays ``(R, n, T)``; see the module docstring.
+
+    ``small`` is True or ``"auto"`` (apply the Mancl–DeRouen adjustment whatever the number of
+    participants, as R ``MRTAnalysis::emee`` does) or False (never).
+    """
     a = np.asarray(a, dtype=float)
     shape = a.shape
     n_rep = shape[0]
@@ -210,6 +216,6 @@ def emee_batch(y, a, prob, avail, num_prob, controls, moderators, small="auto",
     n = _participants(w)
     with np.errstate(all="ignore"):
         jac_safe = np.where(converged[:, None, None], jac, np.eye(k))
-        cov = _sandwich(jac_safe, parts, score, _small_flag(small, n))
+        cov = _sandwich(jac_safe, parts, score, _small_flag(small, n, always=True))
     cov[~converged] = np.nan
     return BatchFit(coef=theta, cov=cov, n_participants=n, converged=converged, q=q, p=k - q)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,12 @@ from trialkit.mrt.checks import check_probabilities, check_sample_size, warn
 from trialkit.mrt.estimators import emee_batch, wcls_batch
 from trialkit.mrt.generate import generate_arrays
 from trialkit.mrt.inference import hotelling_pvalue
-from trialkit.mrt.trajectory import DIMENSION, day_basis, expand_days, trajectory_by_day
+from trialkit.mrt.trajectory import (
+    expand_days,
+    trajectory_basis,
+    trajectory_by_day,
+    trajectory_values,
+)
 from trialkit.results import Result, omit_none
 
 #: Replicates analysed together (at most); the engine cuts batches at multiples of the batch size,
@@ -36,41 +42,68 @@ def _traj(t, days: int, dpd: int) -> np.ndarray:
     return expand_days(trajectory_by_day(t.shape, t.mean, days, t.initial, t.extremum_day), dpd)
 
 
-def design_inputs(design, outcome: str | None = None) -> dict:
-    """Per-decision-point inputs of the formulas for one outcome of an ``mrt`` design."""
+def design_outcome(design, outcome: str | None = None):
+    """Return the design's outcome called ``outcome`` (the first listed when ``None``)."""
     names = [o.name for o in design.outcomes]
     if outcome is None:
-        out = design.primary_outcome
-    elif outcome in names:
-        out = design.outcomes[names.index(outcome)]
-    else:
-        raise TrialkitError(f"outcome {outcome!r} is not in the design — use one of: "
-                            + ", ".join(names))
+        return design.primary_outcome
+    if outcome in names:
+        return design.outcomes[names.index(outcome)]
+    raise TrialkitError(f"outcome {outcome!r} is not in the design — use one of: "
+                        + ", ".join(names), param="outcome")
+
+
+def _check_curves(design, out, tau, effect, baseline, basis, dpd) -> None:
+    """Refuse availability outside [0, 1], success probabilities outside (0, 1), a bad basis."""
+    where = design.source.path
+    if np.any(tau < 0) or np.any(tau > 1):
+        day = int(np.argmax((tau < 0) | (tau > 1)) // dpd) + 1
+        raise TrialkitError(f"{where}: the availability trajectory leaves [0, 1] on "
+                            f"day {day} — change its initial value or extremum day")
+    if np.linalg.matrix_rank(basis) < basis.shape[1]:
+        raise TrialkitError(f"{where}: the effect basis of outcome {out.name!r} has linearly "
+                            "dependent terms over the schedule — drop a term")
+    if baseline is None:
+        return
+    if np.any(baseline <= 0) or np.any(baseline >= 1):
+        raise TrialkitError(f"{where}: the baseline success curve of outcome "
+                            f"{out.name!r} leaves (0, 1) — change its initial value or extremum "
+                            "day (or its coefficients)")
+    if np.any(baseline * np.exp(effect) >= 1):
+        day = int(np.argmax(baseline * np.exp(effect) >= 1) // dpd) + 1
+        raise TrialkitError(f"{where}: baseline × exp(effect) of outcome "
+                            f"{out.name!r} reaches 1 on day {day} — the success probability "
+                            "under treatment must stay below 1; lower the effect or the baseline")
+
+
+def design_inputs(design, outcome: str | None = None) -> dict:
+    """Per-decision-point inputs of the formulas for one outcome of an ``mrt`` design.
+
+    ``basis`` is the effect's basis (Z_t, f_t) with p columns; ``control_basis`` the baseline's
+    basis g_t when the baseline is given over a basis (else ``None``), and q its number of
+    columns unless ``analysis.controls`` says otherwise.
+    """
+    out = design_outcome(design, outcome)
     days, dpd = design.schedule.days, design.schedule.decisions_per_day
     n_points = days * dpd
     prob = np.array([design.probability_at(t) for t in range(1, n_points + 1)])
     tau = _traj(design.availability, days, dpd)
-    if np.any(tau < 0) or np.any(tau > 1):
-        day = int(np.argmax((tau < 0) | (tau > 1)) // dpd) + 1
-        raise TrialkitError(f"{design.source.path}: the availability trajectory leaves [0, 1] on "
-                            f"day {day} — change its initial value or extremum day")
-    effect = _traj(out.effect, days, dpd)
-    p = DIMENSION[out.effect.shape]
-    q = design.controls if design.controls is not None else p
-    baseline = _traj(out.baseline, days, dpd) if out.baseline is not None else None
-    if baseline is not None and (np.any(baseline <= 0) or np.any(baseline >= 1)):
-        raise TrialkitError(f"{design.source.path}: the baseline success curve of outcome "
-                            f"{out.name!r} leaves (0, 1) — change its initial value or extremum "
-                            "day")
-    if baseline is not None and np.any(baseline * np.exp(effect) >= 1):
-        day = int(np.argmax(baseline * np.exp(effect) >= 1) // dpd) + 1
-        raise TrialkitError(f"{design.source.path}: baseline × exp(effect) of outcome "
-                            f"{out.name!r} reaches 1 on day {day} — the success probability "
-                            "under treatment must stay below 1; lower the effect or the baseline")
+    effect = trajectory_values(out.effect, days, dpd)
+    basis = trajectory_basis(out.effect, days, dpd)
+    baseline = control_basis = None
+    if out.baseline is not None:
+        baseline = trajectory_values(out.baseline, days, dpd, log_scale=True)
+        if out.baseline.shape == "basis":
+            control_basis = trajectory_basis(out.baseline, days, dpd)
+    _check_curves(design, out, tau, effect, baseline, basis, dpd)
+    p = basis.shape[1]
+    q = design.controls if design.controls is not None else (
+        control_basis.shape[1] if control_basis is not None else p)
     return {"outcome": out.name, "type": out.type, "days": days, "decisions_per_day": dpd,
             "probability": prob, "availability": tau, "effect": effect, "baseline": baseline,
-            "basis": day_basis(days, dpd, p), "p": p, "q": q, "alpha": design.alpha,
-            "power": design.power}
+            "basis": basis, "control_basis": control_basis,
+            "effect_by_basis": out.effect.shape == "basis", "p": p, "q": q,
+            "alpha": design.alpha, "power": design.power}
 
 
 def _formula_power(inp: dict, n: float) -> float:
@@ -98,10 +131,60 @@ def _binary(inp: dict, then, n: float | None = None):
 
 @dataclass(frozen=True)
 class MrtPower(Result):
-    """Power of an MRT design; ``mc_se`` (its Monte Carlo SE) when simulated."""
+    """Power of an MRT design; ``mc_se`` (its Monte Carlo SE) when simulated.
+
+    The settings it was computed with follow: design and outcome, method, number of
+    participants, α, the randomisation probability, availability and effect (summaries over the
+    decision points), p effect and q control terms with df = n − p − q, and for a simulation the
+    replicates and seed.
+    """
 
     power: float
     mc_se: float | None = omit_none()
+    design: str | None = omit_none()
+    outcome: str | None = omit_none()
+    outcome_type: str | None = omit_none()
+    method: str | None = omit_none()
+    n_participants: int | None = omit_none()
+    alpha: float | None = omit_none()
+    decision_points: int | None = omit_none()
+    probability: Any = omit_none()
+    availability: dict[str, Any] | None = omit_none()
+    effect: dict[str, Any] | None = omit_none()
+    baseline: dict[str, Any] | None = omit_none()
+    p: int | None = omit_none()
+    q: int | None = omit_none()
+    df: int | None = omit_none()
+    reps: int | None = omit_none()
+    seed: int | None = omit_none()
+
+
+def _summary(values: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """Mean, smallest and largest value over the decision points (and ``extra`` first)."""
+    return {**extra, "mean": float(np.mean(values)), "min": float(np.min(values)),
+            "max": float(np.max(values))}
+
+
+def _trajectory_label(traj) -> str:
+    return f"basis ({', '.join(traj.basis)})" if traj.shape == "basis" else traj.shape
+
+
+def power_settings(design, inputs: dict, n_participants: int) -> dict[str, Any]:
+    """Return what a power calculation of ``design`` used, as :class:`MrtPower` fields."""
+    out = design_outcome(design, inputs["outcome"])
+    p, q = inputs["p"], inputs["q"]
+    prob = design.probability[0] if design.probability_by == "constant" else _summary(
+        inputs["probability"], by=design.probability_by)
+    scale = "log relative risk" if out.type == "binary" else "standardised"
+    return dict(
+        design=design.name, outcome=out.name, outcome_type=out.type,
+        n_participants=int(n_participants), alpha=inputs["alpha"],
+        decision_points=int(inputs["probability"].size), probability=prob,
+        availability=_summary(inputs["availability"], shape=design.availability.shape),
+        effect=_summary(inputs["effect"], shape=_trajectory_label(out.effect), scale=scale),
+        baseline=None if out.baseline is None else _summary(
+            inputs["baseline"], shape=_trajectory_label(out.baseline)),
+        p=p, q=q, df=int(n_participants) - p - q)
 
 
 @dataclass(frozen=True)
@@ -120,7 +203,10 @@ def mrt_power(design, n_participants: int, outcome: str | None = None) -> MrtPow
     """
     inp = design_inputs(design, outcome)
     check_sample_size(n_participants, inp["p"] + inp["q"])
-    return MrtPower(_formula_power(inp, n_participants))
+    method = ("formula: Cohn, Qian & Murphy (2023)" if inp["type"] == "binary"
+              else "formula: Liao et al. (2016)")
+    return MrtPower(_formula_power(inp, n_participants), method=method,
+                    **power_settings(design, inp, n_participants))
 
 
 def mrt_sample_size(design, power: float | None = None,
@@ -156,10 +242,25 @@ def mrt_sample_size(design, power: float | None = None,
 
 
 # -- simulation power with the real estimator ------------------------------------------------------
-def _analysis_bases(days: int, dpd: int, p: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+def _scaled(basis: np.ndarray) -> np.ndarray:
+    """Columns divided by their largest absolute value (same span, better conditioned)."""
+    return basis / np.abs(basis).max(axis=0)
+
+
+def _analysis_bases(inputs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Return the controls and moderators of the simulated analysis, a row per decision point.
+
+    Polynomials ``1, s, s², …`` in the scaled day s (q controls, p moderators), or — when the
+    design gives the effect or the baseline over a basis — that basis (columns scaled).
+    """
+    days, dpd, p, q = inputs["days"], inputs["decisions_per_day"], inputs["p"], inputs["q"]
     s = np.repeat(np.arange(days, dtype=float), dpd) / max(days - 1, 1)
     controls = np.column_stack([s ** j for j in range(q)])
     moderators = np.column_stack([s ** j for j in range(p)])
+    if inputs.get("effect_by_basis"):
+        moderators = _scaled(inputs["basis"])
+    if inputs.get("control_basis") is not None and inputs["control_basis"].shape[1] == q:
+        controls = _scaled(inputs["control_basis"])
     return controls, moderators
 
 
@@ -169,8 +270,7 @@ def power_replicates(reps: range, *, seed: int, n_participants: int, inputs: dic
 
     Returns p-values, estimates and convergence, one row per replicate.
     """
-    controls, moderators = _analysis_bases(inputs["days"], inputs["decisions_per_day"],
-                                           inputs["p"], inputs["q"])
+    controls, moderators = _analysis_bases(inputs)
     fit = emee_batch if inputs["type"] == "binary" else wcls_batch
     prob = inputs["probability"]
     data = generate_arrays(replicate_rngs(seed, reps.start, reps.stop), n_participants, prob,
@@ -211,7 +311,7 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
     batch = batch_size(n_participants, inputs["days"] * inputs["decisions_per_day"])
     out = run_replicates(power_replicates, reps, jobs=jobs, batch=batch, seed=seed,
                          n_participants=n_participants, inputs=inputs, ar1=ar1, icc=icc,
-                         small=small, lag_control=lag_control)
+                         small=small, lag_control=lag_control, progress="simulating trials")
     failed = int((~(out["converged"] & np.isfinite(out["p_value"]))).sum())
     if failed:
         warn(f"the estimator did not converge (or its variance could not be computed) in "
@@ -239,4 +339,10 @@ def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int 
     inputs = design_inputs(design, outcome)
     res = simulate_power_arrays(inputs, n_participants, reps, seed, jobs, ar1, icc, small,
                                 lag_control)
-    return MrtPower(res["power"], res["mc_se"])
+    method = f"simulation: {'EMEE' if inputs['type'] == 'binary' else 'WCLS'}"
+    method += (f", AR(1) {ar1:g}" if ar1 else "") + (f", ICC {icc:g}" if icc else "")
+    method += ", previous outcome as control" if lag_control else ""
+    settings = power_settings(design, inputs, n_participants)
+    settings["q"] += int(lag_control)
+    settings["df"] -= int(lag_control)
+    return MrtPower(res["power"], res["mc_se"], method=method, reps=reps, seed=seed, **settings)

@@ -72,3 +72,50 @@ def day_basis(days: int, decisions_per_day: int, dimension: int) -> np.ndarray:
     """
     s = np.repeat(np.arange(days, dtype=float), decisions_per_day)
     return np.column_stack([s ** j for j in range(dimension)])
+
+
+def basis_matrix(terms, days: int, decisions_per_day: int) -> np.ndarray:
+    """Evaluate basis terms (``"1"``, ``"t"``, ``"t^2"``, ``"day"``, …) at every decision point.
+
+    ``t`` is the decision point 1..T of the whole study and ``day`` the study day 1..D; returns a
+    (T × len(terms)) matrix, one row per decision point.
+    """
+    t = np.arange(1, days * decisions_per_day + 1, dtype=float)
+    variables = {"t": t, "day": np.repeat(np.arange(1, days + 1, dtype=float), decisions_per_day)}
+    columns = []
+    for term in terms:
+        if term == "1":
+            columns.append(np.ones_like(t))
+            continue
+        name, _, power = term.partition("^")
+        if name not in variables:
+            raise TrialkitError(f"basis term {term!r} is unknown — use \"1\", \"t\", \"day\" "
+                                "or a power such as \"t^2\"")
+        columns.append(variables[name] ** (int(power) if power else 1))
+    return np.column_stack(columns)
+
+
+def trajectory_values(traj, days: int, decisions_per_day: int, log_scale: bool = False
+                      ) -> np.ndarray:
+    """Return a design trajectory's value at every decision point (length days × per day).
+
+    A basis trajectory is ``basis_matrix @ coefficients``; with ``log_scale`` (the baseline of a
+    binary outcome) its exponential.
+    """
+    if traj.shape == "basis":
+        values = basis_matrix(traj.basis, days, decisions_per_day) @ np.asarray(
+            traj.coefficients, dtype=float)
+        return np.exp(values) if log_scale else values
+    return expand_days(trajectory_by_day(traj.shape, traj.mean, days, traj.initial,
+                                         traj.extremum_day), decisions_per_day)
+
+
+def trajectory_basis(traj, days: int, decisions_per_day: int) -> np.ndarray:
+    """Return the basis the trajectory lies in, a row per decision point.
+
+    A shape's basis is :func:`day_basis` of its dimension (Liao et al. 2016); a basis
+    trajectory's is its own terms.
+    """
+    if traj.shape == "basis":
+        return basis_matrix(traj.basis, days, decisions_per_day)
+    return day_basis(days, decisions_per_day, DIMENSION[traj.shape])

@@ -113,3 +113,19 @@ def build_config(design: Any) -> dict[str, Any]:
         spec = RandomisationSpec(ratio=(1,) * n_groups, block_sizes=(n_groups, 2 * n_groups))
     _check_strata_names(design, spec)
     return {"kind": kind, "design": design.name, "groups": groups, **_spec_part(spec), **extra}
+
+
+def live_notes(config: dict[str, Any]) -> list[str]:
+    """Say which parts of the design the live trial does not apply (empty when it applies all).
+
+    An adaptive design's interim looks, response-adaptive allocation and stopping rules are
+    simulated by ``trialkit simulate``; the live trial allocates with the fixed randomisation
+    of its ``[randomisation]`` section (by default blocks at the arms' start probabilities).
+    """
+    if config.get("kind") != "adaptive":
+        return []
+    ratio = ":".join(str(r) for r in config.get("ratio", ()))
+    return [f"the live trial allocates by fixed {config.get('method', 'blocks')} randomisation "
+            f"(ratio {ratio}); the design's [looks], [allocation] and [stopping] rules are not "
+            "applied live (response-adaptive allocation, interim looks and stopping are "
+            "simulated by 'trialkit simulate', not run by the live service yet)"]

@@ -70,6 +70,13 @@ class Trial:
             self._key = self._checked(key, "the key given")
         self.adapter = adapter_for(self)
 
+    @property
+    def notes(self) -> list[str]:
+        """What the live trial does not apply of its design (see ``config.live_notes``)."""
+        from trialkit.service.config import live_notes
+
+        return live_notes(self.config)
+
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str | None = None, name: str | None = None, *,
@@ -239,7 +246,10 @@ class Trial:
         """Return counts per arm and stratum, imbalance, CONSORT-style counts, predictability."""
         def read() -> dict[str, Any]:
             with self.store.snapshot():
-                return self.adapter.status()
+                out = self.adapter.status()
+            if self.notes:
+                out["notes"] = self.notes
+            return out
 
         return self._retrying(read)
 
