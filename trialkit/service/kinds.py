@@ -53,6 +53,10 @@ class TrialKind:
         """Enrol one participant."""
         raise self.refuse("enrol")
 
+    def lookup(self, participant: Any) -> dict[str, Any]:
+        """An existing enrolment."""
+        raise self.refuse("lookup")
+
     def decide_many(self, rows: Sequence[Sequence[Any]], user: str | None) -> list[dict]:
         """Decide decision points."""
         raise self.refuse("decide")

@@ -87,6 +87,19 @@ def create_trial(cls: type[Trial], design: Any, url: str | None, *, key_file: st
         raise
 
 
+def creation_report(trial: Trial, key_file: str, db: str) -> dict[str, Any]:
+    """What creating ``trial`` reports: its settings and how predictable its allocations are."""
+    from trialkit.randomise.guessing import allocation_guess_rate
+
+    out = {"trial": trial.name, "kind": trial.kind,
+           "method": trial.config.get("method", "bernoulli"),
+           "blinded": trial.config.get("blinded", False), "design_sha256": trial.design_sha256,
+           "key_file": key_file, "db": db}
+    if trial.kind != "mrt":
+        out["predictability"] = allocation_guess_rate(trial.config)
+    return out
+
+
 def _insert_trial(store: Store, key: TrialKey, key_path: str, design: Any,
                   config: dict[str, Any], who: str) -> None:
     at = utc_now()

@@ -15,8 +15,8 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from trialkit.errors import Forbidden, InvalidInput, NotFound, Tampered
-from trialkit.service import identity, lifecycle
+from trialkit.errors import Conflict, Forbidden, InvalidInput, NotFound, Tampered
+from trialkit.service import identity, lifecycle, tokens
 from trialkit.service.audit import check_row, receipt
 from trialkit.service.identity import default_user
 from trialkit.service.keys import TrialKey, key_check, read_key_file
@@ -177,6 +177,10 @@ class Trial:
         """
         return self._retrying(lambda: self.adapter.enrol(participant, strata, user))
 
+    def participant(self, participant: Any) -> dict[str, Any]:
+        """An enrolment as :meth:`enrol` returned it (``"new": false``); nobody is enrolled."""
+        return self._retrying(lambda: self.adapter.lookup(participant))
+
     def decide(self, participant: Any, decision_point: Any, available: bool = True,
                reason: str | None = None, user: str | None = None) -> dict[str, Any]:
         """Decide one MRT decision point: Bernoulli with the design's probability if available.
@@ -219,6 +223,41 @@ class Trial:
         return {"trial": self.name, "audit_row": row.seq, "at": row.at,
                 "receipt": receipt(key, row.seq, row.hash)}
 
+    # -- access tokens (for the randomisation server) ------------------------------------------
+    def create_token(self, role: str, sites: Mapping[str, Any] | None = None,
+                     expires_days: float | None = None, user: str | None = None
+                     ) -> dict[str, Any]:
+        """Make an access token for this trial; its string is in the result, shown once.
+
+        ``sites`` limits a coordinator to strata values (e.g. ``{"site": ["london"]}``).
+        """
+        strata = self.adapter.rule.strata if self.adapter.rule is not None else {}
+        limits = tokens.check_sites(sites, strata)
+        with self.transaction(user) as tx:
+            text, row = tokens.new_token(tx.key, self.name, role, limits, expires_days, tx.who)
+            self.store.insert_token(row)
+            logged = tx.log("token_create", {"id": row.id, "role": row.role, "sites": limits,
+                                             "expires_at": row.expires_at})
+            return {"token": text, **row.public(), "receipt": tx.receipt(logged)}
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """This trial's tokens (ids, roles, limits, expiry, revocation; never secrets)."""
+        return [t.public() for t in self.store.tokens(self.name)]
+
+    def revoke_token(self, token_id: str, user: str | None = None) -> dict[str, Any]:
+        """Revoke one of this trial's tokens (at once, and logged)."""
+        with self.transaction(user) as tx:
+            row = self.store.token(str(token_id))
+            if row is None or row.trial != self.name:
+                raise tokens.unknown(str(token_id))
+            if row.revoked_at is not None:
+                raise Conflict(f"token {row.id} was already revoked at {row.revoked_at} — "
+                               "nothing to do")
+            row = tokens.revoked(tx.key, row, tx.who)
+            self.store.update_token(row)
+            logged = tx.log("token_revoke", {"id": row.id})
+            return {**row.public(), "receipt": tx.receipt(logged)}
+
     # -- reports ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Counts per arm/condition and stratum, imbalance, CONSORT-style counts, predictability."""
@@ -258,6 +297,17 @@ class Trial:
             raise InvalidInput("checking receipts needs the trial's key — give the key file",
                                param="key_file")
         return self._retrying(lambda: verify(self, key, receipts))
+
+    def audit_log(self) -> list[dict[str, Any]]:
+        """Every audit row, with its payload parsed."""
+        def read() -> list[dict[str, Any]]:
+            with self.store.snapshot():
+                rows = self.store.audit_rows(self.name)
+            return [{"seq": r.seq, "at": r.at, "who": r.who, "action": r.action,
+                     "payload": r.data(), "prev_hash": r.prev_hash, "hash": r.hash}
+                    for r in rows]
+
+        return self._retrying(read)
 
     def replay(self, key_file: str | None = None) -> list[dict[str, Any]]:
         """Regenerate every allocation or decision from the key and the log, in order."""
