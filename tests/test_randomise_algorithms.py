@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from fractions import Fraction
@@ -181,3 +182,35 @@ def test_minimisation_breaks_a_partial_tie_at_random_by_ratio():
     arms = [minimisation_choice([[0, 0, 1]], (1.0,), (3, 1, 1), "range", 1.0, u, 0.0)[0]
             for u in (0.1, 0.74, 0.76, 0.99)]
     assert arms == [0, 0, 1, 1]
+
+
+def _worst_marginal_imbalance(method: str, key: bytes) -> tuple[int, int]:
+    from trialkit.randomise.history import AllocationRule, allocate_all
+
+    rule = AllocationRule(method=method, ratio=(1, 1, 1),
+                          strata={"site": ("a", "b", "c"), "sex": ("f", "m")},
+                          minimisation_factors=("site", "sex") if method == "minimisation" else (),
+                          weights=(1.0, 2.0) if method == "minimisation" else (),
+                          preferred_probability=0.9)
+    people = [{"site": "abc"[i % 3], "sex": "fm"[(i // 3) % 2]} for i in range(90)]
+    allocations, _ = allocate_all(rule, key, "mini", people)
+    worst = 0
+    for factor, levels in (("site", "abc"), ("sex", "fm")):
+        for level in levels:
+            counts = Counter(a.arm for a, p in zip(allocations, people, strict=True)
+                             if p[factor] == level)
+            worst = max(worst, max(counts.values()) - min(counts.get(j, 0) for j in range(3)))
+    overall = Counter(a.arm for a in allocations)
+    return worst, max(overall.values()) - min(overall.get(j, 0) for j in range(3))
+
+
+def test_minimisation_balances_the_margins_for_many_fixed_keys():
+    """Pocock-Simon with p = 0.9 over 90 participants, for 200 fixed keys (deterministic): the
+    margins it balances stay within 3 for nearly every key, far tighter than complete
+    randomisation with the same keys."""
+    keys = [hashlib.sha256(f"balance-{i}".encode()).digest() for i in range(200)]
+    mini = [_worst_marginal_imbalance("minimisation", k) for k in keys]
+    comp = [_worst_marginal_imbalance("complete", k) for k in keys]
+    assert sum(m <= 3 for m, _ in mini) / len(keys) >= 0.97
+    assert sum(o <= 3 for _, o in mini) / len(keys) >= 0.99
+    assert sum(m for m, _ in mini) * 3 < sum(m for m, _ in comp)

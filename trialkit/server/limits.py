@@ -1,13 +1,15 @@
-"""A request-size limit for the server (pure ASGI middleware, before any parsing)."""
+"""A request-size limit for the server (pure ASGI middleware, before any parsing).
+
+The body is read here, up to the limit, before the application sees the request: a declared
+``Content-Length`` over the limit is refused without reading, and a streamed body is refused as
+soon as it passes the limit. Bodies are small (one enrolment, or a batch of decisions), so
+buffering them costs nothing.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-
-class TooLarge(Exception):
-    """The request body exceeded the limit."""
 
 
 class BodyLimit:
@@ -24,28 +26,29 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._refuse(send)
             return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> dict:
-            nonlocal seen
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise TooLarge
-            return message
-
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
                 await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any) -> None:
         body = json.dumps({"error": f"the request body is larger than {self.limit} bytes — send "
@@ -53,5 +56,6 @@ class BodyLimit:
                            "param": None}).encode()
         await send({"type": "http.response.start", "status": 400,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

@@ -37,7 +37,10 @@ class Registry:
         # A server with a key folder may create trials, so it may start on a new store.
         store = connect(db, create=self.keys is not None, lock_timeout=lock_timeout)
         try:
-            store.migrate()
+            if self.keys is not None:
+                store.migrate()
+            else:
+                store.require_schema()
         finally:
             store.close()
 

@@ -197,15 +197,19 @@ def allow(token: Token, action: str, trial: str | None) -> None:
         raise AccessDenied(f"role {token.role} may not {action.replace('_', '-')} — ask for a "
                         f"token with a role that may")
     if token.trial is not None and trial != token.trial:
-        raise AccessDenied(f"token {token.id} is for trial {token.trial!r}, not {trial!r}")
+        if trial is None:
+            raise AccessDenied(f"token {token.id} is for trial {token.trial!r} only — creating "
+                               "trials needs a server-wide admin token")
+        raise AccessDenied(f"token {token.id} is for trial {token.trial!r}, not {trial!r} — use "
+                           "a token of that trial")
 
 
 def allow_strata(token: Token, strata: Mapping[str, Any]) -> None:
     """Raise :class:`AccessDenied` unless ``strata`` lie within the token's site limits."""
     for name, values in token.site_limits.items():
         if str(strata.get(name)) not in values:
-            raise AccessDenied(f"token {token.id} may act only for {name} = {', '.join(values)}",
-                            param="strata")
+            raise AccessDenied(f"token {token.id} may act only for {name} = "
+                               f"{', '.join(values)} — use a token of that site", param="strata")
 
 
 def unknown(token_id: str) -> NotFound:
