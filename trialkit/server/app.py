@@ -13,6 +13,7 @@ site not allowed, 404 not found, 409 conflict or tampered store, 503 unavailable
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from trialkit import __version__
@@ -146,6 +148,10 @@ def _handlers(app: FastAPI) -> None:
                              "kind": "HTTPError", "param": None}, status_code=exc.status_code)
 
 
+def _one_or_all(results: list[Any], single: bool) -> Any:
+    return results[0] if single else results
+
+
 def _guarded(registry: Registry, name: str, call: Callable[[Any], Any]) -> Any:
     """Run ``call(trial)`` on this thread's trial ``name``; drop the connection if it broke."""
     trial = registry.trial(name)
@@ -166,72 +172,89 @@ def _routes(app: FastAPI, registry: Registry) -> None:  # noqa: C901 - one closu
         tokens.allow(token, action, trial)
         return token
 
+    async def allowed_async(header: str | None, action: str, trial: str) -> tokens.Token:
+        token = registry.cached_principal(header)
+        if token is None:  # a database look-up: off the event loop
+            token = await run_in_threadpool(registry.principal, header)
+        tokens.allow(token, action, trial)
+        return token
+
+    async def write(trial: str, call: Callable[[Any], Any], status: int = 200) -> JSONResponse:
+        writer = await run_in_threadpool(registry.writer, trial)
+        return JSONResponse(await asyncio.wrap_future(writer.submit(call)), status_code=status)
+
+    def read(trial: str, call: Callable[[Any], Any]) -> JSONResponse:
+        return JSONResponse(_guarded(registry, trial, call))
+
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    def healthz() -> JSONResponse:
         """Liveness: the server answers and its store is reachable."""
         registry.store().trial_names()
-        return {"ok": True, "version": __version__}
+        return JSONResponse({"ok": True, "version": __version__})
 
     @app.post("/v1/trials", status_code=201)
-    def create(body: NewTrial, authorization: str | None = auth) -> dict[str, Any]:
+    def create(body: NewTrial, authorization: str | None = auth) -> JSONResponse:
         """Create a trial from a design file's text (server-wide admin token)."""
         from trialkit.server.actions import create_trial
 
         token = allowed(authorization, "create", None)
-        return create_trial(registry, body.design, body.name, token.principal())
+        return JSONResponse(create_trial(registry, body.design, body.name, token.principal()),
+                            status_code=201)
 
     @app.post("/v1/trials/{trial}/participants")
-    def enrol(trial: str, body: Enrolment, authorization: str | None = auth) -> dict[str, Any]:
+    async def enrol(trial: str, body: Enrolment,
+                    authorization: str | None = auth) -> JSONResponse:
         """Enrol one participant (coordinator); repeating returns the original allocation."""
-        token = allowed(authorization, "enrol", trial)
+        token = await allowed_async(authorization, "enrol", trial)
         tokens.allow_strata(token, body.stratum)
-        return _guarded(registry, trial, lambda t: t.enrol(body.participant, body.stratum,
-                                                           token.principal()))
+        return await write(trial, lambda t: t.enrol(body.participant, body.stratum,
+                                                    token.principal()))
 
     @app.get("/v1/trials/{trial}/participants/{participant}")
     def participant(trial: str, participant: str,
-                    authorization: str | None = auth) -> dict[str, Any]:
+                    authorization: str | None = auth) -> JSONResponse:
         """One of the coordinator's participants, as enrolment returned it."""
         token = allowed(authorization, "participant", trial)
         result = _guarded(registry, trial, lambda t: t.participant(participant))
         tokens.allow_strata(token, result["stratum"])
-        return result
+        return JSONResponse(result)
 
     @app.post("/v1/trials/{trial}/decisions")
-    def decide(trial: str, body: Decision | list[Decision] = Body(...),
-               authorization: str | None = auth) -> Any:
+    async def decide(trial: str, body: Decision | list[Decision] = Body(...),
+                     authorization: str | None = auth) -> JSONResponse:
         """Decide one decision point, or a list of them in one transaction (app)."""
-        token = allowed(authorization, "decide", trial)
+        token = await allowed_async(authorization, "decide", trial)
         rows = body if isinstance(body, list) else [body]
-        out = _guarded(registry, trial, lambda t: t.decide_many(
+        single = not isinstance(body, list)
+        return await write(trial, lambda t: _one_or_all(t.decide_many(
             [(d.participant, d.decision_point, d.available, d.reason) for d in rows],
-            token.principal()))
-        return out if isinstance(body, list) else out[0]
+            token.principal()), single))
 
     @app.post("/v1/trials/{trial}/mark-error")
-    def mark_error(trial: str, body: Reasoned, authorization: str | None = auth
-                   ) -> dict[str, Any]:
+    async def mark_error(trial: str, body: Reasoned,
+                         authorization: str | None = auth) -> JSONResponse:
         """Flag one of the coordinator's enrolments as made in error."""
-        token = allowed(authorization, "mark_error", trial)
+        token = await allowed_async(authorization, "mark_error", trial)
 
         def call(t: Any) -> dict[str, Any]:
             tokens.allow_strata(token, t.participant(body.participant)["stratum"])
             return t.mark_error(body.participant, body.reason, token.principal())
 
-        return _guarded(registry, trial, call)
+        return await write(trial, call)
 
     @app.post("/v1/trials/{trial}/unblind")
-    def unblind(trial: str, body: Reasoned, authorization: str | None = auth) -> dict[str, Any]:
+    async def unblind(trial: str, body: Reasoned,
+                      authorization: str | None = auth) -> JSONResponse:
         """Reveal one participant's allocation, with a reason (unblinder)."""
-        token = allowed(authorization, "unblind", trial)
-        return _guarded(registry, trial, lambda t: t.unblind(body.participant, body.reason,
-                                                             user=token.principal()))
+        token = await allowed_async(authorization, "unblind", trial)
+        return await write(trial, lambda t: t.unblind(body.participant, body.reason,
+                                                      user=token.principal()))
 
     @app.get("/v1/trials/{trial}/status")
-    def status(trial: str, authorization: str | None = auth) -> dict[str, Any]:
+    def status(trial: str, authorization: str | None = auth) -> JSONResponse:
         """Counts, CONSORT counts and predictability (statistician)."""
         allowed(authorization, "status", trial)
-        return _guarded(registry, trial, lambda t: t.status())
+        return read(trial, lambda t: t.status())
 
     @app.get("/v1/trials/{trial}/export")
     def export(trial: str, format: str = Query("csv"),
@@ -246,53 +269,53 @@ def _routes(app: FastAPI, registry: Registry) -> None:  # noqa: C901 - one closu
         return Response(data, media_type=MEDIA_TYPES[format])
 
     @app.get("/v1/trials/{trial}/verify")
-    def verify(trial: str, authorization: str | None = auth) -> dict[str, Any]:
+    def verify(trial: str, authorization: str | None = auth) -> JSONResponse:
         """Verify everything with the key (auditor)."""
         allowed(authorization, "verify", trial)
-        return _guarded(registry, trial, lambda t: t.verify())
+        return read(trial, lambda t: t.verify())
 
     @app.post("/v1/trials/{trial}/verify")
     def verify_receipts(trial: str, body: Receipts,
-                        authorization: str | None = auth) -> dict[str, Any]:
+                        authorization: str | None = auth) -> JSONResponse:
         """Verify everything with the key, and that the store still holds these receipts."""
         allowed(authorization, "verify", trial)
-        return _guarded(registry, trial, lambda t: t.verify(receipts=body.receipts))
+        return read(trial, lambda t: t.verify(receipts=body.receipts))
 
     @app.get("/v1/trials/{trial}/checkpoint")
-    def checkpoint(trial: str, authorization: str | None = auth) -> dict[str, Any]:
+    def checkpoint(trial: str, authorization: str | None = auth) -> JSONResponse:
         """A receipt for the current chain head (auditor)."""
         allowed(authorization, "checkpoint", trial)
-        return _guarded(registry, trial, lambda t: t.checkpoint())
+        return read(trial, lambda t: t.checkpoint())
 
     @app.get("/v1/trials/{trial}/audit")
-    def audit(trial: str, authorization: str | None = auth) -> list[dict[str, Any]]:
+    def audit(trial: str, authorization: str | None = auth) -> JSONResponse:
         """The audit log (auditor)."""
         allowed(authorization, "audit", trial)
-        return _guarded(registry, trial, lambda t: t.audit_log())
+        return read(trial, lambda t: t.audit_log())
 
     @app.post("/v1/trials/{trial}/upgrade")
-    def upgrade(trial: str, authorization: str | None = auth) -> dict[str, Any]:
+    def upgrade(trial: str, authorization: str | None = auth) -> JSONResponse:
         """Convert a trial created by trialkit 0.1 to the keyed audit chain (admin)."""
         token = allowed(authorization, "upgrade", trial)
-        return _guarded(registry, trial, lambda t: t.upgrade(user=token.principal()))
+        return read(trial, lambda t: t.upgrade(user=token.principal()))
 
     @app.post("/v1/trials/{trial}/tokens", status_code=201)
-    def create_token(trial: str, body: NewToken,
-                     authorization: str | None = auth) -> dict[str, Any]:
+    async def create_token(trial: str, body: NewToken,
+                           authorization: str | None = auth) -> JSONResponse:
         """Make an access token for the trial; its string is shown once (admin)."""
-        token = allowed(authorization, "tokens", trial)
-        return _guarded(registry, trial, lambda t: t.create_token(
-            body.role, body.sites, body.expires_days, token.principal()))
+        token = await allowed_async(authorization, "tokens", trial)
+        return await write(trial, lambda t: t.create_token(
+            body.role, body.sites, body.expires_days, token.principal()), status=201)
 
     @app.get("/v1/trials/{trial}/tokens")
-    def list_tokens(trial: str, authorization: str | None = auth) -> list[dict[str, Any]]:
+    def list_tokens(trial: str, authorization: str | None = auth) -> JSONResponse:
         """The trial's tokens, without secrets (admin)."""
         allowed(authorization, "tokens", trial)
-        return _guarded(registry, trial, lambda t: t.tokens())
+        return read(trial, lambda t: t.tokens())
 
     @app.delete("/v1/trials/{trial}/tokens/{token_id}")
-    def revoke_token(trial: str, token_id: str,
-                     authorization: str | None = auth) -> dict[str, Any]:
+    async def revoke_token(trial: str, token_id: str,
+                           authorization: str | None = auth) -> JSONResponse:
         """Revoke one of the trial's tokens (admin)."""
-        token = allowed(authorization, "tokens", trial)
-        return _guarded(registry, trial, lambda t: t.revoke_token(token_id, token.principal()))
+        token = await allowed_async(authorization, "tokens", trial)
+        return await write(trial, lambda t: t.revoke_token(token_id, token.principal()))

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from trialkit.errors import NotFound
+from trialkit.server.batcher import Batcher
 from trialkit.service import tokens
 from trialkit.service.custody import KeyDirectory, authenticate
 from trialkit.service.keys import TrialKey
@@ -34,6 +35,7 @@ class Registry:
         self._guard = threading.Lock()
         self._trial_keys: dict[str, TrialKey] = {}
         self._checked: dict[str, tuple[float, tokens.Token]] = {}
+        self._writers: dict[str, Batcher] = {}
         # A server with a key folder may create trials, so it may start on a new store.
         store = connect(db, create=self.keys is not None, lock_timeout=lock_timeout)
         try:
@@ -62,6 +64,20 @@ class Registry:
                                               key=key.secret)
         return trial
 
+    def writer(self, name: str) -> Batcher:
+        """The writer thread of trial ``name`` (group commit), started on first use."""
+        with self._guard:
+            writer = self._writers.get(name)
+        if writer is None:
+            key = self.key_for(name)  # fails here, in the caller, for an unknown trial
+            with self._guard:
+                writer = self._writers.get(name)
+                if writer is None:
+                    writer = self._writers[name] = Batcher(
+                        lambda: Trial.open(self.db, name, lock_timeout=self.lock_timeout,
+                                           key=key.secret), name)
+        return writer
+
     def forget(self, name: str) -> None:
         """Close this thread's connection to trial ``name`` (after it failed)."""
         trial = self._local.__dict__.get("trials", {}).pop(name, None)
@@ -85,21 +101,22 @@ class Registry:
                 self._trial_keys[trial] = key
         return key
 
-    def principal(self, header: str | None) -> tokens.Token:
-        """The token presented in an ``Authorization: Bearer`` header, checked."""
-        from trialkit.errors import Unauthenticated
-
-        scheme, _, text = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not text.strip():
-            raise Unauthenticated("the request has no access token — send 'Authorization: Bearer "
-                                  "TOKEN'")
-        digest = hashlib.sha256(text.strip().encode()).hexdigest()
-        now = time.monotonic()
+    def cached_principal(self, header: str | None) -> tokens.Token | None:
+        """The token of ``header`` if it was checked less than :data:`TOKEN_TTL` seconds ago."""
+        digest = hashlib.sha256(_bearer(header).encode()).hexdigest()
         with self._guard:
             hit = self._checked.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        token = authenticate(self.store(), text.strip(), self.key_for)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def principal(self, header: str | None) -> tokens.Token:
+        """The token presented in an ``Authorization: Bearer`` header, checked."""
+        cached = self.cached_principal(header)
+        if cached is not None:
+            return cached
+        text = _bearer(header)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        now = time.monotonic()
+        token = authenticate(self.store(), text, self.key_for)
         with self._guard:
             if len(self._checked) > 10_000:
                 self._checked.clear()
@@ -107,9 +124,19 @@ class Registry:
         return token
 
     def close(self) -> None:
-        """Close this thread's connections."""
+        """Close this thread's connections (the writer threads end with the process)."""
         for trial in self._local.__dict__.get("trials", {}).values():
             trial.close()
         store: Any = getattr(self._local, "store", None)
         if store is not None:
             store.close()
+
+
+def _bearer(header: str | None) -> str:
+    from trialkit.errors import Unauthenticated
+
+    scheme, _, text = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not text.strip():
+        raise Unauthenticated("the request has no access token — send 'Authorization: Bearer "
+                              "TOKEN'")
+    return text.strip()

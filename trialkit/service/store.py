@@ -16,12 +16,13 @@ what happened: nothing ever hangs or ends in a traceback. Reads that must agree 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import unquote
 
@@ -185,12 +186,19 @@ class DecisionRecord:
     audit_seq: int | None
 
 
+@functools.cache
 def _columns(record: type) -> str:
     return ", ".join(f.name for f in fields(record))
 
 
+@functools.cache
 def _placeholders(record: type) -> str:
     return ", ".join("?" for _ in fields(record))
+
+
+def astuple(record: Any) -> tuple:
+    """The field values of a (flat) record dataclass, in field order."""
+    return tuple(record.__dict__.values())
 
 
 def default_lock_timeout() -> float:
@@ -263,6 +271,22 @@ class Store:
     def applied_migrations(self) -> set[str] | None:
         """Names of applied migrations, or ``None`` when the schema does not exist yet."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside :meth:`write`: a nested step whose writes are undone if it fails."""
+        self._savepoints = getattr(self, "_savepoints", 0) + 1
+        name = f"step_{self._savepoints}"
+        self._run(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(ServiceError):
+                self._run(f"ROLLBACK TO SAVEPOINT {name}")
+                self._run(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            self._run(f"RELEASE SAVEPOINT {name}")
 
     def close(self) -> None:
         """Close the connection."""

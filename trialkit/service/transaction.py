@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from trialkit.errors import Conflict, Tampered
@@ -79,6 +80,21 @@ class Transaction:
                            "was written — run verify with the key file") from None
         self.n_audit, self.last_hash = seq, mac
         return row
+
+    @contextlib.contextmanager
+    def savepoint(self, who: str) -> Iterator[Transaction]:
+        """A nested write inside this transaction, acting as ``who``: on error its rows and its
+        changes to the head and state are undone, and the error propagates."""
+        saved = (self.n_enrolled, self.n_audit, self.last_hash, self.state, self.who)
+        self.who = who
+        try:
+            with self.store.savepoint():
+                yield self
+        except BaseException:
+            self.n_enrolled, self.n_audit, self.last_hash, self.state, _ = saved
+            raise
+        finally:
+            self.who = saved[4]
 
     def commit(self) -> None:
         """Store the new head, with the allocation state sealed to it."""

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from trialkit.errors import Conflict, Forbidden, InvalidInput, NotFound, Tampered
+from trialkit.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Tampered
 from trialkit.service import identity, lifecycle, tokens
 from trialkit.service.audit import check_row, receipt
 from trialkit.service.identity import default_user
 from trialkit.service.keys import TrialKey, key_check, read_key_file
 from trialkit.service.kinds import adapter_for
-from trialkit.service.store import ConnectionLost, Store, connect
+from trialkit.service.store import ConnectionLost, Store, TrialRecord, connect
 from trialkit.service.transaction import Transaction
 from trialkit.service.verify import verify
 
@@ -53,6 +53,7 @@ class Trial:
         self.key_file = key_file
         self.user = identity.user_name(user) if user else None
         self._key: TrialKey | None = None
+        self._batch: Transaction | None = None
         if key is not None:
             self._key = self._checked(key, "the key given")
         self.adapter = adapter_for(self)
@@ -140,17 +141,50 @@ class Trial:
 
     @contextlib.contextmanager
     def transaction(self, user: str | None = None) -> Iterator[Transaction]:
-        """One write: lock the trial, check its head with the key, append, store the new head."""
-        key = self.key()
+        """One write: lock the trial, check its head with the key, append, store the new head.
+
+        Inside :meth:`run_batch` the write joins the batch's transaction as a savepoint: if it
+        fails, only its own rows are rolled back.
+        """
         who = self.who(user)
+        if self._batch is not None:
+            with self._batch.savepoint(who) as tx:
+                yield tx
+            return
+        key = self.key()
         with self.store.write(self.name):
-            record = self.store.load_trial(self.name, lock=True)
-            if record is None:
-                raise NotFound(f"trial {self.name!r} no longer exists in {self.store.url}",
-                               param="db")
-            tx = Transaction(self, key, who, record)
+            tx = Transaction(self, key, who, self._locked_record())
             yield tx
             tx.commit()
+
+    def _locked_record(self) -> TrialRecord:
+        record = self.store.load_trial(self.name, lock=True)
+        if record is None:
+            raise NotFound(f"trial {self.name!r} no longer exists in {self.store.url}",
+                           param="db")
+        return record
+
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Run many writes in one transaction (group commit): one lock, one commit, one fsync.
+
+        Each call runs as a savepoint, so one that fails (its error is returned, not raised)
+        leaves the others in. Returns ``(True, result)`` or ``(False, error)`` per call; if the
+        commit itself fails, that error is raised for all.
+        """
+        key = self.key()
+        with self.store.write(self.name):
+            self._batch = Transaction(self, key, self.who(), self._locked_record())
+            try:
+                results: list[tuple[bool, Any]] = []
+                for call in calls:
+                    try:
+                        results.append((True, call()))
+                    except ServiceError as exc:
+                        results.append((False, exc))
+                self._batch.commit()
+            finally:
+                self._batch = None
+        return results
 
     def _retrying(self, action: Any) -> Any:
         """Run ``action``; after a lost connection, once more on a new one.
