@@ -134,10 +134,9 @@ def test_a_full_disk_is_one_line_and_changes_nothing(tmp_path):
     try:
         url, db, key = make_trial(mount)
         filler = mount / "filler"
-        with open(filler, "wb") as fh, contextlib.suppress(OSError):
-            while True:
+        with open(filler, "wb", buffering=0) as fh, contextlib.suppress(OSError):
+            while True:  # unbuffered: the write that does not fit fails here, not at close
                 fh.write(b"\0" * 65536)
-                fh.flush()
         before = files_digest(db)
         code, out, err, _ = cli("trial", "enrol", "three_arm_adaptive", "P1", "--db", url)
         assert "full" in one_line_error(code, out, err)
