@@ -35,7 +35,8 @@ port, clients, total = int(port), int(clients), int(total)
 
 def body(i):
     if kind == "enrol":
-        return {"participant": f"{tag}{i}", "stratum": {"site": ("london", "manchester", "online")[i % 3]}}
+        site = ("london", "manchester", "online")[i % 3]
+        return {"participant": f"{tag}{i}", "stratum": {"site": site}}
     return {"participant": f"{tag}{i // 60}", "decision_point": i % 60 + 1, "available": True}
 
 async def client(c, queue, latencies):

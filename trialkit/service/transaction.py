@@ -33,6 +33,7 @@ class Transaction:
         self.store = trial.store
         self.n_enrolled, self.n_audit, self.last_hash = (record.n_enrolled, record.n_audit,
                                                          record.last_hash)
+        self._start = record.n_audit
         self._check_head(record)
         self.state = self._open_state(record)
 
@@ -97,7 +98,10 @@ class Transaction:
             self.who = saved[4]
 
     def commit(self) -> None:
-        """Store the new head, with the allocation state sealed to it."""
+        """Store the new head, with the allocation state sealed to it (nothing if no row was
+        appended: a transaction that wrote nothing leaves the store byte-identical)."""
+        if self.n_audit == self._start:
+            return
         sealed = None
         if self.state is not None:
             context = state_context(self.trial.name, self.n_audit, self.last_hash)
