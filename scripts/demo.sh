@@ -31,6 +31,54 @@ printf '\n$ trialkit trial export app_components_factorial --format csv > alloca
 head -3 "$work/allocations.csv"
 
 echo
+echo "== 2b. Multi-site: a server that alone holds the keys; sites enrol with tokens"
+mkdir -m 700 "$work/keys"
+sdb="sqlite:///$work/server.db"
+port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+server="http://127.0.0.1:$port"
+json_field() { python -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+admin=$(trialkit token create --role admin --key-dir "$work/keys" --db "$sdb" --format json | json_field token)
+printf '
+$ trialkit token create --role admin --key-dir keys --db %s
+(admin token: %s…)
+' "$sdb" "${admin:0:16}"
+trialkit serve --db "$sdb" --key-dir "$work/keys" --port "$port" 2>/dev/null &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+python - "$server" <<'PY'
+import sys, time, urllib.request
+for _ in range(200):
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.05)
+PY
+printf '
+$ trialkit serve --db %s --key-dir keys --port %s &
+' "$sdb" "$port"
+printf '\n$ trialkit trial create designs/app-components-factorial.toml --server %s --token ADMIN\n' "$server"
+trialkit trial create designs/app-components-factorial.toml --server "$server" --token "$admin"
+london=$(trialkit token create app_components_factorial --role coordinator --site site=london \
+  --server "$server" --token "$admin" --format json | json_field token)
+printf '
+$ trialkit token create app_components_factorial --role coordinator --site site=london --server %s --token ADMIN
+(coordinator token for site london: %s…)
+' "$server" "${london:0:16}"
+printf '\n$ trialkit trial enrol app_components_factorial L001 --stratum site=london --server %s --token LONDON --format json\n' "$server"
+trialkit trial enrol app_components_factorial L001 --stratum site=london --server "$server" --token "$london" --format json
+printf '
+$ trialkit trial enrol app_components_factorial M001 --stratum site=manchester --server %s --token LONDON
+' "$server"
+trialkit trial enrol app_components_factorial M001 --stratum site=manchester --server "$server" --token "$london" || true
+printf '
+$ trialkit trial status app_components_factorial --server %s --token LONDON
+' "$server"
+trialkit trial status app_components_factorial --server "$server" --token "$london" || true
+kill "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+
+echo
 echo "== 3. Analyse: rehearse the planned analysis on the real allocation (simulated outcomes)"
 step trialkit simulate outcomes designs/app-components-factorial.toml "$work/allocations.csv" \
   --seed 1 --out "$work/rehearsal.csv"

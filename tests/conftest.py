@@ -19,9 +19,7 @@ def designs_dir() -> Path:
     return DESIGNS
 
 
-@pytest.fixture
-def run():
-    """Invoke the ``trialkit`` CLI in-process; returns the click Result."""
+def _invoker():
     from trialkit.cli import cli
 
     runner = CliRunner()
@@ -30,6 +28,18 @@ def run():
         return runner.invoke(cli, [str(a) for a in args], input=input, prog_name="trialkit")
 
     return invoke
+
+
+@pytest.fixture
+def run():
+    """Invoke the ``trialkit`` CLI in-process; returns the click Result."""
+    return _invoker()
+
+
+@pytest.fixture
+def embedded_run():
+    """``run`` itself, for a test in a module whose ``run`` goes through a server too."""
+    return _invoker()
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +76,13 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'trial.db'}"
     return request.getfixturevalue("pg_schema_url")
+
+
+@pytest.fixture(params=["embedded", "server"])
+def trial_run(request):
+    """Like ``run``, for ``trialkit trial`` tests: embedded, then as a client of a real server."""
+    from cliharness import TrialCli
+
+    harness = TrialCli(request.param)
+    yield harness.invoke
+    harness.close()

@@ -13,6 +13,12 @@ import pytest
 from dbtools import run_sql
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run(trial_run):
+    """Every command of these tests, embedded and through a server."""
+    return trial_run
 FACTORIAL = ROOT / "designs" / "app-components-factorial.toml"
 MRT = ROOT / "designs" / "checkin-prompts-mrt.toml"
 
@@ -222,7 +228,9 @@ def test_mrt_randomisation_settings_that_would_be_ignored_are_refused(tmp_path, 
     assert not db.exists() and not (tmp_path / "k").exists()
 
 
-def test_user_is_recorded_in_the_audit_trail(tmp_path, run, monkeypatch):
+def test_user_is_recorded_in_the_audit_trail(tmp_path, embedded_run, monkeypatch):
+    """Embedded only: through a server the audit records the token (tests/test_server.py)."""
+    run = embedded_run
     monkeypatch.setenv("TRIALKIT_USER", "os-user")
     db = f"sqlite:///{tmp_path / 'u.db'}"
     assert run("trial", "create", MRT, "--db", db, "--key-file", tmp_path / "k",

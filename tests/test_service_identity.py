@@ -14,6 +14,12 @@ import pytest
 from dbtools import run_sql
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run(trial_run):
+    """Every command of these tests, embedded and through a server."""
+    return trial_run
 FACTORIAL = ROOT / "designs" / "app-components-factorial.toml"
 ADAPTIVE = ROOT / "designs" / "three-arm-adaptive.toml"
 MRT = ROOT / "designs" / "checkin-prompts-mrt.toml"

@@ -85,7 +85,7 @@ class ServiceError(TrialkitError):
 
     The subclasses say what kind of failure it is, so that an interface can map it (an HTTP
     server to a status code): :class:`InvalidInput`, :class:`NotFound`, :class:`Conflict`,
-    :class:`Forbidden`, :class:`Unavailable` and :class:`Tampered`.
+    :class:`Forbidden`, :class:`Unauthenticated`, :class:`Unavailable` and :class:`Tampered`.
     """
 
 
@@ -115,6 +115,14 @@ class Unavailable(ServiceError):
                  retryable: bool = True):
         super().__init__(message, param=param)
         self.retryable = retryable
+
+
+class AccessDenied(Forbidden):
+    """The caller is authenticated but its role or site does not allow the request."""
+
+
+class Unauthenticated(ServiceError):
+    """A request came without valid credentials (a missing, unknown, expired or revoked token)."""
 
 
 class Tampered(ServiceError):

@@ -17,6 +17,8 @@ COMMANDS = {
     "calibrate": "trialkit.cli.adaptive:calibrate",
     "gsd": "trialkit.cli.adaptive:gsd",
     "trial": "trialkit.cli.trial:trial",
+    "serve": "trialkit.cli.serve:serve",
+    "token": "trialkit.cli.serve:token",
 }
 
 

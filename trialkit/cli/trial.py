@@ -31,15 +31,40 @@ def _key_option(required: bool = False, help_text: str | None = None) -> Callabl
                                           "creation).")
 
 
+server_option = click.option("--server", "server", envvar="TRIALKIT_SERVER", metavar="URL",
+                             help="Talk to this trialkit server instead of a local store "
+                                  "(default: $TRIALKIT_SERVER).")
+token_option = click.option("--token", "token", envvar="TRIALKIT_TOKEN", metavar="TOKEN",
+                            help="Access token for --server (default: $TRIALKIT_TOKEN).")
+
+
 def store_options(func: Callable) -> Callable:
-    """``--db`` and ``--lock-timeout``: where the trial is stored and how long to wait for it."""
-    return db_option(lock_option(func))
+    """Where the trial is: ``--db`` (and ``--lock-timeout``), or ``--server`` with ``--token``."""
+    return db_option(lock_option(server_option(token_option(func))))
 
 
-def _open(db, name, key_file=None, user=None, lock_timeout=None):
+def _open(db, name, key_file=None, user=None, lock_timeout=None, server=None, token=None):
+    """Open the trial ``name``: in the local store, or on the server (through its API)."""
+    if server:
+        from trialkit.server.client import Connection, RemoteTrial
+
+        _refuse_with_server(key_file=key_file, user=user)
+        return RemoteTrial(Connection(server, token), name)
     from trialkit.service.trial import Trial
 
     return Trial.open(db, name, key_file=key_file, user=user, lock_timeout=lock_timeout)
+
+
+def _refuse_with_server(**given: object) -> None:
+    from trialkit.errors import InvalidInput
+
+    why = {"key_file": "the server holds the key", "user": "the audit trail records the token",
+           "allocation_table": "allocation tables are made where the key is",
+           "reason": "an export through the server stays blinded"}
+    for name, value in given.items():
+        if value:
+            flag = "--" + name.replace("_", "-")
+            raise InvalidInput(f"{why[name]} — drop {flag} with --server")
 
 
 @click.group(cls=TrialkitGroup)
@@ -58,11 +83,11 @@ def trial() -> None:
 @click.argument("design", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="Trial name (default: the design's name).")
 @store_options
-@_key_option(required=True, help_text="Where to write the new secret key (mode 0600; must not "
-                                      "exist; keep it outside the database).")
+@_key_option(help_text="Where to write the new secret key (mode 0600; must not exist; keep it "
+                       "outside the database). Not with --server: the server keeps the key.")
 @user_option
 @format_option
-def create(design, name, db, lock_timeout, key_file, user, fmt) -> None:
+def create(design, name, db, lock_timeout, server, token, key_file, user, fmt) -> None:
     """Create a trial from a design file and write its secret key file.
 
     The design file's text and SHA-256 are stored with the trial. The output states how
@@ -74,21 +99,24 @@ def create(design, name, db, lock_timeout, key_file, user, fmt) -> None:
       trialkit trial create designs/app-components-factorial.toml --db sqlite:///trial.db \\
         --key-file ~/secure/trial.key
     """
-    from trialkit.randomise.guessing import allocation_guess_rate
+    if server:
+        from trialkit.server.client import Connection, create_remote
+
+        _refuse_with_server(key_file=key_file, user=user)
+        _emit_created(create_remote(Connection(server, token), design, name), fmt)
+        return
+    from trialkit.service.lifecycle import creation_report
     from trialkit.service.trial import Trial
 
     with Trial.create(design, db, key_file=key_file, name=name, user=user,
                       lock_timeout=lock_timeout) as t:
-        out = {"trial": t.name, "kind": t.kind, "method": t.config.get("method", "bernoulli"),
-               "blinded": t.config.get("blinded", False), "design_sha256": t.design_sha256,
-               "key_file": key_file, "db": t.store.url}
-        if t.kind != "mrt":
-            out["predictability"] = allocation_guess_rate(t.config)
-        if t.notes:
-            out["notes"] = t.notes
-        for note in t.notes:
-            click.echo(f"Note: {note}", err=True)
-        emit(out, fmt)
+        _emit_created(creation_report(t, key_file, t.store.url), fmt)
+
+
+def _emit_created(report: dict, fmt: str) -> None:
+    for note in report.get("notes", ()):
+        click.echo(f"Note: {note}", err=True)
+    emit(report, fmt)
 
 
 def _parse_strata(values: tuple[str, ...]) -> dict[str, str]:
@@ -116,7 +144,8 @@ def _parse_strata(values: tuple[str, ...]) -> dict[str, str]:
 @_key_option()
 @user_option
 @format_option
-def enrol(name, participant, strata, db, lock_timeout, key_file, user, fmt) -> None:
+def enrol(name, participant, strata, db, lock_timeout, server, token, key_file, user,
+          fmt) -> None:
     """Randomise one participant (again: returns the original allocation, "new": false).
 
     JSON keys: participant, allocation, sequence, new, stratum, receipt (plus condition for
@@ -128,7 +157,7 @@ def enrol(name, participant, strata, db, lock_timeout, key_file, user, fmt) -> N
         --db sqlite:///trial.db --format json
     """
     strata_map = _parse_strata(strata)
-    with _open(db, name, key_file, user, lock_timeout) as t:
+    with _open(db, name, key_file, user, lock_timeout, server, token) as t:
         emit(t.enrol(participant, strata_map), fmt)
 
 
@@ -147,8 +176,8 @@ def enrol(name, participant, strata, db, lock_timeout, key_file, user, fmt) -> N
 @_key_option()
 @user_option
 @format_option
-def decide(name, participant, decision_point, available, reason, bulk, db, lock_timeout,
-           key_file, user, fmt) -> None:
+def decide(name, participant, decision_point, available, reason, bulk, db, lock_timeout, server,
+           token, key_file, user, fmt) -> None:
     """Decide an MRT decision point: action 0/1 drawn with the design's probability.
 
     JSON keys: action, probability, decision_point, receipt (plus participant, available,
@@ -169,13 +198,13 @@ def decide(name, participant, decision_point, available, reason, bulk, db, lock_
             raise InvalidInput("--bulk reads everything from stdin — drop PARTICIPANT, "
                                "--decision-point and --available/--unavailable")
         rows = read_bulk(sys.stdin.read())
-        with _open(db, name, key_file, user, lock_timeout) as t:
+        with _open(db, name, key_file, user, lock_timeout, server, token) as t:
             emit({"decisions": t.decide_many(rows)}, fmt, primary="decisions")
         return
     if not participant or decision_point is None or available is None:
         raise InvalidInput("give PARTICIPANT, --decision-point N and --available or "
                            "--unavailable --reason R (or --bulk with CSV on stdin)")
-    with _open(db, name, key_file, user, lock_timeout) as t:
+    with _open(db, name, key_file, user, lock_timeout, server, token) as t:
         emit(t.decide(participant, decision_point, available, reason), fmt)
 
 
@@ -212,7 +241,7 @@ def read_bulk(text: str) -> list[tuple]:
 @click.argument("name")
 @store_options
 @format_option
-def status(name, db, lock_timeout, fmt) -> None:
+def status(name, db, lock_timeout, server, token, fmt) -> None:
     """Return counts per arm/condition and stratum, imbalance, CONSORT counts and predictability.
 
     Blinded trials show no counts per arm. predictability.rate is the expected proportion of
@@ -222,7 +251,7 @@ def status(name, db, lock_timeout, fmt) -> None:
     Example:
       trialkit trial status app_components_factorial --db sqlite:///trial.db
     """
-    with _open(db, name, lock_timeout=lock_timeout) as t:
+    with _open(db, name, lock_timeout=lock_timeout, server=server, token=token) as t:
         emit(t.status(), fmt)
 
 
@@ -274,8 +303,8 @@ def _deprecated_output(ctx: click.Context, param: click.Parameter, value: str | 
 @_key_option(help_text="The key file (for --allocation-table, or to add the arms of a blinded "
                        "trial, which is logged as unblinding).")
 @user_option
-def export(name, fmt, out, output, allocation_table, rows, reason, db, lock_timeout, key_file,
-           user) -> None:
+def export(name, fmt, out, output, allocation_table, rows, reason, db, lock_timeout, server,
+           token, key_file, user) -> None:
     """Analysis-ready export of allocations (or MRT decisions).
 
     Factorial: condition number and one ±1 effect-coded column per factor. MRT: exactly
@@ -289,10 +318,16 @@ def export(name, fmt, out, output, allocation_table, rows, reason, db, lock_time
         --key-file trial.key --db sqlite:///trial.db --out redcap.csv
     """
     from trialkit.errors import InvalidInput
-    from trialkit.service.export import write_rows
+    from trialkit.service.export import write_bytes, write_rows
 
     out = out or output
     fmt = _export_format(fmt, out)
+    if server:
+        _refuse_with_server(allocation_table=allocation_table, key_file=key_file, reason=reason,
+                            user=user)
+        with _open(db, name, server=server, token=token) as t:
+            write_bytes(t.export_bytes(fmt), out)
+        return
     if allocation_table and not key_file:
         raise InvalidInput("an allocation table needs the key — give --key-file")
     with _open(db, name, user=user, lock_timeout=lock_timeout) as t:
@@ -307,11 +342,12 @@ def export(name, fmt, out, output, allocation_table, rows, reason, db, lock_time
 @click.argument("name")
 @click.argument("participant")
 @click.option("--reason", required=True, help="Why the participant must be unblinded.")
-@_key_option(required=True, help_text="The trial's key file.")
+@_key_option(help_text="The trial's key file (required without --server).")
 @store_options
 @user_option
 @format_option
-def unblind(name, participant, reason, key_file, db, lock_timeout, user, fmt) -> None:
+def unblind(name, participant, reason, key_file, db, lock_timeout, server, token, user,
+            fmt) -> None:
     """Reveal one participant's allocation (logged with who, when and why).
 
     Refused for an open-label trial. The status counts unblinded participants, not requests.
@@ -321,7 +357,11 @@ def unblind(name, participant, reason, key_file, db, lock_timeout, user, fmt) ->
       trialkit trial unblind app_components_factorial P001 --reason "serious adverse event" \\
         --key-file trial.key --db sqlite:///trial.db
     """
-    with _open(db, name, user=user, lock_timeout=lock_timeout) as t:
+    if not server and not key_file:
+        from trialkit.errors import InvalidInput
+
+        raise InvalidInput("unblinding needs the trial's key — give --key-file")
+    with _open(db, name, user=user, lock_timeout=lock_timeout, server=server, token=token) as t:
         emit(t.unblind(participant, reason, key_file), fmt)
 
 
@@ -333,7 +373,8 @@ def unblind(name, participant, reason, key_file, db, lock_timeout, user, fmt) ->
 @_key_option()
 @user_option
 @format_option
-def mark_error(name, participant, reason, db, lock_timeout, key_file, user, fmt) -> None:
+def mark_error(name, participant, reason, db, lock_timeout, server, token, key_file, user,
+               fmt) -> None:
     """Flag an enrolment as made in error; nothing is ever deleted.
 
     \b
@@ -341,7 +382,7 @@ def mark_error(name, participant, reason, db, lock_timeout, key_file, user, fmt)
       trialkit trial mark-error app_components_factorial P009 --reason "enrolled twice as P010" \\
         --db sqlite:///trial.db
     """
-    with _open(db, name, key_file, user, lock_timeout) as t:
+    with _open(db, name, key_file, user, lock_timeout, server, token) as t:
         emit(t.mark_error(participant, reason), fmt)
 
 
@@ -350,7 +391,7 @@ def mark_error(name, participant, reason, db, lock_timeout, key_file, user, fmt)
 @store_options
 @_key_option()
 @format_option
-def checkpoint(name, db, lock_timeout, key_file, fmt) -> None:
+def checkpoint(name, db, lock_timeout, server, token, key_file, fmt) -> None:
     """Print a receipt for the audit chain's current head, to keep outside the database.
 
     Mail it to the sponsor (daily, say): 'trial verify --receipts' with any later receipt
@@ -360,7 +401,7 @@ def checkpoint(name, db, lock_timeout, key_file, fmt) -> None:
     Example:
       trialkit trial checkpoint app_components_factorial --db sqlite:///trial.db >> receipts.txt
     """
-    with _open(db, name, key_file, lock_timeout=lock_timeout) as t:
+    with _open(db, name, key_file, lock_timeout=lock_timeout, server=server, token=token) as t:
         result = t.checkpoint()
     if fmt == "table":
         click.echo(result["receipt"])
@@ -376,7 +417,7 @@ def checkpoint(name, db, lock_timeout, key_file, fmt) -> None:
               help="Receipts (one a line; '-' for stdin) that the store must still contain.")
 @store_options
 @format_option
-def verify(name, key_file, receipts, db, lock_timeout, fmt) -> None:
+def verify(name, key_file, receipts, db, lock_timeout, server, token, fmt) -> None:
     """Check the audit chain and tables; with --key-file, every MAC, allocation and receipt.
 
     Exit 0 only if every check passes; otherwise exit 1 naming the first bad audit row or
@@ -391,7 +432,9 @@ def verify(name, key_file, receipts, db, lock_timeout, fmt) -> None:
     from trialkit.service.verify import read_receipts
 
     texts = read_receipts(receipts.read()) if receipts is not None else []
-    with _open(db, name, lock_timeout=lock_timeout) as t:
+    if server:
+        _refuse_with_server(key_file=key_file)
+    with _open(db, name, lock_timeout=lock_timeout, server=server, token=token) as t:
         result = t.verify(key_file, texts)
     emit(result, fmt)
     if not result["ok"]:
@@ -405,7 +448,7 @@ def verify(name, key_file, receipts, db, lock_timeout, fmt) -> None:
 @store_options
 @user_option
 @format_option
-def upgrade(name, key_file, db, lock_timeout, user, fmt) -> None:
+def upgrade(name, key_file, db, lock_timeout, server, token, user, fmt) -> None:
     """Convert a trial created by trialkit 0.1 to the keyed audit chain (once, with its key).
 
     The old chain and every allocation are checked first; the clear-text draws of 0.1 are
@@ -416,5 +459,5 @@ def upgrade(name, key_file, db, lock_timeout, user, fmt) -> None:
     Example:
       trialkit trial upgrade app_components_factorial --key-file trial.key --db sqlite:///trial.db
     """
-    with _open(db, name, key_file, user, lock_timeout) as t:
+    with _open(db, name, key_file, user, lock_timeout, server, token) as t:
         emit(t.upgrade(), fmt)

@@ -14,6 +14,7 @@ encrypted: its length never changes as participants are enrolled.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -201,10 +202,10 @@ def next_allocation(rule: AllocationRule, key: bytes, trial: str, state: Allocat
     detail: dict[str, Any]
     if rule.method == "blocks":
         block_no, pos = (0, 0) if n_in_stratum == 0 else (last_block, last_pos + 1)
-        block = permuted_block(key, trial, label, block_no, rule.block_sizes, rule.ratio)
+        block = _block(key, trial, label, block_no, rule.block_sizes, rule.ratio)
         if pos >= len(block):
             block_no, pos = block_no + 1, 0
-            block = permuted_block(key, trial, label, block_no, rule.block_sizes, rule.ratio)
+            block = _block(key, trial, label, block_no, rule.block_sizes, rule.ratio)
         arm, detail = block[pos], {"block": [block_no, pos]}
     elif rule.method == "complete":
         arm, u = complete_draw(key, trial, sequence, rule.ratio)
@@ -212,6 +213,16 @@ def next_allocation(rule: AllocationRule, key: bytes, trial: str, state: Allocat
     else:
         arm, detail = _minimise(rule, key, trial, sequence, state, strata)
     return Allocation(arm, sequence, label, n_in_stratum + 1, detail)
+
+
+@functools.lru_cache(maxsize=512)
+def _block(key: bytes, trial: str, stratum: str, block_no: int, sizes: tuple[int, ...],
+           ratio: tuple[int, ...]) -> tuple[int, ...]:
+    """Return a permuted block, remembered.
+
+    Successive enrolments of a stratum use the same block.
+    """
+    return permuted_block(key, trial, stratum, block_no, sizes, ratio)
 
 
 def _minimise(rule: AllocationRule, key: bytes, trial: str, sequence: int,

@@ -1,4 +1,4 @@
-"""Writing exported rows as CSV, JSON or Parquet."""
+"""Exported rows as CSV, JSON or Parquet bytes: one rendering for files, stdout and HTTP."""
 
 from __future__ import annotations
 
@@ -11,45 +11,51 @@ from typing import Any
 
 from trialkit.errors import Unavailable
 
+FORMATS = ("csv", "json", "parquet")
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json",
+               "parquet": "application/vnd.apache.parquet"}
 
-def write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None = None,
-               columns: Sequence[str] = ()) -> None:
-    """Write ``rows`` (dicts with the same keys) to ``output`` (stdout when ``None``).
+
+def render_rows(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str] = ()) -> bytes:
+    """Render ``rows`` (dicts) as bytes in ``fmt``.
 
     ``columns`` come first (and make the CSV header and Parquet schema of an empty export).
     """
+    cols: list[str] = list(columns)
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({c: [r.get(c) for r in rows] for c in cols}), sink)
+        return sink.getvalue().to_pybytes()
+    if fmt == "json":
+        return (json.dumps(rows, indent=2) + "\n").encode("utf-8")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def write_bytes(data: bytes, output: str | None = None) -> None:
+    """Write rendered rows to ``output`` (stdout when ``None``)."""
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
     try:
-        _write(rows, fmt, output, columns)
+        with open(output, "wb") as fh:
+            fh.write(data)
     except OSError as exc:
-        if output is None:
-            raise
         reason = exc.strerror or str(exc).strip().splitlines()[0]
         raise Unavailable(f"cannot write {output} ({reason}) — check the output path and the "
                           "free space", param="out") from None
 
 
-def _write(rows: list[dict[str, Any]], fmt: str, output: str | None,
-           header: Sequence[str]) -> None:
-    columns: list[str] = list(header)
-    for r in rows:
-        columns += [c for c in r if c not in columns]
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.table({c: [r.get(c) for r in rows] for c in columns})
-        pq.write_table(table, output)
-        return
-    if fmt == "json":
-        text = json.dumps(rows, indent=2) + "\n"
-    else:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buf.getvalue()
-    if output:
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text)
+def write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None = None,
+               columns: Sequence[str] = ()) -> None:
+    """Render ``rows`` and write them to ``output`` (stdout when ``None``)."""
+    write_bytes(render_rows(rows, fmt, columns), output)

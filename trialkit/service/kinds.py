@@ -31,6 +31,11 @@ class TrialHandle(Protocol):
     store: Store
     record: TrialRecord
     adapter: TrialKind
+    design_sha256: str
+
+    @property
+    def notes(self) -> list[str]:
+        """Return what the live trial does not apply of its design."""
 
     def key(self, key_file: str | None = None) -> TrialKey:
         """Return the trial's key."""
@@ -76,6 +81,10 @@ class TrialKind:
     def enrol(self, participant: Any, strata: Any, user: str | None) -> dict[str, Any]:
         """Enrol one participant."""
         raise self.refuse("enrol")
+
+    def lookup(self, participant: Any) -> dict[str, Any]:
+        """Return an existing enrolment."""
+        raise self.refuse("lookup")
 
     def decide_many(self, rows: Sequence[Sequence[Any]], user: str | None) -> list[dict]:
         """Decide decision points."""

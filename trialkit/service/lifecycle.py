@@ -88,6 +88,21 @@ def create_trial(cls: Callable[..., T], design: Any, url: str | None, *, key_fil
         raise
 
 
+def creation_report(trial: TrialHandle, key_file: str, db: str) -> dict[str, Any]:
+    """Return what creating ``trial`` reports: its settings and its predictability."""
+    from trialkit.randomise.guessing import allocation_guess_rate
+
+    out = {"trial": trial.name, "kind": trial.kind,
+           "method": trial.config.get("method", "bernoulli"),
+           "blinded": trial.config.get("blinded", False), "design_sha256": trial.design_sha256,
+           "key_file": key_file, "db": db}
+    if trial.kind != "mrt":
+        out["predictability"] = allocation_guess_rate(trial.config)
+    if trial.notes:
+        out["notes"] = trial.notes
+    return out
+
+
 def _insert_trial(store: Store, key: TrialKey, key_path: str, design: Any,
                   config: dict[str, Any], who: str) -> None:
     at = utc_now()

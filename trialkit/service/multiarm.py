@@ -36,7 +36,7 @@ from trialkit.service.store import ParticipantRecord, utc_now
 class MultiArmKind(TrialKind):
     """Participants enrolled once each, allocated to one of several arms."""
 
-    actions = frozenset({"enrol", "mark_error", "unblind", "allocation_table"})
+    actions = frozenset({"enrol", "mark_error", "unblind", "allocation_table", "lookup"})
     word = "arm"
     rule: AllocationRule
 
@@ -173,6 +173,11 @@ class MultiArmKind(TrialKind):
                            "is enrolled once; give the original stratum", param="strata")
         row = self._checked_row(known, key)
         return self.result(known, False, receipt(key, row.seq, row.hash))
+
+    def lookup(self, participant: Any) -> dict[str, Any]:
+        """Return an enrolment as ``enrol`` returned it (``"new": false``); enrol nobody."""
+        record = self._enrolled(identity.participant_id(participant))
+        return self._repeat(record, stored_strata(record), self.trial.key())
 
     def _enrolled(self, pid: str) -> ParticipantRecord:
         record = self.store.participant(self.trial.name, pid)

@@ -16,11 +16,13 @@ what happened: nothing ever hangs or ends in a traceback. Reads that must agree 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import unquote
 
@@ -33,6 +35,7 @@ from trialkit.errors import (
     Unavailable,
 )
 from trialkit.service.audit import AuditRow
+from trialkit.service.tokens import Token
 
 # Named migrations, applied in order and recorded in schema_migrations. Never edit one that has
 # shipped: add a new one.
@@ -104,6 +107,22 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "ALTER TABLE participants ADD COLUMN audit_seq INTEGER",
         "ALTER TABLE decisions ADD COLUMN audit_seq INTEGER",
     ]),
+    # Access tokens of the randomisation server (authenticated rows; secrets never stored).
+    ("0003_tokens", [
+        """CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            trial TEXT,
+            role TEXT NOT NULL,
+            sites TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            expires_at TEXT,
+            revoked_at TEXT,
+            secret_hash TEXT NOT NULL,
+            mac TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_by_action ON audit (trial, action)",
+    ]),
 ]
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -167,12 +186,19 @@ class DecisionRecord:
     audit_seq: int | None
 
 
+@functools.cache
 def _columns(record: type) -> str:
     return ", ".join(f.name for f in fields(record))
 
 
+@functools.cache
 def _placeholders(record: type) -> str:
     return ", ".join("?" for _ in fields(record))
+
+
+def astuple(record: Any) -> tuple:
+    """Return the field values of a (flat) record dataclass, in field order."""
+    return tuple(record.__dict__.values())
 
 
 def default_lock_timeout() -> float:
@@ -246,6 +272,22 @@ class Store:
     def applied_migrations(self) -> set[str] | None:
         """Names of applied migrations, or ``None`` when the schema does not exist yet."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside :meth:`write`: a nested step whose writes are undone if it fails."""
+        self._savepoints = getattr(self, "_savepoints", 0) + 1
+        name = f"step_{self._savepoints}"
+        self._run(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(ServiceError):
+                self._run(f"ROLLBACK TO SAVEPOINT {name}")
+                self._run(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            self._run(f"RELEASE SAVEPOINT {name}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -392,6 +434,30 @@ class Store:
                   "seq = ?", (row.payload, row.prev_hash, row.hash, trial, row.seq))
 
 
+    # -- tokens ---------------------------------------------------------------------------
+    def insert_token(self, token: Token) -> None:
+        """Store a new token's row."""
+        self._run(f"INSERT INTO tokens ({_columns(Token)}) VALUES ({_placeholders(Token)})",
+                  astuple(token))
+
+    def token(self, token_id: str) -> Token | None:
+        """One token's row, or ``None``."""
+        rows = self._rows(f"SELECT {_columns(Token)} FROM tokens WHERE id = ?", (token_id,))
+        return Token(*rows[0]) if rows else None
+
+    def tokens(self, trial: str | None) -> list[Token]:
+        """Return the tokens of ``trial`` (server-wide ones for ``None``), oldest first."""
+        where = "trial IS NULL" if trial is None else "trial = ?"
+        rows = self._rows(f"SELECT {_columns(Token)} FROM tokens WHERE {where} ORDER BY "
+                          "created_at, id", () if trial is None else (trial,))
+        return [Token(*r) for r in rows]
+
+    def update_token(self, token: Token) -> None:
+        """Replace a token's revocation time and MAC."""
+        self._run("UPDATE tokens SET revoked_at = ?, mac = ? WHERE id = ?",
+                  (token.revoked_at, token.mac, token.id))
+
+
 # -- SQLite ---------------------------------------------------------------------------------------
 def _sqlite_problem(exc: Exception, path: str, timeout: float) -> ServiceError:
     import sqlite3
@@ -523,12 +589,22 @@ class SqliteStore(Store):
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
-        fd = self._lock_file()
+        # Threads of one process queue on a lock of their own (no polling), then take the file
+        # lock that serialises processes.
+        thread_lock = _thread_lock(self.path)
+        if not thread_lock.acquire(timeout=self.lock_timeout):
+            raise Unavailable(f"trial lock {self.path}.lock is held by another thread of this "
+                              f"process (waited {self.lock_timeout:g} s) — nothing was written; "
+                              "retry", param="lock_timeout")
         try:
-            self._acquire(fd)
-            yield
+            fd = self._lock_file()
+            try:
+                self._acquire(fd)
+                yield
+            finally:
+                os.close(fd)  # releases the file lock
         finally:
-            os.close(fd)  # releases the lock
+            thread_lock.release()
 
     @contextlib.contextmanager
     def write(self, trial: str | None) -> Iterator[None]:  # noqa: D102
@@ -589,6 +665,16 @@ class SqliteStore(Store):
         self.close()
         if empty:
             self._forget_created()
+
+
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path: str) -> threading.Lock:
+    key = os.path.realpath(path)
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(key, threading.Lock())
 
 
 def _uri_path(path: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from trialkit.errors import Conflict, Tampered
@@ -30,6 +31,7 @@ class Transaction:
         self.name = record.name
         self.n_enrolled, self.n_audit, self.last_hash = (record.n_enrolled, record.n_audit,
                                                          record.last_hash)
+        self._start = record.n_audit
         self._check_head(record)
         self.state = self._open_state(record)
 
@@ -84,8 +86,32 @@ class Transaction:
         self.n_audit, self.last_hash = seq, mac
         return row
 
+    @contextlib.contextmanager
+    def savepoint(self, who: str) -> Iterator[Transaction]:
+        """Run a nested write inside this transaction, acting as ``who``.
+
+        On error its rows and its changes to the head and state are undone, and the error
+        propagates.
+        """
+        saved = (self.n_enrolled, self.n_audit, self.last_hash, self.state, self.who)
+        self.who = who
+        try:
+            with self.store.savepoint():
+                yield self
+        except BaseException:
+            self.n_enrolled, self.n_audit, self.last_hash, self.state, _ = saved
+            raise
+        finally:
+            self.who = saved[4]
+
     def commit(self) -> None:
-        """Store the new head, with the allocation state sealed to it."""
+        """Store the new head, with the allocation state sealed to it.
+
+        Nothing is stored if no row was appended: a transaction that wrote nothing leaves the
+        store byte-identical.
+        """
+        if self.n_audit == self._start:
+            return
         sealed = None
         if self.state is not None:
             context = state_context(self.name, self.n_audit, self.last_hash)

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from trialkit.errors import Forbidden, InvalidInput, NotFound, Tampered
-from trialkit.service import identity, lifecycle
+from trialkit.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Tampered
+from trialkit.service import identity, lifecycle, tokens
 from trialkit.service.audit import check_row, receipt
 from trialkit.service.identity import default_user
 from trialkit.service.keys import TrialKey, key_check, read_key_file
 from trialkit.service.kinds import TrialKind
 from trialkit.service.mrt import MrtKind
 from trialkit.service.multiarm import FactorialKind, MultiArmKind
-from trialkit.service.store import ConnectionLost, Store, connect
+from trialkit.service.store import ConnectionLost, Store, TrialRecord, connect
 from trialkit.service.transaction import Transaction
 from trialkit.service.verify import verify
 
@@ -66,6 +66,7 @@ class Trial:
         self.key_file = key_file
         self.user = identity.user_name(user) if user else None
         self._key: TrialKey | None = None
+        self._batch: Transaction | None = None
         if key is not None:
             self._key = self._checked(key, "the key given")
         self.adapter = adapter_for(self)
@@ -162,17 +163,51 @@ class Trial:
 
     @contextlib.contextmanager
     def transaction(self, user: str | None = None) -> Iterator[Transaction]:
-        """One write: lock the trial, check its head with the key, append, store the new head."""
-        key = self.key()
+        """One write: lock the trial, check its head with the key, append, store the new head.
+
+        Inside :meth:`run_batch` the write joins the batch's transaction as a savepoint: if it
+        fails, only its own rows are rolled back.
+        """
         who = self.who(user)
+        if self._batch is not None:
+            with self._batch.savepoint(who) as tx:
+                yield tx
+            return
+        key = self.key()
         with self.store.write(self.name):
-            record = self.store.load_trial(self.name, lock=True)
-            if record is None:
-                raise NotFound(f"trial {self.name!r} no longer exists in {self.store.url}",
-                               param="db")
-            tx = Transaction(self.store, self.adapter.rule, key, who, record)
+            tx = Transaction(self.store, self.adapter.rule, key, who, self._locked_record())
             yield tx
             tx.commit()
+
+    def _locked_record(self) -> TrialRecord:
+        record = self.store.load_trial(self.name, lock=True)
+        if record is None:
+            raise NotFound(f"trial {self.name!r} no longer exists in {self.store.url}",
+                           param="db")
+        return record
+
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Run many writes in one transaction (group commit): one lock, one commit, one fsync.
+
+        Each call runs as a savepoint, so one that fails (its error is returned, not raised)
+        leaves the others in. Returns ``(True, result)`` or ``(False, error)`` per call; if the
+        commit itself fails, that error is raised for all.
+        """
+        key = self.key()
+        with self.store.write(self.name):
+            self._batch = Transaction(self.store, self.adapter.rule, key, self.who(),
+                                      self._locked_record())
+            try:
+                results: list[tuple[bool, Any]] = []
+                for call in calls:
+                    try:
+                        results.append((True, call()))
+                    except ServiceError as exc:
+                        results.append((False, exc))
+                self._batch.commit()
+            finally:
+                self._batch = None
+        return results
 
     def _retrying(self, action: Any) -> Any:
         """Run ``action``; after a lost connection, once more on a new one.
@@ -198,6 +233,10 @@ class Trial:
             designs, ``condition`` (factor → ±1).
         """
         return self._retrying(lambda: self.adapter.enrol(participant, strata, user))
+
+    def participant(self, participant: Any) -> dict[str, Any]:
+        """Return an enrolment as :meth:`enrol` returned it (``"new": false``); enrol nobody."""
+        return self._retrying(lambda: self.adapter.lookup(participant))
 
     def decide(self, participant: Any, decision_point: Any, available: bool = True,
                reason: str | None = None, user: str | None = None) -> dict[str, Any]:
@@ -240,6 +279,41 @@ class Trial:
                            "key — run verify with the key file")
         return {"trial": self.name, "audit_row": row.seq, "at": row.at,
                 "receipt": receipt(key, row.seq, row.hash)}
+
+    # -- access tokens (for the randomisation server) ------------------------------------------
+    def create_token(self, role: str, sites: Mapping[str, Any] | None = None,
+                     expires_days: float | None = None, user: str | None = None
+                     ) -> dict[str, Any]:
+        """Make an access token for this trial; its string is in the result, shown once.
+
+        ``sites`` limits a coordinator to strata values (e.g. ``{"site": ["london"]}``).
+        """
+        strata = self.adapter.rule.strata if self.adapter.rule is not None else {}
+        limits = tokens.check_sites(sites, strata)
+        with self.transaction(user) as tx:
+            text, row = tokens.new_token(tx.key, self.name, role, limits, expires_days, tx.who)
+            self.store.insert_token(row)
+            logged = tx.log("token_create", {"id": row.id, "role": row.role, "sites": limits,
+                                             "expires_at": row.expires_at})
+            return {"token": text, **row.public(), "receipt": tx.receipt(logged)}
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """List the trial's tokens (ids, roles, limits, expiry, revocation; never secrets)."""
+        return [t.public() for t in self.store.tokens(self.name)]
+
+    def revoke_token(self, token_id: str, user: str | None = None) -> dict[str, Any]:
+        """Revoke one of this trial's tokens (at once, and logged)."""
+        with self.transaction(user) as tx:
+            row = self.store.token(str(token_id))
+            if row is None or row.trial != self.name:
+                raise tokens.unknown(str(token_id))
+            if row.revoked_at is not None:
+                raise Conflict(f"token {row.id} was already revoked at {row.revoked_at} — "
+                               "nothing to do")
+            row = tokens.revoked(tx.key, row, tx.who)
+            self.store.update_token(row)
+            logged = tx.log("token_revoke", {"id": row.id})
+            return {**row.public(), "receipt": tx.receipt(logged)}
 
     # -- reports ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -287,6 +361,17 @@ class Trial:
             raise InvalidInput("checking receipts needs the trial's key — give the key file",
                                param="key_file")
         return self._retrying(lambda: verify(self, key, receipts))
+
+    def audit_log(self) -> list[dict[str, Any]]:
+        """Every audit row, with its payload parsed."""
+        def read() -> list[dict[str, Any]]:
+            with self.store.snapshot():
+                rows = self.store.audit_rows(self.name)
+            return [{"seq": r.seq, "at": r.at, "who": r.who, "action": r.action,
+                     "payload": r.data(), "prev_hash": r.prev_hash, "hash": r.hash}
+                    for r in rows]
+
+        return self._retrying(read)
 
     def replay(self, key_file: str | None = None) -> list[dict[str, Any]]:
         """Regenerate every allocation or decision from the key and the log, in order."""

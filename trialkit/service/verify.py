@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trialkit.errors import Forbidden, NotFound, Tampered
+from trialkit.service import tokens
 from trialkit.service.audit import AuditRow, canonical, check_chain, check_receipts, check_row
 from trialkit.service.keys import TrialKey, unseal
 from trialkit.service.kinds import TrialHandle
@@ -44,6 +45,35 @@ def _check_trial_row(record: TrialRecord, rows: Sequence[AuditRow]) -> tuple[int
     if n_enrol != record.n_enrolled:
         return None, (f"the trial records {record.n_enrolled} enrolments but the audit log holds "
                       f"{n_enrol} — the trials table was edited")
+    return None, ""
+
+
+def _check_tokens(trial: TrialHandle, key: TrialKey | None,
+                  rows: Sequence[AuditRow]) -> tuple[int | None, str]:
+    """Check the trial's tokens against their creation and revocation rows (and MACs, by key)."""
+    logged: dict[str, tuple[int, dict[str, Any]]] = {}
+    revoked: set[str] = set()
+    for row in rows:
+        if row.action == "token_create":
+            logged[row.data()["id"]] = (row.seq, row.data())
+        elif row.action == "token_revoke":
+            revoked.add(row.data()["id"])
+    for token in trial.store.tokens(trial.name):
+        if token.id not in logged:
+            return None, (f"token {token.id} has no creation in the audit log — a token was "
+                          "inserted")
+        seq, data = logged.pop(token.id)
+        same = (token.role == data["role"] and token.site_limits == data["sites"]
+                and token.expires_at == data["expires_at"]
+                and (token.revoked_at is not None) == (token.id in revoked))
+        if same and key is not None:
+            same = tokens.authentic(key, token)
+        if not same:
+            return seq, (f"token {token.id} differs from its audit rows — the tokens table was "
+                         "edited")
+    if logged:
+        token_id, (seq, _) = next(iter(logged.items()))
+        return seq, f"token {token_id} of audit row {seq} is missing — a row was deleted"
     return None, ""
 
 
@@ -89,6 +119,14 @@ def verify(trial: TrialHandle, key: TrialKey | None,
     return out
 
 
+def _check_tables(trial: TrialHandle, key: TrialKey | None,
+                  rows: Sequence[AuditRow]) -> tuple[int | None, str]:
+    bad, problem = trial.adapter.cross_check(rows)
+    if not problem:
+        bad, problem = _check_tokens(trial, key, rows)
+    return bad, problem
+
+
 def _run_checks(trial: TrialHandle, key: TrialKey | None, record: TrialRecord,
                 rows: Sequence[AuditRow], receipts: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"chain_ok": None, "tables_ok": None, "replayed": None,
@@ -115,7 +153,7 @@ def _run_checks(trial: TrialHandle, key: TrialKey | None, record: TrialRecord,
     if problem:
         return fail("chain_ok", bad, problem)
     out["chain_ok"] = True
-    bad, problem = trial.adapter.cross_check(rows)
+    bad, problem = _check_tables(trial, key, rows)
     if problem:
         return fail("tables_ok", bad, problem)
     out["tables_ok"] = True
