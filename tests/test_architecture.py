@@ -23,7 +23,7 @@ LAYERS = {
     "domain": ("trialkit.randomise", "trialkit.factorial", "trialkit.mrt", "trialkit.adaptive",
                "trialkit.bayes"),
     "service": ("trialkit.service",),
-    "interfaces": ("trialkit.cli", "trialkit.__main__", "trialkit"),
+    "interfaces": ("trialkit.cli", "trialkit.server", "trialkit.__main__", "trialkit"),
 }
 RANK = {name: i for i, name in enumerate(LAYERS)}
 # Domain packages stand side by side; the only one another builds on: the Bayesian analysis uses

@@ -164,58 +164,73 @@ def _guarded(registry: Registry, name: str, call: Callable[[Any], Any]) -> Any:
         raise
 
 
-def _routes(app: FastAPI, registry: Registry) -> None:  # noqa: C901 - one closure per route
+class _Api:
+    """Give every route token checks, reads on this thread's trial and group-committed writes."""
+
     auth = Header(default=None, alias="Authorization", include_in_schema=False)
 
-    def allowed(header: str | None, action: str, trial: str | None) -> tokens.Token:
-        token = registry.principal(header)
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    def allowed(self, header: str | None, action: str, trial: str | None) -> tokens.Token:
+        """Return the caller's token if it may take ``action`` on ``trial``."""
+        token = self.registry.principal(header)
         tokens.allow(token, action, trial)
         return token
 
-    async def allowed_async(header: str | None, action: str, trial: str) -> tokens.Token:
-        token = registry.cached_principal(header)
+    async def allowed_async(self, header: str | None, action: str, trial: str) -> tokens.Token:
+        """Return the caller's token if it may take ``action`` (a look-up off the event loop)."""
+        token = self.registry.cached_principal(header)
         if token is None:  # a database look-up: off the event loop
-            token = await run_in_threadpool(registry.principal, header)
+            token = await run_in_threadpool(self.registry.principal, header)
         tokens.allow(token, action, trial)
         return token
 
-    async def write(trial: str, call: Callable[[Any], Any], status: int = 200) -> JSONResponse:
-        writer = await run_in_threadpool(registry.writer, trial)
+    async def write(self, trial: str, call: Callable[[Any], Any],
+                    status: int = 200) -> JSONResponse:
+        """Run ``call(trial)`` in the trial's next group commit; return its JSON."""
+        writer = await run_in_threadpool(self.registry.writer, trial)
         return JSONResponse(await asyncio.wrap_future(writer.submit(call)), status_code=status)
 
-    def read(trial: str, call: Callable[[Any], Any]) -> JSONResponse:
-        return JSONResponse(_guarded(registry, trial, call))
+    def read(self, trial: str, call: Callable[[Any], Any]) -> JSONResponse:
+        """Run ``call(trial)`` on this thread's trial; return its JSON."""
+        return JSONResponse(_guarded(self.registry, trial, call))
 
-    @app.get("/healthz")
-    def healthz() -> JSONResponse:
-        """Liveness: the server answers and its store is reachable."""
-        registry.store().trial_names()
-        return JSONResponse({"ok": True, "version": __version__})
+
+def _routes(app: FastAPI, registry: Registry) -> None:
+    api = _Api(registry)
+    _write_routes(app, api)
+    _read_routes(app, api)
+    _token_routes(app, api)
+
+
+def _write_routes(app: FastAPI, api: _Api) -> None:
+    auth = api.auth
 
     @app.post("/v1/trials", status_code=201)
     def create(body: NewTrial, authorization: str | None = auth) -> JSONResponse:
         """Create a trial from a design file's text (server-wide admin token)."""
         from trialkit.server.actions import create_trial
 
-        token = allowed(authorization, "create", None)
-        return JSONResponse(create_trial(registry, body.design, body.name, token.principal()),
+        token = api.allowed(authorization, "create", None)
+        return JSONResponse(create_trial(api.registry, body.design, body.name, token.principal()),
                             status_code=201)
 
     @app.post("/v1/trials/{trial}/participants")
     async def enrol(trial: str, body: Enrolment,
                     authorization: str | None = auth) -> JSONResponse:
         """Enrol one participant (coordinator); repeating returns the original allocation."""
-        token = await allowed_async(authorization, "enrol", trial)
+        token = await api.allowed_async(authorization, "enrol", trial)
         tokens.allow_strata(token, body.stratum)
-        return await write(trial, lambda t: t.enrol(body.participant, body.stratum,
+        return await api.write(trial, lambda t: t.enrol(body.participant, body.stratum,
                                                     token.principal()))
 
     @app.get("/v1/trials/{trial}/participants/{participant}")
     def participant(trial: str, participant: str,
                     authorization: str | None = auth) -> JSONResponse:
         """One of the coordinator's participants, as enrolment returned it."""
-        token = allowed(authorization, "participant", trial)
-        result = _guarded(registry, trial, lambda t: t.participant(participant))
+        token = api.allowed(authorization, "participant", trial)
+        result = _guarded(api.registry, trial, lambda t: t.participant(participant))
         tokens.allow_strata(token, result["stratum"])
         return JSONResponse(result)
 
@@ -223,10 +238,10 @@ def _routes(app: FastAPI, registry: Registry) -> None:  # noqa: C901 - one closu
     async def decide(trial: str, body: Decision | list[Decision] = Body(...),
                      authorization: str | None = auth) -> JSONResponse:
         """Decide one decision point, or a list of them in one transaction (app)."""
-        token = await allowed_async(authorization, "decide", trial)
+        token = await api.allowed_async(authorization, "decide", trial)
         rows = body if isinstance(body, list) else [body]
         single = not isinstance(body, list)
-        return await write(trial, lambda t: _one_or_all(t.decide_many(
+        return await api.write(trial, lambda t: _one_or_all(t.decide_many(
             [(d.participant, d.decision_point, d.available, d.reason) for d in rows],
             token.principal()), single))
 
@@ -234,88 +249,102 @@ def _routes(app: FastAPI, registry: Registry) -> None:  # noqa: C901 - one closu
     async def mark_error(trial: str, body: Reasoned,
                          authorization: str | None = auth) -> JSONResponse:
         """Flag one of the coordinator's enrolments as made in error."""
-        token = await allowed_async(authorization, "mark_error", trial)
+        token = await api.allowed_async(authorization, "mark_error", trial)
 
         def call(t: Any) -> dict[str, Any]:
             tokens.allow_strata(token, t.participant(body.participant)["stratum"])
             return t.mark_error(body.participant, body.reason, token.principal())
 
-        return await write(trial, call)
+        return await api.write(trial, call)
 
     @app.post("/v1/trials/{trial}/unblind")
     async def unblind(trial: str, body: Reasoned,
                       authorization: str | None = auth) -> JSONResponse:
         """Reveal one participant's allocation, with a reason (unblinder)."""
-        token = await allowed_async(authorization, "unblind", trial)
-        return await write(trial, lambda t: t.unblind(body.participant, body.reason,
+        token = await api.allowed_async(authorization, "unblind", trial)
+        return await api.write(trial, lambda t: t.unblind(body.participant, body.reason,
                                                       user=token.principal()))
+
+
+def _read_routes(app: FastAPI, api: _Api) -> None:
+    auth = api.auth
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        """Liveness: the server answers and its store is reachable."""
+        api.registry.store().trial_names()
+        return JSONResponse({"ok": True, "version": __version__})
 
     @app.get("/v1/trials/{trial}/status")
     def status(trial: str, authorization: str | None = auth) -> JSONResponse:
         """Return counts, CONSORT counts and predictability (statistician)."""
-        allowed(authorization, "status", trial)
-        return read(trial, lambda t: t.status())
+        api.allowed(authorization, "status", trial)
+        return api.read(trial, lambda t: t.status())
 
     @app.get("/v1/trials/{trial}/export")
     def export(trial: str, format: str = Query("csv"),
                authorization: str | None = auth) -> Response:
         """Analysis-ready rows as csv, json or parquet (statistician; a blinded trial's codes)."""
-        allowed(authorization, "export", trial)
+        api.allowed(authorization, "export", trial)
         if format not in FORMATS:
             raise InvalidInput(f"format {format[:40]!r} is unknown — use one of: "
                                f"{', '.join(FORMATS)}", param="format")
-        data = _guarded(registry, trial, lambda t: render_rows(t.export(), format,
+        data = _guarded(api.registry, trial, lambda t: render_rows(t.export(), format,
                                                                t.export_columns()))
         return Response(data, media_type=MEDIA_TYPES[format])
 
     @app.get("/v1/trials/{trial}/verify")
     def verify(trial: str, authorization: str | None = auth) -> JSONResponse:
         """Verify everything with the key (auditor)."""
-        allowed(authorization, "verify", trial)
-        return read(trial, lambda t: t.verify())
+        api.allowed(authorization, "verify", trial)
+        return api.read(trial, lambda t: t.verify())
 
     @app.post("/v1/trials/{trial}/verify")
     def verify_receipts(trial: str, body: Receipts,
                         authorization: str | None = auth) -> JSONResponse:
         """Verify everything with the key, and that the store still holds these receipts."""
-        allowed(authorization, "verify", trial)
-        return read(trial, lambda t: t.verify(receipts=body.receipts))
+        api.allowed(authorization, "verify", trial)
+        return api.read(trial, lambda t: t.verify(receipts=body.receipts))
 
     @app.get("/v1/trials/{trial}/checkpoint")
     def checkpoint(trial: str, authorization: str | None = auth) -> JSONResponse:
         """Return a receipt for the current chain head (auditor)."""
-        allowed(authorization, "checkpoint", trial)
-        return read(trial, lambda t: t.checkpoint())
+        api.allowed(authorization, "checkpoint", trial)
+        return api.read(trial, lambda t: t.checkpoint())
 
     @app.get("/v1/trials/{trial}/audit")
     def audit(trial: str, authorization: str | None = auth) -> JSONResponse:
         """Return the audit log (auditor)."""
-        allowed(authorization, "audit", trial)
-        return read(trial, lambda t: t.audit_log())
+        api.allowed(authorization, "audit", trial)
+        return api.read(trial, lambda t: t.audit_log())
 
     @app.post("/v1/trials/{trial}/upgrade")
     def upgrade(trial: str, authorization: str | None = auth) -> JSONResponse:
         """Convert a trial created by trialkit 0.1 to the keyed audit chain (admin)."""
-        token = allowed(authorization, "upgrade", trial)
-        return read(trial, lambda t: t.upgrade(user=token.principal()))
+        token = api.allowed(authorization, "upgrade", trial)
+        return api.read(trial, lambda t: t.upgrade(user=token.principal()))
+
+
+def _token_routes(app: FastAPI, api: _Api) -> None:
+    auth = api.auth
 
     @app.post("/v1/trials/{trial}/tokens", status_code=201)
     async def create_token(trial: str, body: NewToken,
                            authorization: str | None = auth) -> JSONResponse:
         """Make an access token for the trial; its string is shown once (admin)."""
-        token = await allowed_async(authorization, "tokens", trial)
-        return await write(trial, lambda t: t.create_token(
+        token = await api.allowed_async(authorization, "tokens", trial)
+        return await api.write(trial, lambda t: t.create_token(
             body.role, body.sites, body.expires_days, token.principal()), status=201)
 
     @app.get("/v1/trials/{trial}/tokens")
     def list_tokens(trial: str, authorization: str | None = auth) -> JSONResponse:
         """List the trial's tokens, without secrets (admin)."""
-        allowed(authorization, "tokens", trial)
-        return read(trial, lambda t: t.tokens())
+        api.allowed(authorization, "tokens", trial)
+        return api.read(trial, lambda t: t.tokens())
 
     @app.delete("/v1/trials/{trial}/tokens/{token_id}")
     async def revoke_token(trial: str, token_id: str,
                            authorization: str | None = auth) -> JSONResponse:
         """Revoke one of the trial's tokens (admin)."""
-        token = await allowed_async(authorization, "tokens", trial)
-        return await write(trial, lambda t: t.revoke_token(token_id, token.principal()))
+        token = await api.allowed_async(authorization, "tokens", trial)
+        return await api.write(trial, lambda t: t.revoke_token(token_id, token.principal()))
