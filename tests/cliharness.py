@@ -15,7 +15,8 @@ from trialkit.service.trial import Trial
 
 ROLE = {"enrol": "coordinator", "mark-error": "coordinator", "decide": "app",
         "status": "statistician", "export": "statistician", "unblind": "unblinder",
-        "verify": "auditor", "checkpoint": "auditor", "upgrade": "admin"}
+        "verify": "auditor", "checkpoint": "auditor", "upgrade": "admin", "outcome": "app",
+        "interim": "statistician"}
 LOCAL_ONLY = {"--db", "--lock-timeout"}
 
 

@@ -270,21 +270,25 @@ def test_out_refuses_an_unknown_extension(run, designs_dir, tmp_path):
     assert result.exit_code == 2 and "not a figure file" in result.output
 
 
-def test_trial_create_of_adaptive_design_says_its_rules_are_not_live(run, designs_dir, tmp_path):
-    """An adaptive design's [looks]/[allocation]/[stopping] are not silently ignored live."""
+def test_trial_create_of_adaptive_design_runs_its_rules_live_or_says_it_does_not(
+        run, designs_dir, tmp_path):
+    """An adaptive design runs live adaptively; with a fixed method the create output says so."""
     db = f"sqlite:///{tmp_path / 't.db'}"
     result = run("trial", "create", designs_dir / "three-arm-adaptive.toml", "--db", db,
                  "--key-file", tmp_path / "t.key", "--format", "json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
+    assert out["method"] == "adaptive" and "notes" not in out
+    assert "Note:" not in result.stderr
+    fixed = tmp_path / "fixed.toml"
+    fixed.write_text((designs_dir / "three-arm-adaptive.toml").read_text().replace(
+        'name = "three_arm_adaptive"', 'name = "fixed"') + '\n[randomisation]\nmethod = "blocks"\n')
+    result = run("trial", "create", fixed, "--db", db, "--key-file", tmp_path / "f.key",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
     assert len(out["notes"]) == 1
-    assert "[allocation] and [stopping]" in out["notes"][0]
-    assert "not applied live" in out["notes"][0]
+    assert "[allocation] and [stopping] rules are not applied live" in out["notes"][0]
     assert "Note: the live trial allocates by fixed blocks" in result.stderr
-    status = run("trial", "status", "three_arm_adaptive", "--db", db, "--format", "json")
+    status = run("trial", "status", "fixed", "--db", db, "--format", "json")
     assert json.loads(status.stdout)["notes"] == out["notes"]
-    factorial = run("trial", "create", designs_dir / "app-components-factorial.toml", "--db", db,
-                    "--key-file", tmp_path / "f.key", "--format", "json")
-    assert factorial.exit_code == 0, factorial.output
-    assert "notes" not in json.loads(factorial.stdout)
-    assert "Note:" not in factorial.stderr

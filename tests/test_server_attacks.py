@@ -106,7 +106,10 @@ def test_kill_9_under_load_loses_nothing_a_client_received(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    Trial.create(root / "designs" / "three-arm-adaptive.toml", db, key_file=key).close()
+    fixed = tmp_path / "three_arm_adaptive.toml"  # fixed blocks: no cap before a first look
+    fixed.write_text((root / "designs" / "three-arm-adaptive.toml").read_text()
+                     + '\n[randomisation]\nmethod = "blocks"\n')
+    Trial.create(fixed, db, key_file=key).close()
     Trial.create(root / "designs" / "checkin-prompts-mrt.toml", db,
                  key_file=str(tmp_path / "m.key")).close()
     with Trial.open(db, "three_arm_adaptive") as t:

@@ -64,9 +64,9 @@ def rehearsal_outcomes(design, table, *, seed: int, scenario: str | None = None,
         Name of the outcome column.
     """
     spec = setup_trial(design, scenario)
-    if outcome in table.columns:
-        raise DataError(f"the table already has a column {outcome!r} — rehearsal outcomes are "
-                        "added to an allocation export without outcomes")
+    if outcome in table.columns and table[outcome].notna().any():
+        raise DataError(f"the table already has outcomes in column {outcome!r} — rehearsal "
+                        "outcomes are added to an allocation export without outcomes")
     arm = _arms(spec, table)
     rng = replicate_rngs(seed, 0, 1)[0]
     truth = np.asarray(spec.true_values)[arm]

@@ -59,3 +59,41 @@ def results_figure(results, selection: str | None = None, preferences=None) -> A
     fig.suptitle(f"{spec.design_name} — scenario {spec.scenario} ({results.n_rep} trials)")
     fig.tight_layout()
     return fig
+
+
+def looks_figure(looks: list[dict[str, Any]], arms: list[str],
+                 start_probs: list[float]) -> Any:
+    """Return a figure of a live trial's interim analyses: probabilities and P(best) per look.
+
+    Parameters
+    ----------
+    looks : list of dict
+        The interim results in order (``Trial.looks()``): ``look``,
+        ``participants_with_outcomes``, ``arms`` (with ``p_best``) and ``probabilities``.
+    arms : list of str
+        The arm names.
+    start_probs : list of float
+        The allocation probabilities before the first look.
+    """
+    from trialkit.plotting import pyplot
+
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    xs = list(range(len(looks) + 1))
+    for j, arm in enumerate(arms):
+        probs = [start_probs[j]] + [lk["probabilities"][j] if lk["probabilities"] else np.nan
+                                    for lk in looks]
+        left.plot(xs, probs, marker="o", label=arm)
+        best = [np.nan if lk["arms"][j]["p_best"] is None else lk["arms"][j]["p_best"]
+                for lk in looks]
+        right.plot(xs[1:], best, marker="o", label=arm)
+    left.set(title="Allocation probabilities after each look (0: start)", xlabel="look",
+             ylabel="probability", ylim=(0, 1))
+    right.set(title="P(best) at each look", xlabel="look", ylabel="P(best)", ylim=(0, 1))
+    for ax in (left, right):
+        ax.set_xticks(xs)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

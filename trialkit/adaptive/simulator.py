@@ -37,6 +37,7 @@ from trialkit.adaptive.look import (
 )
 from trialkit.adaptive.spec import TrialSpec
 from trialkit.engine.runner import memory_batch, replicate_rngs
+from trialkit.stats import arms_from_uniforms
 
 __all__ = ["ACTIVE", "ARM_STATUS", "CONTROL", "EQUIVALENT", "FINAL_STATUS", "FUTILE", "INFERIOR",
            "SUPERIOR", "block_size", "simulate_range"]
@@ -106,10 +107,7 @@ def randomise_patients(b: Block, look: int, rows: np.ndarray) -> None:
     r1 = spec.randomised_at_looks[look]
     b.alloc_hist[rows, look] = b.alloc[rows]
     if r1 > r0:
-        cum = np.cumsum(b.alloc[rows], axis=1)
-        cum = cum / cum[:, -1:]
-        new = (b.u_alloc[rows, r0:r1, None] >= cum[:, None, :]).sum(axis=2)
-        new = np.minimum(new, spec.n_arms - 1)
+        new = arms_from_uniforms(b.u_alloc[rows, r0:r1], b.alloc[rows])
         b.arm_of[rows, r0:r1] = new
         drift = spec.trend * np.arange(r0, r1) / max(spec.max_n - 1, 1)
         base = np.asarray(spec.true_values, dtype=float)[new] + drift

@@ -239,20 +239,138 @@ def read_bulk(text: str) -> list[tuple]:
 
 @trial.command()
 @click.argument("name")
+@click.argument("participant", required=False)
+@click.option("--value", default=None, metavar="V",
+              help="The outcome: 0 or 1 for a binary outcome, a finite number otherwise.")
+@click.option("--observed-at", "observed_at", default=None, metavar="TIME",
+              help="When it was observed (ISO 8601 date or time; default: not recorded).")
+@click.option("--reason", default=None,
+              help="Why an outcome already recorded is corrected (needed for a correction).")
+@click.option("--bulk", is_flag=True,
+              help="Read outcomes as CSV from stdin: participant,value[,observed_at][,reason]; "
+                   "all are recorded, or none if one is refused.")
 @store_options
+@_key_option()
+@user_option
 @format_option
-def status(name, db, lock_timeout, server, token, fmt) -> None:
+def outcome(name, participant, value, observed_at, reason, bulk, db, lock_timeout, server, token,
+            key_file, user, fmt) -> None:
+    """Record a participant's outcome in an adaptive trial (once; corrections need --reason).
+
+    Outcomes feed the interim analyses. Unknown participants, participants marked in error and
+    values of the wrong type are refused with nothing written. JSON keys: participant, value,
+    observed_at, recorded_at, corrected, receipt.
+
+    \b
+    Example:
+      trialkit trial outcome three_arm_adaptive P001 --value 1 --observed-at 2026-03-01 \
+        --db sqlite:///trial.db
+      printf 'participant,value\nP002,0\nP003,1\n' | \
+        trialkit trial outcome three_arm_adaptive --bulk --db sqlite:///trial.db
+    """
+    from trialkit.errors import InvalidInput
+
+    if bulk:
+        if participant or value is not None or observed_at or reason:
+            raise InvalidInput("--bulk reads everything from stdin — drop PARTICIPANT, --value, "
+                               "--observed-at and --reason")
+        items = read_outcomes(sys.stdin.read())
+        with _open(db, name, key_file, user, lock_timeout, server, token) as t:
+            emit({"outcomes": t.record_outcomes(items)}, fmt, primary="outcomes")
+        return
+    if not participant or value is None:
+        raise InvalidInput("give PARTICIPANT and --value V (or --bulk with CSV on stdin)")
+    with _open(db, name, key_file, user, lock_timeout, server, token) as t:
+        emit(t.record_outcome(participant, value, observed_at, reason), fmt)
+
+
+def read_outcomes(text: str) -> list[dict]:
+    """Outcomes from bulk CSV text (``participant,value[,observed_at][,reason]`` with a header)."""
+    import csv
+    import io
+
+    from trialkit.errors import InvalidInput
+
+    reader = csv.DictReader(io.StringIO(text))
+    columns = reader.fieldnames or []
+    allowed = ("participant", "value", "observed_at", "reason")
+    if "participant" not in columns or "value" not in columns or \
+            any(c not in allowed for c in columns):
+        raise InvalidInput("bulk outcomes need a header with participant and value (and "
+                           "optionally observed_at, reason) — got: "
+                           f"{', '.join(columns)[:80] or 'nothing'}")
+    items = [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
+    if not items:
+        raise InvalidInput("no outcome rows on stdin — give one row per outcome after the header")
+    return items
+
+
+@trial.command()
+@click.argument("name")
+@store_options
+@_key_option()
+@user_option
+@format_option
+def interim(name, db, lock_timeout, server, token, key_file, user, fmt) -> None:
+    """Run the next interim analysis of an adaptive trial (when it is due) and apply it.
+
+    The analysis is the simulator's own look on every outcome recorded so far: per-arm data,
+    P(best), P(better than the control), arms dropped, whether and why the trial stops, and
+    the new allocation probabilities. It is logged in the audit trail; a look not yet due is
+    refused with the number of outcomes it needs.
+
+    \b
+    Example:
+      trialkit trial interim three_arm_adaptive --db sqlite:///trial.db --format json
+    """
+    with _open(db, name, key_file, user, lock_timeout, server, token) as t:
+        emit(t.interim(), fmt, primary="arms")
+
+
+@trial.command()
+@click.argument("name")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Adaptive trials: draw the allocation probabilities and P(best) over the "
+                   "interim analyses (.png, .pdf or .svg; a blinded trial needs --key-file).")
+@store_options
+@_key_option(help_text="The key file (only to plot the sealed interims of a blinded trial).")
+@format_option
+def status(name, plot, db, lock_timeout, server, token, key_file, fmt) -> None:
     """Return counts per arm/condition and stratum, imbalance, CONSORT counts and predictability.
 
     Blinded trials show no counts per arm. predictability.rate is the expected proportion of
-    allocations a coordinator who sees every allocation guesses correctly.
+    allocations a coordinator who sees every allocation guesses correctly. An adaptive trial's
+    status adds "adaptive": looks done, the probabilities in force, active and dropped arms, the
+    stopping state and what the next look needs.
 
     \b
     Example:
       trialkit trial status app_components_factorial --db sqlite:///trial.db
+      trialkit trial status three_arm_adaptive --plot looks.png --db sqlite:///trial.db
     """
-    with _open(db, name, lock_timeout=lock_timeout, server=server, token=token) as t:
-        emit(t.status(), fmt)
+    if plot:
+        from trialkit.cli._common import check_figure_path
+
+        check_figure_path(plot)
+    with _open(db, name, key_file if not server else None, lock_timeout=lock_timeout,
+               server=server, token=token) as t:
+        out = t.status()
+        if plot:
+            out["plot"] = _plot_looks(t, plot)
+        emit(out, fmt)
+
+
+def _plot_looks(t, path: str) -> str:
+    from trialkit.adaptive.plots import looks_figure
+    from trialkit.cli._common import write_figure
+    from trialkit.errors import InvalidInput
+
+    info = t.status().get("adaptive")
+    if info is None:
+        raise InvalidInput(f"trial {t.name!r} has no interim analyses to plot — --plot is for "
+                           "adaptive trials", param="plot")
+    start = info["start_probabilities"]
+    return write_figure(looks_figure(t.looks(), list(start), list(start.values())), path)
 
 
 EXPORT_FORMATS = ("csv", "parquet", "json")

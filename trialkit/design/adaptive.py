@@ -434,7 +434,7 @@ def read_adaptive(root: Section, source: DesignSource) -> AdaptiveDesign:
         stopping=_read_stopping(root, control, len(looks.data)),
         posterior=_read_posterior(root, arms, control),
         scenarios=_read_scenarios(root, outcome.type, len(arms)),
-        randomisation=read_randomisation(root, len(arms), "arms"),
+        randomisation=read_randomisation(root, len(arms), "arms", adaptive=True),
     )
     root.done(extra_allowed=("kind",))
     return design

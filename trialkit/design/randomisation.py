@@ -55,12 +55,26 @@ class RandomisationSpec:
     blinded: bool = False
 
 
-def read_randomisation(root: Section, n_groups: int, group_word: str) -> RandomisationSpec | None:
-    """Read ``[randomisation]`` for a design with ``n_groups`` arms or conditions."""
+#: Settings of a fixed allocation, meaningless for response-adaptive allocation.
+_FIXED_ONLY = ("ratio", "block_sizes", "minimisation_factors", "weights", "imbalance",
+               "preferred_probability")
+
+
+def read_randomisation(root: Section, n_groups: int, group_word: str,
+                       adaptive: bool = False) -> RandomisationSpec | None:
+    """Read ``[randomisation]`` for a design with ``n_groups`` arms or conditions.
+
+    An adaptive design (``adaptive``) may also use ``method = "adaptive"``: response-adaptive
+    allocation from the probabilities its interim analyses set. That is what an adaptive design
+    without a ``[randomisation]`` section gets; the section's ``method`` defaults to ``blocks``.
+    """
     sec = root.section("randomisation")
     if sec is None:
         return None
-    method = sec.string("method", "blocks", choices=METHODS)
+    methods = (*METHODS, "adaptive") if adaptive else METHODS
+    method = sec.string("method", "blocks", choices=methods)
+    if method == "adaptive":
+        return _read_adaptive(sec, n_groups)
     ratio = sec.number_list("ratio", (1,) * n_groups, minimum=1, integer=True, length=n_groups)
     unit = sum(ratio)
     sizes = sec.number_list("block_sizes", (unit, 2 * unit), minimum=1, integer=True)
@@ -69,12 +83,7 @@ def read_randomisation(root: Section, n_groups: int, group_word: str) -> Randomi
             raise sec.error("block_sizes", size, f"is not a multiple of the ratio total {unit}",
                             f"use multiples of {unit} (the sum of the ratio over {group_word})")
     check_unique(sec, "block_sizes", [str(s) for s in sizes])
-    levels_sec = sec.section("strata")
-    levels: dict[str, tuple[str, ...]] = {}
-    if levels_sec is not None:
-        for name in list(levels_sec.data):
-            levels[name] = levels_sec.string_list(name)
-        levels_sec.done()
+    levels = _read_strata(sec)
     strata = tuple(levels)
     factors = sec.string_list("minimisation_factors", strata if method == "minimisation" else (),
                               choices=strata)
@@ -97,3 +106,28 @@ def read_randomisation(root: Section, n_groups: int, group_word: str) -> Randomi
     )
     sec.done()
     return spec
+
+
+def _read_adaptive(sec: Section, n_groups: int) -> RandomisationSpec:
+    for key in _FIXED_ONLY:
+        if sec.has(key):
+            raise sec.error(key, sec.data[key], "is not used by response-adaptive allocation",
+                            "remove it (the probabilities start from [[arms]] start_probability "
+                            "and change at every interim), or set method = \"blocks\", "
+                            "\"complete\" or \"minimisation\" for a fixed allocation")
+    levels = _read_strata(sec)
+    spec = RandomisationSpec(method="adaptive", ratio=(1,) * n_groups, strata=tuple(levels),
+                             strata_levels=levels, blinded=sec.boolean("blinded", False))
+    sec.done()
+    return spec
+
+
+def _read_strata(sec: Section) -> dict[str, tuple[str, ...]]:
+    """Read ``[randomisation.strata]``: each stratification factor and its allowed values."""
+    levels_sec = sec.section("strata")
+    levels: dict[str, tuple[str, ...]] = {}
+    if levels_sec is not None:
+        for name in list(levels_sec.data):
+            levels[name] = levels_sec.string_list(name)
+        levels_sec.done()
+    return levels

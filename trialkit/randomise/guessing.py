@@ -130,6 +130,12 @@ def allocation_guess_rate(cfg: Mapping[str, Any]) -> dict[str, Any]:
         basis = ("upper bound: an observer who knows every past allocation and the new "
                  "participant's factor levels guesses the arm minimising imbalance, given with "
                  "preferred_probability when it is unique")
+    elif method == "adaptive":
+        probs = cfg.get("probabilities") or cfg["start_probabilities"]
+        chance = rate = Fraction(max(probs)).limit_denominator(10**6)
+        basis = ("exact for the probabilities in force: response-adaptive allocation draws "
+                 "every allocation independently with them, so guessing the most probable arm "
+                 "is the best strategy; the rate changes at every interim")
     else:
         rate = chance
         basis = "exact: complete randomisation, every allocation independent of the past"

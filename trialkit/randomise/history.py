@@ -25,7 +25,7 @@ from trialkit.randomise._stream import KeyedStream
 from trialkit.randomise.blocks import complete_draw, permuted_block
 from trialkit.randomise.minimisation import minimisation_choice
 
-METHODS = ("blocks", "complete", "minimisation")
+METHODS = ("blocks", "complete", "minimisation", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,9 @@ class AllocationRule:
 
     Attributes
     ----------
-    method : {"blocks", "complete", "minimisation"}
-        The allocation method.
+    method : {"blocks", "complete", "minimisation", "adaptive"}
+        The allocation method (``adaptive``: a keyed uniform against the allocation
+        probabilities in force, which interim analyses change).
     ratio : tuple of int
         Allocation ratio per arm.
     block_sizes : tuple of int
@@ -50,6 +51,8 @@ class AllocationRule:
         Minimisation's imbalance measure.
     preferred_probability : float
         Probability of the arm that minimises imbalance.
+    start_probs : tuple of float
+        ``adaptive`` only: the allocation probabilities before the first interim.
     """
 
     method: str
@@ -60,6 +63,7 @@ class AllocationRule:
     weights: tuple[float, ...] = ()
     imbalance: str = "range"
     preferred_probability: float = 0.8
+    start_probs: tuple[float, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> AllocationRule:
@@ -72,7 +76,9 @@ class AllocationRule:
                    minimisation_factors=tuple(cfg.get("minimisation_factors", ())),
                    weights=tuple(float(w) for w in cfg.get("weights", ())),
                    imbalance=cfg.get("imbalance", "range"),
-                   preferred_probability=float(cfg.get("preferred_probability", 0.8)))
+                   preferred_probability=float(cfg.get("preferred_probability", 0.8)),
+                   start_probs=tuple(float(p) for p in cfg.get("start_probabilities", ()))
+                   if cfg["method"] == "adaptive" else ())
 
     @property
     def n_arms(self) -> int:
@@ -144,18 +150,28 @@ class AllocationState:
         Per stratum index: enrolments so far, and block number and position of the last one.
     counts : tuple
         ``counts[f][level][arm]``: earlier participants at each level of minimisation factor ``f``.
+    probs : tuple of float
+        ``adaptive`` only: the allocation probabilities in force (all zero once stopped).
+    looks : int
+        ``adaptive`` only: interim analyses done.
+    stopped : int
+        ``adaptive`` only: 0 while the trial runs, else the code of why it stopped (1
+        superiority, 2 equivalence, 3 futility, 4 the last look was done).
     """
 
     sequence: int
     strata: tuple[tuple[int, int, int], ...]
     counts: tuple[tuple[tuple[int, ...], ...], ...]
+    probs: tuple[float, ...] = ()
+    looks: int = 0
+    stopped: int = 0
 
     @classmethod
     def initial(cls, rule: AllocationRule) -> AllocationState:
-        """Return the state before the first enrolment."""
+        """Return the state before the first enrolment (``adaptive``: the start probabilities)."""
         zero_arms = (0,) * rule.n_arms
         counts = tuple(tuple(zero_arms for _ in rule.strata[f]) for f in rule.minimisation_factors)
-        return cls(0, ((0, 0, 0),) * rule.n_strata, counts)
+        return cls(0, ((0, 0, 0),) * rule.n_strata, counts, rule.start_probs)
 
     def pack(self) -> bytes:
         """Fixed-length bytes (the length depends on the rule only, never on the history)."""
@@ -165,7 +181,10 @@ class AllocationState:
         for factor in self.counts:
             for level in factor:
                 values += level
-        return struct.pack(f">{len(values)}Q", *values)
+        data = struct.pack(f">{len(values)}Q", *values)
+        if self.probs:
+            data += struct.pack(f">2Q{len(self.probs)}d", self.looks, self.stopped, *self.probs)
+        return data
 
     @classmethod
     def unpack(cls, data: bytes, rule: AllocationRule) -> AllocationState:
@@ -185,7 +204,10 @@ class AllocationState:
                 levels.append(tuple(values[pos:pos + rule.n_arms]))
                 pos += rule.n_arms
             counts.append(tuple(levels))
-        return cls(values[0], tuple(strata), tuple(counts))
+        if rule.method != "adaptive":
+            return cls(values[0], tuple(strata), tuple(counts))
+        looks, stopped, *probs = struct.unpack(f">2Q{rule.n_arms}d", data[8 * pos:])
+        return cls(values[0], tuple(strata), tuple(counts), tuple(probs), looks, stopped)
 
 
 def next_allocation(rule: AllocationRule, key: bytes, trial: str, state: AllocationState,
@@ -210,6 +232,8 @@ def next_allocation(rule: AllocationRule, key: bytes, trial: str, state: Allocat
     elif rule.method == "complete":
         arm, u = complete_draw(key, trial, sequence, rule.ratio)
         detail = {"u": u}
+    elif rule.method == "adaptive":
+        arm, detail = _adaptive_draw(key, trial, sequence, state)
     else:
         arm, detail = _minimise(rule, key, trial, sequence, state, strata)
     return Allocation(arm, sequence, label, n_in_stratum + 1, detail)
@@ -223,6 +247,20 @@ def _block(key: bytes, trial: str, stratum: str, block_no: int, sizes: tuple[int
     Successive enrolments of a stratum use the same block.
     """
     return permuted_block(key, trial, stratum, block_no, sizes, ratio)
+
+
+def _adaptive_draw(key: bytes, trial: str, sequence: int,
+                   state: AllocationState) -> tuple[int, dict[str, Any]]:
+    """Draw an arm with the probabilities in force (the simulator's rule, a keyed uniform)."""
+    import numpy as np
+
+    from trialkit.stats import arms_from_uniforms
+
+    if state.stopped or not any(state.probs):
+        raise ValueError("the trial has stopped: nothing is allocated any more")
+    u = KeyedStream(key, "adaptive", trial, sequence).uniform()
+    arm = int(arms_from_uniforms(u, np.asarray(state.probs))[0])
+    return arm, {"u": u, "probabilities": list(state.probs), "look": state.looks}
 
 
 def _minimise(rule: AllocationRule, key: bytes, trial: str, sequence: int,

@@ -69,6 +69,16 @@ class Decision(Strict):
     reason: str | None = None
 
 
+class Outcome(Strict):
+    """Record one participant's outcome (a correction needs a reason)."""
+
+    participant: str
+    #: 0/1 for a binary outcome, a finite number otherwise (its decimal text is accepted too).
+    value: float | str
+    observed_at: str | None = None
+    reason: str | None = None
+
+
 class Reasoned(Strict):
     """An action on one participant that needs a reason (unblind, mark in error)."""
 
@@ -200,6 +210,7 @@ class _Api:
 def _routes(app: FastAPI, registry: Registry) -> None:
     api = _Api(registry)
     _write_routes(app, api)
+    _adaptive_routes(app, api)
     _read_routes(app, api)
     _token_routes(app, api)
 
@@ -264,6 +275,39 @@ def _write_routes(app: FastAPI, api: _Api) -> None:
         token = await api.allowed_async(authorization, "unblind", trial)
         return await api.write(trial, lambda t: t.unblind(body.participant, body.reason,
                                                       user=token.principal()))
+
+
+def _adaptive_routes(app: FastAPI, api: _Api) -> None:
+    auth = api.auth
+
+    @app.post("/v1/trials/{trial}/outcomes")
+    async def outcomes(trial: str, body: Outcome | list[Outcome] = Body(...),
+                       authorization: str | None = auth) -> JSONResponse:
+        """Record outcomes (app, or a coordinator for its own participants), all or none."""
+        token = await api.allowed_async(authorization, "outcome", trial)
+        items = body if isinstance(body, list) else [body]
+        single = not isinstance(body, list)
+
+        def call(t: Any) -> Any:
+            if token.site_limits:
+                for item in items:
+                    tokens.allow_strata(token, t.participant(item.participant)["stratum"])
+            return _one_or_all(t.record_outcomes([i.model_dump() for i in items],
+                                                 token.principal()), single)
+
+        return await api.write(trial, call)
+
+    @app.post("/v1/trials/{trial}/interim")
+    async def interim(trial: str, authorization: str | None = auth) -> JSONResponse:
+        """Run the next interim analysis when it is due, and apply it (statistician)."""
+        token = await api.allowed_async(authorization, "interim", trial)
+        return await api.write(trial, lambda t: t.interim(token.principal()))
+
+    @app.get("/v1/trials/{trial}/looks")
+    def looks(trial: str, authorization: str | None = auth) -> JSONResponse:
+        """Return every interim analysis so far (statistician, auditor)."""
+        api.allowed(authorization, "looks", trial)
+        return api.read(trial, lambda t: t.looks())
 
 
 def _read_routes(app: FastAPI, api: _Api) -> None:

@@ -157,6 +157,27 @@ class RemoteTrial:
                  "reason": r} for p, dp, a, r in rows]
         return self._call("POST", "/decisions", body)
 
+    def record_outcome(self, participant: Any, value: Any, observed_at: Any = None,
+                       reason: str | None = None, user: str | None = None) -> dict[str, Any]:
+        """Record one outcome."""
+        return self.record_outcomes([{"participant": participant, "value": value,
+                                      "observed_at": observed_at, "reason": reason}])[0]
+
+    def record_outcomes(self, items: Iterable[Mapping[str, Any]],
+                        user: str | None = None) -> list[dict[str, Any]]:
+        """Record many outcomes in one transaction (all or none)."""
+        body = [{"participant": str(i.get("participant")), "value": _value(i.get("value")),
+                 "observed_at": i.get("observed_at"), "reason": i.get("reason")} for i in items]
+        return self._call("POST", "/outcomes", body)
+
+    def interim(self, user: str | None = None) -> dict[str, Any]:
+        """Run the next interim analysis."""
+        return self._call("POST", "/interim")
+
+    def looks(self, key_file: str | None = None) -> list[dict[str, Any]]:
+        """Return every interim analysis so far."""
+        return self._call("GET", "/looks")
+
     def mark_error(self, participant: Any, reason: str, user: str | None = None) -> dict:
         """Flag an enrolment as made in error."""
         return self._call("POST", "/mark-error", {"participant": str(participant),
@@ -231,3 +252,10 @@ def _number(value: Any) -> Any:
 
 
 __all__ = ["Connection", "RemoteTrial", "create_remote"]
+
+
+def _value(value: Any) -> Any:
+    """Return an outcome value as sent: a number when it is one, else its text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return None if value is None else str(value)

@@ -31,10 +31,13 @@ _RECEIPT = re.compile(r"tk1:([A-Za-z0-9][A-Za-z0-9_.\-]{0,99}):([0-9]{1,12}):([0
                       r"([0-9a-f]{24})")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+
+
 def canonical(payload: Any) -> str:
     """Canonical JSON text (sorted keys, no spaces) of ``payload``."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return _CANONICAL.encode(payload)
 
 
 @dataclass(frozen=True)

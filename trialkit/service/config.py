@@ -7,25 +7,11 @@ design file's exact text and SHA-256.
 
 from __future__ import annotations
 
-from fractions import Fraction
-from math import lcm
 from typing import Any
 
 from trialkit.design.randomisation import RandomisationSpec
 from trialkit.errors import InvalidInput
 from trialkit.service import identity
-
-
-def _ratio_from_probabilities(probs: list[float]) -> tuple[int, ...]:
-    fracs = [Fraction(p).limit_denominator(20) for p in probs]
-    den = lcm(*(f.denominator for f in fracs))
-    ints = [int(f * den) for f in fracs]
-    from math import gcd
-
-    g = 0
-    for i in ints:
-        g = gcd(g, i)
-    return tuple(i // g for i in ints)
 
 
 def _check_strata_names(design: Any, spec: RandomisationSpec) -> None:
@@ -103,9 +89,7 @@ def build_config(design: Any) -> dict[str, Any]:
         n_groups = len(groups)
         extra = {"start_probabilities": [float(a.start_probability) for a in design.arms]}
         if spec is None:
-            ratio = _ratio_from_probabilities(extra["start_probabilities"])
-            unit = sum(ratio)
-            spec = RandomisationSpec(ratio=ratio, block_sizes=(unit, 2 * unit))
+            spec = RandomisationSpec(method="adaptive", ratio=(1,) * n_groups)
     else:  # pragma: no cover - the loader knows only these kinds
         raise InvalidInput(f"design kind {kind!r} cannot be randomised — use a factorial, mrt "
                            "or adaptive design")
@@ -118,14 +102,15 @@ def build_config(design: Any) -> dict[str, Any]:
 def live_notes(config: dict[str, Any]) -> list[str]:
     """Say which parts of the design the live trial does not apply (empty when it applies all).
 
-    An adaptive design's interim looks, response-adaptive allocation and stopping rules are
-    simulated by ``trialkit simulate``; the live trial allocates with the fixed randomisation
-    of its ``[randomisation]`` section (by default blocks at the arms' start probabilities).
+    An adaptive design whose ``[randomisation]`` section chooses a fixed method (blocks, complete
+    or minimisation) is run live with that fixed allocation: its interim looks, response-adaptive
+    allocation and stopping rules are then simulated by ``trialkit simulate`` only.
     """
-    if config.get("kind") != "adaptive":
+    if config.get("kind") != "adaptive" or config.get("method") == "adaptive":
         return []
     ratio = ":".join(str(r) for r in config.get("ratio", ()))
-    return [f"the live trial allocates by fixed {config.get('method', 'blocks')} randomisation "
-            f"(ratio {ratio}); the design's [looks], [allocation] and [stopping] rules are not "
-            "applied live (response-adaptive allocation, interim looks and stopping are "
-            "simulated by 'trialkit simulate', not run by the live service yet)"]
+    return [f"the live trial allocates by fixed {config.get('method')} randomisation "
+            f"(ratio {ratio}) as its [randomisation] section asks; the design's [looks], "
+            "[allocation] and [stopping] rules are not applied live — remove the "
+            "[randomisation] method (or set method = \"adaptive\") to run interims, "
+            "response-adaptive allocation and stopping live"]

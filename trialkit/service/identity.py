@@ -9,6 +9,7 @@ Error messages quote at most the first 40 characters, escaped.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -118,11 +119,14 @@ def whole_number(value: Any, what: str, lo: int, hi: int, param: str | None = No
 def default_user() -> str:
     """Return the operating-system user name (recorded in the audit trail when no user is given)."""
     user = os.environ.get("TRIALKIT_USER") or os.environ.get("USER") or os.environ.get("LOGNAME")
-    if not user:
-        try:
-            import getpass
+    return user or _login_name()
 
-            user = getpass.getuser()
-        except Exception:
-            user = "unknown"
-    return user
+
+@functools.cache
+def _login_name() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

@@ -112,7 +112,7 @@ class TrialKey:
     def mac(self, purpose_key: bytes, *parts: object) -> str:
         """Hex HMAC-SHA256 of ``parts`` (joined unambiguously) under one of the sub-keys."""
         msg = "\x1f".join(str(p) for p in parts).encode("utf-8")
-        return hmac.new(purpose_key, msg, hashlib.sha256).hexdigest()
+        return hmac.digest(purpose_key, msg, "sha256").hex()
 
 
 # -- sealing: authenticated encryption with HMAC-SHA256 only (encrypt-then-MAC) -------------

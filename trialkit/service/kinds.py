@@ -10,7 +10,7 @@ trials decide decision points (:mod:`trialkit.service.mrt`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from trialkit.errors import InvalidInput
@@ -101,6 +101,19 @@ class TrialKind:
     def allocation_table(self, n_per_stratum: int, user: str | None) -> list[dict[str, Any]]:
         """Return a REDCap allocation table."""
         raise self.refuse("allocation_table")
+
+    def record_outcomes(self, items: Sequence[Mapping[str, Any]],
+                        user: str | None) -> list[dict[str, Any]]:
+        """Record outcomes."""
+        raise self.refuse("outcome")
+
+    def interim(self, user: str | None) -> dict[str, Any]:
+        """Run the next interim analysis."""
+        raise self.refuse("interim")
+
+    def looks(self, key: TrialKey | None) -> list[dict[str, Any]]:
+        """Return the interim analyses so far."""
+        raise self.refuse("looks")
 
     # -- reports -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

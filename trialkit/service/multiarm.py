@@ -97,8 +97,12 @@ class MultiArmKind(TrialKind):
         ordered = {name: given[name] for name in levels}
         return ordered, self.rule.stratum_label(ordered)
 
-    def result(self, record: ParticipantRecord, new: bool, receipt_text: str) -> dict[str, Any]:
-        """Return the enrolment result returned to the caller (the ``enrol`` JSON contract)."""
+    def result(self, record: ParticipantRecord, new: bool, receipt_text: str,
+               logged: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return the enrolment result returned to the caller (the ``enrol`` JSON contract).
+
+        ``logged`` is the enrolment's audit payload (a kind may report more of it).
+        """
         out: dict[str, Any] = {
             "trial": self.trial.name,
             "participant": record.participant,
@@ -113,8 +117,21 @@ class MultiArmKind(TrialKind):
             out.update(self.describe(record.arm))
         if record.error:
             out["marked_error"] = True
+        out.update(self.result_extra(record, logged or {}))
         out["receipt"] = receipt_text
         return out
+
+    def result_extra(self, record: ParticipantRecord,
+                     logged: Mapping[str, Any]) -> dict[str, Any]:
+        """Return more enrolment result fields from the audit payload (none here)."""
+        return {}
+
+    def allocation_extra(self, alloc: Allocation) -> dict[str, Any]:
+        """Return more fields for an enrolment's audit payload (none here)."""
+        return {}
+
+    def check_open(self, state: AllocationState) -> None:
+        """Refuse a new enrolment the trial's state does not allow (every one is allowed here)."""
 
     # -- enrolment ---------------------------------------------------------------------------
     def enrol(self, participant: Any, strata: Any, user: str | None) -> dict[str, Any]:
@@ -129,23 +146,26 @@ class MultiArmKind(TrialKind):
             if known is not None:
                 return self._repeat(known, strata, tx.key)
             state = tx.allocation_state()
+            self.check_open(state)
             alloc = next_allocation(self.rule, tx.key.secret, self.trial.name, state, strata)
             tx.state = advance(self.rule, state, strata, alloc)
-            record, row = self._store_allocation(tx, pid, strata, label, alloc)
+            record, row, payload = self._store_allocation(tx, pid, strata, label, alloc)
             tx.n_enrolled = alloc.sequence
-            return self.result(record, True, tx.receipt(row))
+            return self.result(record, True, tx.receipt(row), payload)
 
     def _store_allocation(self, tx: Any, pid: str, strata: dict[str, str], label: str,
-                          alloc: Allocation) -> tuple[ParticipantRecord, AuditRow]:
+                          alloc: Allocation
+                          ) -> tuple[ParticipantRecord, AuditRow, dict[str, Any]]:
         text = self.allocation_text(tx.key, pid, alloc.arm)
         at = utc_now()
-        row = tx.log("enrol", {"participant": pid, "sequence": alloc.sequence,
-                               "strata": strata, "allocation": text}, at)
+        payload = {"participant": pid, "sequence": alloc.sequence, "strata": strata,
+                   "allocation": text, **self.allocation_extra(alloc)}
+        row = tx.log("enrol", payload, at)
         record = ParticipantRecord(pid, alloc.sequence, label, canonical(strata),
                                    alloc.stratum_seq, None if self.blinded else alloc.arm, text,
                                    at, tx.who, 0, None, row.seq)
         self.store.insert_participant(self.trial.name, record)
-        return record, row
+        return record, row, payload
 
     def _checked_row(self, record: ParticipantRecord, key: TrialKey) -> AuditRow:
         """Return the audit row of an enrolment, checked with the key against the stored record."""
@@ -172,7 +192,7 @@ class MultiArmKind(TrialKind):
                            f"in stratum {known.stratum or '(none)'}, not {given} — a participant "
                            "is enrolled once; give the original stratum", param="strata")
         row = self._checked_row(known, key)
-        return self.result(known, False, receipt(key, row.seq, row.hash))
+        return self.result(known, False, receipt(key, row.seq, row.hash), row.data())
 
     def lookup(self, participant: Any) -> dict[str, Any]:
         """Return an enrolment as ``enrol`` returned it (``"new": false``); enrol nobody."""
@@ -298,18 +318,30 @@ class MultiArmKind(TrialKind):
         """Analysis-ready rows; a blinded trial's arms need the key and a reason (logged)."""
         if not (self.blinded and key_file):
             with self.store.snapshot():
-                return [self._export_row(r, None) for r in
+                ctx = self.export_context(None)
+                return [self._export_row(r, None, ctx) for r in
                         self.store.participants(self.trial.name)]
         why = identity.reason_text(reason, "reason for an unblinded export")
         self.trial.use_key(key_file)
         with self.trial.transaction(user) as tx:
             records = self.store.participants(self.trial.name)
-            rows = [self._export_row(r, tx.key) for r in records]
+            ctx = self.export_context(tx.key)
+            rows = [self._export_row(r, tx.key, ctx) for r in records]
             tx.log("unblind_export", {"reason": why, "participants": len(records),
                                       "through_sequence": records[-1].sequence if records else 0})
         return rows
 
-    def _export_row(self, record: ParticipantRecord, key: TrialKey | None) -> dict[str, Any]:
+    def export_context(self, key: TrialKey | None) -> dict[str, Any]:
+        """Read what every export row needs besides its participant (nothing here)."""
+        return {}
+
+    def export_extra(self, record: ParticipantRecord, arm: int | None,
+                     ctx: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a kind's further columns of one export row (none here)."""
+        return {}
+
+    def _export_row(self, record: ParticipantRecord, key: TrialKey | None,
+                    ctx: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"participant": record.participant, "sequence": record.sequence}
         if self.blinded:
             out["code"] = record.allocation
@@ -319,6 +351,7 @@ class MultiArmKind(TrialKind):
         out.update(stored_strata(record))
         out.update({"enrolled_at": record.enrolled_at, "marked_error": int(record.error),
                     "error_reason": record.error_reason})
+        out.update(self.export_extra(record, arm, ctx))
         return out
 
     # -- verification --------------------------------------------------------------------------

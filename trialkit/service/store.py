@@ -123,6 +123,22 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         )""",
         "CREATE INDEX audit_by_action ON audit (trial, action)",
     ]),
+    # Outcomes recorded in a live trial (one per participant, outcome and decision point).
+    ("0004_outcomes", [
+        """CREATE TABLE outcomes (
+            trial TEXT NOT NULL REFERENCES trials(name),
+            participant TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            point INTEGER NOT NULL,
+            value DOUBLE PRECISION NOT NULL,
+            observed_at TEXT,
+            recorded_at TEXT NOT NULL,
+            recorded_by TEXT NOT NULL,
+            corrections INTEGER NOT NULL,
+            audit_seq INTEGER NOT NULL,
+            PRIMARY KEY (trial, participant, outcome, point)
+        )""",
+    ]),
 ]
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -184,6 +200,21 @@ class DecisionRecord:
     decided_at: str
     decided_by: str
     audit_seq: int | None
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """The ``outcomes`` row of one outcome (``point`` 0 for an outcome per participant)."""
+
+    participant: str
+    outcome: str
+    point: int
+    value: float
+    observed_at: str | None
+    recorded_at: str
+    recorded_by: str
+    corrections: int
+    audit_seq: int
 
 
 @functools.cache
@@ -372,6 +403,11 @@ class Store:
                   f"VALUES (?, {_placeholders(ParticipantRecord)}, '{{}}')",
                   (trial, *astuple(record)))
 
+    def error_count(self, trial: str) -> int:
+        """Return how many enrolments of ``trial`` are marked in error."""
+        return int(self._rows("SELECT COUNT(*) FROM participants WHERE trial = ? AND error = 1",
+                              (trial,))[0][0])
+
     def set_error(self, trial: str, participant: str, reason: str) -> None:
         """Flag an enrolment as made in error."""
         self._run("UPDATE participants SET error = 1, error_reason = ? WHERE trial = ? AND "
@@ -406,6 +442,28 @@ class Store:
         """Record the audit row of a decision."""
         self._run("UPDATE decisions SET audit_seq = ? WHERE trial = ? AND participant = ? AND "
                   "decision_point = ?", (seq, trial, participant, point))
+
+    # -- outcomes -------------------------------------------------------------------------
+    def outcome(self, trial: str, participant: str, outcome: str,
+                point: int = 0) -> OutcomeRecord | None:
+        """Return one recorded outcome, or ``None``."""
+        rows = self._rows(f"SELECT {_columns(OutcomeRecord)} FROM outcomes WHERE trial = ? AND "
+                          "participant = ? AND outcome = ? AND point = ?",
+                          (trial, participant, outcome, point))
+        return OutcomeRecord(*rows[0]) if rows else None
+
+    def outcomes(self, trial: str) -> list[OutcomeRecord]:
+        """Return every recorded outcome of ``trial``, by participant."""
+        rows = self._rows(f"SELECT {_columns(OutcomeRecord)} FROM outcomes WHERE trial = ? "
+                          "ORDER BY participant, outcome, point", (trial,))
+        return [OutcomeRecord(*r) for r in rows]
+
+    def put_outcome(self, trial: str, record: OutcomeRecord) -> None:
+        """Insert an outcome, or replace it (a correction)."""
+        self._run("DELETE FROM outcomes WHERE trial = ? AND participant = ? AND outcome = ? AND "
+                  "point = ?", (trial, record.participant, record.outcome, record.point))
+        self._run(f"INSERT INTO outcomes (trial, {_columns(OutcomeRecord)}) VALUES "
+                  f"(?, {_placeholders(OutcomeRecord)})", (trial, *astuple(record)))
 
     # -- audit ----------------------------------------------------------------------------
     def audit_rows(self, trial: str, action: str | None = None) -> list[AuditRow]:

@@ -39,11 +39,11 @@ from trialkit.service.audit import canonical
 from trialkit.service.keys import TrialKey
 
 ROLES: dict[str, frozenset[str]] = {
-    "coordinator": frozenset({"enrol", "mark_error", "participant"}),
-    "app": frozenset({"decide"}),
-    "statistician": frozenset({"status", "export"}),
+    "coordinator": frozenset({"enrol", "mark_error", "participant", "outcome"}),
+    "app": frozenset({"decide", "outcome"}),
+    "statistician": frozenset({"status", "export", "interim", "looks"}),
     "unblinder": frozenset({"unblind"}),
-    "auditor": frozenset({"verify", "audit", "checkpoint"}),
+    "auditor": frozenset({"verify", "audit", "checkpoint", "looks"}),
     "admin": frozenset({"create", "tokens", "upgrade"}),
 }
 #: The pseudo trial name under which server-wide tokens are keyed (never a valid trial name).

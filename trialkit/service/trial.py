@@ -17,6 +17,7 @@ from typing import Any
 
 from trialkit.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Tampered
 from trialkit.service import identity, lifecycle, tokens
+from trialkit.service.adaptive import AdaptiveKind
 from trialkit.service.audit import check_row, receipt
 from trialkit.service.identity import default_user
 from trialkit.service.keys import TrialKey, key_check, read_key_file
@@ -36,6 +37,8 @@ def adapter_for(trial: Trial) -> TrialKind:
     if trial.kind not in KINDS:
         raise InvalidInput(f"trial {trial.name!r} is of kind {trial.kind!r}, which this trialkit "
                            "does not know — upgrade trialkit")
+    if trial.kind == "adaptive" and trial.config.get("method") == "adaptive":
+        return AdaptiveKind(trial)
     return KINDS[trial.kind](trial)
 
 
@@ -260,6 +263,41 @@ class Trial:
     def mark_error(self, participant: Any, reason: str, user: str | None = None) -> dict:
         """Flag an enrolment as made in error (with a reason); nothing is deleted."""
         return self.adapter.mark_error(participant, reason, user)
+
+    def record_outcome(self, participant: Any, value: Any, observed_at: Any = None,
+                       reason: str | None = None, user: str | None = None) -> dict[str, Any]:
+        """Record a participant's outcome (an adaptive trial); a correction needs ``reason``.
+
+        Binary outcomes are 0 or 1, continuous ones finite; ``observed_at`` is an ISO 8601 date
+        or time. Returns ``value``, ``observed_at``, ``recorded_at``, ``corrected`` and
+        ``receipt``.
+        """
+        return self.record_outcomes([{"participant": participant, "value": value,
+                                      "observed_at": observed_at, "reason": reason}], user)[0]
+
+    def record_outcomes(self, items: Iterable[Mapping[str, Any]],
+                        user: str | None = None) -> list[dict[str, Any]]:
+        """Record many outcomes in one transaction: all of them, or none if one is refused.
+
+        Each item has ``participant`` and ``value``, optionally ``observed_at`` and ``reason``.
+        """
+        return self.adapter.record_outcomes(list(items), user)
+
+    def interim(self, user: str | None = None) -> dict[str, Any]:
+        """Run the next interim analysis of an adaptive trial, if it is due; log it.
+
+        The analysis is the simulator's look (:func:`trialkit.adaptive.live.live_look`) on every
+        outcome recorded so far (participants marked in error left out). Its result — per-arm
+        data, P(best), P(better than the control), arms dropped, whether and why the trial
+        stopped, the new allocation probabilities — is returned with a receipt, and applied to
+        the enrolments that follow.
+        """
+        return self.adapter.interim(user)
+
+    def looks(self, key_file: str | None = None) -> list[dict[str, Any]]:
+        """Return every interim analysis so far (a blinded trial's need the key)."""
+        key = self.use_key(key_file) if key_file or self.config.get("blinded") else None
+        return self._retrying(lambda: self.adapter.looks(key))
 
     def unblind(self, participant: Any, reason: str, key_file: str | None = None,
                 user: str | None = None) -> dict:
