@@ -142,7 +142,6 @@ def test_adaptive_sandwich_equals_the_brute_force_stacked_sandwich(smoothing):
     version = np.broadcast_to(hist["version"], ex["avail"].shape)
     res = fit_marginal(sp, hist, version, hist["params"], hist["reward"], ex["avail"], 0.5, False)
     d, n_t, n = 3 * sp.n_features, 2, 12
-    big = d * d + d
     tk = []
     for k in range(1, n_t + 1):
         cols = hist["version"] < k

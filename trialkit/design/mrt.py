@@ -7,7 +7,6 @@ from typing import Any
 
 from trialkit.constants import TRAJECTORY_SHAPES as SHAPES
 from trialkit.design._reader import Section, identifier
-from trialkit.errors import MISSING
 from trialkit.design.base import DesignHeader, DesignSource, read_header
 from trialkit.design.policy import (
     ContextVariable,
@@ -17,6 +16,7 @@ from trialkit.design.policy import (
     read_policy,
 )
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
+from trialkit.errors import MISSING
 
 PROBABILITY_BY = ("constant", "decision_point", "day")
 

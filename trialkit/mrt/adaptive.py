@@ -5,7 +5,8 @@ the policy — the context trajectories (``[context.NAME]``), availability, one 
 for the action and the outcome noise — and then runs the policy version by version exactly as the
 live service would: probabilities from :func:`trialkit.mrt.policy.policy_probabilities`, actions
 ``1{u < π}``, and at every update the posterior of the whole history so far
-(:func:`trialkit.mrt.policy.policy_update`, its sufficient statistics summed period by period). All replicates of a batch go through each step together.
+(:func:`trialkit.mrt.policy.policy_update`, its sufficient statistics summed period by
+period). All replicates of a batch go through each step together.
 
 Outcome model. Continuous: ``Y = Σ_v γ_v s_v + A·(β_t + Σ_v δ_v s_v) + b_i + e_it`` with the
 effect trajectory ``β_t``, ``γ`` = ``context_baseline``, ``δ`` = ``context_effect`` (over all
@@ -33,7 +34,6 @@ from scipy import signal, stats
 from trialkit.engine import memory_batch, replicate_rngs, run_replicates
 from trialkit.errors import TrialkitError
 from trialkit.mrt.adaptive_variance import fit_marginal
-
 from trialkit.mrt.policy import (
     PolicyParams,
     policy_actions,
@@ -88,16 +88,14 @@ class AdaptiveMrtPower(Result):
 
 
 # -- inputs -------------------------------------------------------------------------------------
-def adaptive_inputs(design, null: bool = False) -> dict:
+def adaptive_inputs(design, inp: dict, null: bool = False) -> dict:
     """Per-decision-point inputs of the simulation of ``design`` (its policy's outcome).
 
-    With ``null`` every effect (trajectory and context moderation) is zero.
+    ``inp`` are the outcome's inputs (:func:`trialkit.mrt.planning.design_inputs`). With
+    ``null`` every effect (trajectory and context moderation) is zero.
     """
-    from trialkit.mrt.planning import design_inputs, design_outcome
-
     spec = design.policy
-    inp = design_inputs(design, spec.outcome)
-    out = design_outcome(design, spec.outcome)
+    out = next(o for o in design.outcomes if o.name == spec.outcome)
     names = [c.name for c in design.context]
     gamma = np.zeros(len(names))
     delta = np.zeros(len(names))
@@ -116,7 +114,7 @@ def adaptive_inputs(design, null: bool = False) -> dict:
 
 
 def true_effect(inputs: dict) -> float | None:
-    """The marginal excursion effect the analysis targets (``None``: not known in closed form)."""
+    """Return the marginal excursion effect the analysis targets (``None``: no closed form)."""
     tau, beta = inputs["availability"], inputs["effect"]
     if inputs["type"] == "binary":
         return float(beta[0]) if np.ptp(beta) == 0 else None
@@ -174,7 +172,7 @@ def _outcome(inputs: dict, ex: dict, a: np.ndarray, sl: slice) -> np.ndarray:
 
 
 def versions(n_points: int, update_every: int) -> np.ndarray:
-    """The policy version in force at each decision point (0 before the first update)."""
+    """Return the policy version in force at each decision point (0 before the first update)."""
     return np.arange(n_points) // update_every
 
 
@@ -191,7 +189,8 @@ def run_policy(spec, inputs: dict, ex: dict) -> dict:
     prob, act, rew = (np.zeros((r, n, n_points)) for _ in range(3))
     means, covs = [], []
     params = prior_params(spec, (r,))
-    gram, score = 0.0, 0.0
+    d = 3 * spec.n_features
+    gram, score = np.zeros((r, d, d)), np.zeros((r, d))
     for v in range(int(ver[-1]) + 1):
         lo, hi = v * spec.update_every, min((v + 1) * spec.update_every, n_points)
         if v > 0:   # the statistics of the history so far: those of the last period added
@@ -257,3 +256,94 @@ def adaptive_replicates(reps: range, *, seed: int, n_participants: int, spec, in
                        inputs["numerator_prob"], inputs["type"] == "binary")
     return {**res, **_probability_summary(hist["probability"], ex["avail"], spec),
             "regret": _regret(inputs, ex, hist, spec)}
+
+
+# -- the study -----------------------------------------------------------------------------------
+def _rates(out: dict, truth: float | None, alpha: float) -> dict[str, Any]:
+    """Rejection rates and interval coverage of both variances for one scenario."""
+    ok = out["converged"] & np.isfinite(out["se_adaptive"]) & (out["df"] > 0)
+    crit = stats.t.ppf(1.0 - alpha / 2.0, np.where(ok, out["df"], 1.0))
+    res: dict[str, Any] = {}
+    for name, key in (("adaptive", "se_adaptive"), ("standard", "se_standard")):
+        z = np.abs(out["estimate"]) / out[key]
+        res[f"reject_{name}"] = float(np.mean(ok & (z > crit)))
+        if truth is not None:
+            inside = np.abs(out["estimate"] - truth) <= crit * out[key]
+            res[f"cover_{name}"] = float(np.mean(ok & inside))
+    res["failed"] = int((~ok).sum())
+    return res
+
+
+def _probability_report(out: dict) -> dict[str, float]:
+    return {"mean": float(np.mean(out["prob_mean"])), "sd": float(np.mean(out["prob_sd"])),
+            "q05": float(np.mean(out["prob_q05"])), "q95": float(np.mean(out["prob_q95"])),
+            "at_bound": float(np.mean(out["prob_at_bound"]))}
+
+
+def _run(design, inp: dict, n: int, reps: int, seed: int, jobs: int, icc: float, ar1: float,
+         null: bool) -> tuple[dict, float | None]:
+    inputs = adaptive_inputs(design, inp, null=null)
+    n_points = inputs["availability"].size
+    batch = memory_batch(n * n_points, BATCH_CELLS, BATCH)
+    label = "simulating trials (null)" if null else "simulating trials"
+    out = run_replicates(adaptive_replicates, reps, jobs=jobs, batch=batch, seed=seed,
+                         n_participants=n, spec=design.policy, inputs=inputs, icc=icc, ar1=ar1,
+                         progress=label)
+    return out, true_effect(inputs)
+
+
+def simulate_adaptive_mrt(design, inputs: dict, n_participants: int, reps: int = 1000,
+                          seed: int = 0, jobs: int = 1, icc: float = 0.0, ar1: float = 0.0,
+                          null: bool = True) -> AdaptiveMrtPower:
+    """Power, type I error, coverage, probabilities and regret of an adaptive-policy MRT.
+
+    Called by :func:`trialkit.mrt.planning.simulate_mrt_power` for a design with a ``[policy]``
+    (``inputs``: :func:`~trialkit.mrt.planning.design_inputs` of the policy's outcome).
+
+    Every replicate runs the design's ``[policy]`` online (see the module docstring) and is
+    analysed for the marginal excursion effect of the policy's outcome with the standard and the
+    adaptive sandwich. With ``null`` the same replicates (same seeds) are also simulated with
+    every effect zero, for the type I error. Replicate ``i`` is seeded from ``(seed, i)``, so the
+    result does not depend on ``jobs``.
+    """
+    if design.policy is None:
+        raise TrialkitError(f"{design.source.path}: the design has no [policy] — use "
+                            "simulate_mrt_power for a fixed-probability MRT")
+    q = 1 + len(design.policy.context)
+    if not isinstance(n_participants, int) or n_participants <= q + 2:
+        raise TrialkitError(f"n_participants = {n_participants!r} is too small for the marginal "
+                            f"effect and {q} control terms — use more than {q + 2}",
+                            param="n_participants")
+    if not 0 <= icc < 1 or not -1 < ar1 < 1:
+        raise TrialkitError(f"icc = {icc!r} must be in [0, 1) and ar1 = {ar1!r} in (−1, 1)",
+                            param="icc" if not 0 <= icc < 1 else "ar1")
+    out, truth = _run(design, inputs, n_participants, reps, seed, jobs, icc, ar1, False)
+    main = _rates(out, truth, design.alpha)
+    coverage: dict[str, Any] = {"level": 1 - design.alpha,
+                                "adaptive": main.get("cover_adaptive"),
+                                "standard": main.get("cover_standard")}
+    extra: dict[str, Any] = {}
+    if null:
+        out0, _ = _run(design, inputs, n_participants, reps, seed, jobs, icc, ar1, True)
+        zero = _rates(out0, 0.0, design.alpha)
+        coverage.update(null_adaptive=zero["cover_adaptive"], null_standard=zero["cover_standard"])
+        extra = {"type_i_error": zero["reject_adaptive"],
+                 "type_i_error_standard": zero["reject_standard"],
+                 "type_i_mc_se": math.sqrt(design.alpha * (1 - design.alpha) / reps)}
+    power = main["reject_adaptive"]
+    spec = design.policy
+    out_type = next(o.type for o in design.outcomes if o.name == spec.outcome)
+    return AdaptiveMrtPower(
+        power=power, mc_se=math.sqrt(power * (1 - power) / reps),
+        power_standard=main["reject_standard"], **extra, effect=truth,
+        mean_estimate=float(np.nanmean(out["estimate"])), coverage=coverage,
+        probability=_probability_report(out),
+        regret={"per_decision": float(np.mean(out["regret"])),
+                "against": "best fixed probability in [p_min, p_max]"},
+        design=design.name, outcome=spec.outcome, outcome_type=out_type,
+        method=("simulation: adaptive policy, "
+                + ("EMEE" if out_type == "binary" else "WCLS")
+                + ", adaptive sandwich (Zhang, Janson & Murphy 2023)"),
+        n_participants=n_participants, decision_points=design.schedule.n_decision_points,
+        alpha=design.alpha, numerator_prob=float(design.probability[0]),
+        policy=spec.summary(), df=n_participants - 1 - q, reps=reps, seed=seed)

@@ -69,7 +69,7 @@ def version_statistics(spec, hist: dict, version: np.ndarray) -> np.ndarray:
 
 
 def version_params(spec, stats: np.ndarray) -> PolicyParams:
-    """The posterior of every version (0 = prior) from :func:`version_statistics`: (R, V, …)."""
+    """Return every version's posterior (0 = prior) from :func:`version_statistics`: (R, V, …)."""
     d = 3 * spec.n_features
     total = stats.sum(axis=1)                                    # (R, V, D)
     cum = np.concatenate([np.zeros_like(total[:, :1]), np.cumsum(total, axis=1)[:, :-1]], axis=1)

@@ -61,7 +61,7 @@ class PolicyParams:
         return self.mean[..., 2 * m:], self.covariance[..., 2 * m:, 2 * m:]
 
     def take(self, index) -> PolicyParams:
-        """The parameters at ``index`` of the leading axes."""
+        """Return the parameters at ``index`` of the leading axes."""
         return PolicyParams(self.mean[index], self.covariance[index])
 
 
@@ -83,7 +83,7 @@ def reward_features(spec, context, action, probability) -> np.ndarray:
 
 
 def prior_params(spec, shape: tuple[int, ...] = ()) -> PolicyParams:
-    """The prior as :class:`PolicyParams`, repeated over ``shape``."""
+    """Return the prior as :class:`PolicyParams`, repeated over ``shape``."""
     mean = np.asarray(spec.prior_mean, dtype=float)
     cov = np.diag(np.asarray(spec.prior_sd, dtype=float) ** 2)
     return PolicyParams(np.broadcast_to(mean, (*shape, mean.size)).copy(),
@@ -108,7 +108,7 @@ def policy_statistics(spec, context, action, probability, reward,
 
 
 def posterior(spec, gram: np.ndarray, score: np.ndarray) -> PolicyParams:
-    """The posterior from the sufficient statistics of :func:`policy_statistics`."""
+    """Return the posterior from the sufficient statistics of :func:`policy_statistics`."""
     prec0 = 1.0 / np.asarray(spec.prior_sd, dtype=float) ** 2
     precision = gram + np.diag(prec0)
     rhs = score + prec0 * np.asarray(spec.prior_mean, dtype=float)
