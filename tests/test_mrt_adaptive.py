@@ -25,7 +25,7 @@ def designs_dir_module():
 
 
 def small(text: str, days: int = 28, every: int = 7) -> str:
-    """The example design over fewer days."""
+    """Return the example design over fewer days."""
     return (text.replace("days = 70", f"days = {days}")
             .replace("update_every_days = 7", f"update_every_days = {every}"))
 
@@ -116,3 +116,72 @@ def test_cli_power_simulate_of_an_adaptive_design(run, designs_dir_module):
     bad = run("power", designs_dir_module / "adaptive-prompts-mrt.toml", "--simulate",
               "--reps", "10", "--control-previous-outcome")
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+# -- analysis of a logged adaptive trial ----------------------------------------------------
+def logged_trial(text: str, seed: int = 2):
+    """One simulated trial as an export: id, decision point, context, probability, version."""
+    import pandas as pd
+
+    from trialkit.engine import replicate_rngs
+    from trialkit.mrt.adaptive import adaptive_inputs, draw_exogenous, run_policy
+    from trialkit.mrt.adaptive_variance import fit_marginal
+    from trialkit.mrt.planning import design_inputs
+
+    design = loads_design(small(text, days=21), "small.toml")
+    inp = adaptive_inputs(design, design_inputs(design, "brushing"))
+    ex = draw_exogenous(replicate_rngs(seed, 0, 1), 20, inp)
+    hist = run_policy(design.policy, inp, ex)
+    n, t = ex["avail"].shape[1:]
+    version = np.broadcast_to(hist["version"], ex["avail"].shape)
+    ref = fit_marginal(design.policy, hist, version, hist["params"], hist["reward"],
+                       ex["avail"], 0.5, False)
+    avail = ex["avail"][0].ravel()
+    frame = pd.DataFrame({
+        "id": np.repeat(np.arange(1, n + 1), t),
+        "decision_point": np.tile(np.arange(1, t + 1), n),
+        "availability": avail.astype(int), "treatment": hist["action"][0].ravel().astype(int),
+        "probability": hist["probability"][0].ravel(),
+        "policy_version": np.tile(hist["version"], n),
+        "stress": hist["context"][0, ..., 0].ravel(), "engaged": hist["context"][0, ..., 1].ravel(),
+        "brushing": np.where(avail > 0, hist["reward"][0].ravel(), np.nan)})
+    return design, frame, ref
+
+
+def test_analyse_mrt_adaptive_variance_from_an_export(text):
+    from trialkit.mrt.analysis import analyse_mrt
+
+    design, frame, ref = logged_trial(text)
+    res = analyse_mrt(frame, design=design, variance="adaptive")
+    row = res["effects"][0]
+    assert row["estimate"] == pytest.approx(ref["estimate"][0], abs=1e-12)
+    assert row["std_error"] == pytest.approx(ref["se_adaptive"][0], rel=1e-10)
+    assert row["std_error_standard"] == pytest.approx(ref["se_standard"][0], rel=1e-10)
+    assert res["variance"].startswith("adaptive sandwich")
+    plain = analyse_mrt(frame, design=design, control="stress + engaged", numerator_prob=0.5,
+                        small=False)
+    assert plain["effects"][0]["std_error"] == pytest.approx(row["std_error_standard"], rel=1e-10)
+
+
+def test_adaptive_variance_refuses_probabilities_the_policy_did_not_give(text):
+    from trialkit.errors import DataError
+    from trialkit.mrt.analysis import analyse_mrt
+
+    design, frame, _ = logged_trial(text)
+    frame.loc[frame.index[frame["policy_version"] == 2][0], "probability"] += 0.01
+    with pytest.raises(DataError, match="does not reproduce the logged probabilities at 1 "):
+        analyse_mrt(frame, design=design, variance="adaptive")
+
+
+def test_cli_analyse_mrt_adaptive(run, tmp_path, text):
+    design, frame, ref = logged_trial(text)
+    frame.to_csv(tmp_path / "export.csv", index=False)
+    (tmp_path / "design.toml").write_text(small(text, days=21))
+    result = run("analyse", "mrt", tmp_path / "export.csv", "--design", tmp_path / "design.toml",
+                 "--variance", "adaptive", "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["effects"][0]["std_error"] == pytest.approx(ref["se_adaptive"][0], rel=1e-8)
+    bad = run("analyse", "mrt", tmp_path / "export.csv", "--outcome", "brushing",
+              "--variance", "adaptive")
+    assert bad.exit_code == 2 and "needs the design of an adaptive MRT" in bad.output
