@@ -185,3 +185,16 @@ def test_cli_analyse_mrt_adaptive(run, tmp_path, text):
     bad = run("analyse", "mrt", tmp_path / "export.csv", "--outcome", "brushing",
               "--variance", "adaptive")
     assert bad.exit_code == 2 and "needs the design of an adaptive MRT" in bad.output
+
+
+def test_binary_outcome_runs_with_emee(text):
+    binary = small(text, days=14).replace('type = "continuous"', 'type = "binary"')
+    binary = binary.replace("stress = -0.3\nengaged = 0.4\n", "").replace(
+        "stress = -0.05\n", "").replace("[outcomes.brushing.context_baseline]", "").replace(
+        "[outcomes.brushing.context_effect]", "[outcomes.brushing.baseline]\nmean = 0.3")
+    design = loads_design(binary, "binary.toml")
+    res = simulate_mrt_power(design, 20, reps=20, seed=2)
+    assert res["outcome_type"] == "binary" and "EMEE" in res["method"]
+    assert res["effect"] == pytest.approx(0.08)
+    assert 0.5 <= res["coverage"]["adaptive"] <= 1.0
+    assert 0.2 <= res["probability"]["q05"] and res["probability"]["q95"] <= 0.8
