@@ -180,12 +180,21 @@ def samplesize_design(file: str, target: float | None, outcome: str | None, out:
 @click.option("--include-marked-errors", is_flag=True,
               help="Analyse rows marked in error (marked_error = 1) too; by default they are "
                    "left out.")
+@click.option("--variance", type=click.Choice(["standard", "adaptive"]), default="standard",
+              show_default=True,
+              help="adaptive: the adaptive sandwich (Zhang, Janson & Murphy) for a trial whose "
+                   "probabilities a [policy] learned; needs --design, the policy's context "
+                   "columns and --policy-version.")
+@click.option("--policy-version", default="policy_version", show_default=True,
+              help="Column of the policy version each decision used (with --variance "
+                   "adaptive).")
 @format_option
 def analyse_mrt(data: str, design_file: str | None, outcome: str | None, id_col: str,
                 decision_point: str, treatment: str, prob: str, availability: str,
                 moderator: str | None, control: str | None, numerator_prob: float | None,
                 binary: bool | None, lincomb: str | None, conf_level: float, small_sample: str,
-                include_marked_errors: bool, fmt: str) -> None:
+                include_marked_errors: bool, variance: str, policy_version: str,
+                fmt: str) -> None:
     """Causal excursion effects from long-format MRT data (CSV or Parquet): WCLS or EMEE.
 
     The column names default to those `trialkit trial export` writes for an MRT (id,
@@ -193,7 +202,10 @@ def analyse_mrt(data: str, design_file: str | None, outcome: str | None, id_col:
     needs only --outcome — or --design FILE, which also supplies the planned moderators,
     controls, numerator probability and outcome type. Tests use t with df = n − p − q. The
     output says what was used: estimator, p̃, small-sample adjustment, terms, and how many rows
-    were analysed and which were left out and why (unavailable, marked in error).
+    were analysed and which were left out and why (unavailable, marked in error). For an
+    adaptive MRT (a design with a [policy]) --variance adaptive reports the marginal excursion
+    effect with the adaptive sandwich, after checking that the design's policy reproduces the
+    logged probabilities from the logged history.
 
     \b
     Example:
@@ -219,6 +231,7 @@ def analyse_mrt(data: str, design_file: str | None, outcome: str | None, id_col:
                      treatment=treatment, prob=prob, availability=availability,
                      moderator=moderator, control=control, numerator_prob=numerator_prob,
                      binary=binary, lincomb=lincomb, conf_level=conf_level, design=design,
-                     small=small, include_marked_errors=include_marked_errors)
+                     small=small, include_marked_errors=include_marked_errors,
+                     variance=variance, policy_version=policy_version)
     _echo_warnings(caught)
     emit(result, fmt, primary="effects")

@@ -8,7 +8,15 @@ from typing import Any
 from trialkit.constants import TRAJECTORY_SHAPES as SHAPES
 from trialkit.design._reader import Section, identifier
 from trialkit.design.base import DesignHeader, DesignSource, read_header
+from trialkit.design.policy import (
+    ContextVariable,
+    PolicySpec,
+    read_context,
+    read_context_coefficients,
+    read_policy,
+)
 from trialkit.design.randomisation import RandomisationSpec, read_randomisation
+from trialkit.errors import MISSING
 
 PROBABILITY_BY = ("constant", "decision_point", "day")
 
@@ -65,6 +73,8 @@ class MrtOutcome:
     label: str
     effect: Trajectory
     baseline: Trajectory | None = None
+    context_baseline: tuple[tuple[str, float], ...] = ()
+    context_effect: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,8 @@ class MrtDesign:
     n_participants: int | None
     randomisation: RandomisationSpec | None = None
     kind: str = "mrt"
+    context: tuple[ContextVariable, ...] = ()
+    policy: PolicySpec | None = None
 
     @property
     def name(self) -> str:
@@ -135,8 +147,12 @@ class MrtDesign:
             "power": self.power,
             "outcomes": [{"name": o.name, "type": o.type, "label": o.label,
                           "effect": traj(o.effect),
-                          "baseline": traj(o.baseline) if o.baseline else None}
+                          "baseline": traj(o.baseline) if o.baseline else None,
+                          **({"context_baseline": dict(o.context_baseline),
+                              "context_effect": dict(o.context_effect)} if self.policy else {})}
                          for o in self.outcomes],
+            **({"context": [vars(c) for c in self.context],
+                "policy": self.policy.summary()} if self.policy else {}),
         }
 
 
@@ -187,13 +203,21 @@ def read_basis_trajectory(sec: Section) -> Trajectory:
     return Trajectory(shape="basis", basis=basis, coefficients=tuple(coefficients))
 
 
-def _read_treatment(root: Section, schedule: Schedule) -> tuple[str, str, tuple[float, ...]]:
-    """Return the treatment's name, how its probability varies, and the probabilities."""
+def _read_treatment(root: Section, schedule: Schedule,
+                    adaptive: bool) -> tuple[str, str, tuple[float, ...]]:
+    """Return the treatment's name, how its probability varies, and the probabilities.
+
+    With a ``[policy]`` the probability is optional (default 0.5): it is then the planning
+    probability of the formulas and the numerator probability of the analysis.
+    """
     trt = root.section("treatment", required=True)
     treatment = identifier(trt, "name", "prompt")
     by = trt.string("probability_by", "constant", choices=PROBABILITY_BY)
+    if adaptive and by != "constant":
+        raise trt.error("probability_by", by, "is not constant in an MRT with a [policy]",
+                        "the policy sets the probabilities; give one planning probability")
     if by == "constant":
-        probability = (trt.probability("probability"),)
+        probability = (trt.probability("probability", 0.5 if adaptive else MISSING),)
     else:
         probability = trt.number_list("probability", minimum=0, maximum=1, exclusive_min=True,
                                       exclusive_max=True,
@@ -210,7 +234,8 @@ def _read_treatment(root: Section, schedule: Schedule) -> tuple[str, str, tuple[
 
 
 
-def _read_outcomes(root: Section, schedule: Schedule) -> list[MrtOutcome]:
+def _read_outcomes(root: Section, schedule: Schedule,
+                   context: tuple[ContextVariable, ...]) -> list[MrtOutcome]:
     outcomes = []
     for name, sec in root.named_sections("outcomes", required=True).items():
         kind = sec.string("type", choices=("continuous", "binary"))
@@ -222,8 +247,16 @@ def _read_outcomes(root: Section, schedule: Schedule) -> list[MrtOutcome]:
             base_sec = sec.section("baseline", required=True)
             baseline = read_basis_trajectory(base_sec) if base_sec.has("basis") else \
                 read_trajectory(base_sec, 0, 1, True, schedule.days)
+        ctx_base = read_context_coefficients(sec, "context_baseline", context)
+        ctx_effect = read_context_coefficients(sec, "context_effect", context)
+        if kind == "binary" and (ctx_base or ctx_effect):
+            key = "context_baseline" if ctx_base else "context_effect"
+            raise sec.error(key, ctx_base or ctx_effect, "is given for a binary outcome",
+                            "context coefficients apply to continuous outcomes; remove the table")
         outcomes.append(MrtOutcome(name=name, type=kind, label=sec.string("label", name),
-                                   effect=effect, baseline=baseline))
+                                   effect=effect, baseline=baseline,
+                                   context_baseline=tuple(ctx_base.items()),
+                                   context_effect=tuple(ctx_effect.items())))
         sec.done()
     if not outcomes:
         raise root.error("outcomes", {}, "defines no outcome", "add an [outcomes.NAME] table")
@@ -239,14 +272,21 @@ def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
                         decisions_per_day=sch.integer("decisions_per_day", minimum=1))
     sch.done()
 
-    treatment, by, probability = _read_treatment(root, schedule)
+    treatment, by, probability = _read_treatment(root, schedule, root.has("policy"))
     avail = read_trajectory(root.section("availability", required=True), 0, 1, False,
                             schedule.days)
     if avail.mean <= 0:
         raise root.error("availability.mean", avail.mean, "is zero",
                          "expected availability must be in (0, 1]")
 
-    outcomes = _read_outcomes(root, schedule)
+    context = read_context(root)
+    if context and not root.has("policy"):
+        raise root.error("context", sorted(c.name for c in context), "is given without a "
+                         "[policy]", "context variables are read by a learning policy; add a "
+                         "[policy] table or remove the [context] tables")
+    outcomes = _read_outcomes(root, schedule, context)
+    policy = read_policy(root, tuple(o.name for o in outcomes), context, schedule.days,
+                         schedule.decisions_per_day)
     ana = root.section("analysis") or Section({}, root.file, "analysis")
     design = MrtDesign(
         header=header,
@@ -262,6 +302,8 @@ def read_mrt(root: Section, source: DesignSource) -> MrtDesign:
         power=ana.probability("power", 0.8),
         n_participants=ana.integer("n_participants", None, minimum=1),
         randomisation=read_randomisation(root, 2, "arms"),
+        context=context,
+        policy=policy,
     )
     ana.done()
     root.done(extra_allowed=("kind",))

@@ -104,6 +104,7 @@ class MrtEffects(Result):
     moderators: list[str] | None = omit_none()
     controls: list[str] | None = omit_none()
     probability: str | None = omit_none()
+    variance: str | None = omit_none()
     data: dict[str, Any] | None = omit_none()
 
 
@@ -461,7 +462,8 @@ def analyse_mrt(path: Any, *, id: str = "id", decision_point: str = "decision_po
                 moderator: str | None = None, control: str | None = None,
                 numerator_prob: float | None = None, binary: bool | None = None,
                 lincomb: str | None = None, conf_level: float = 0.95, design=None,
-                small="auto", include_marked_errors: bool = False) -> MrtEffects:
+                small="auto", include_marked_errors: bool = False, variance: str = "standard",
+                policy_version: str = "policy_version") -> MrtEffects:
     """Estimate causal excursion effects from a long-format table (a pandas DataFrame).
 
     Column names default to those of ``trialkit trial export`` (``id``, ``decision_point``,
@@ -472,6 +474,10 @@ def analyse_mrt(path: Any, *, id: str = "id", decision_point: str = "decision_po
     (:func:`trialkit.mrt.export.design_terms`) and ``numerator_prob`` to the design's constant
     probability (else 0.5). Rows marked in error (``marked_error`` = 1) are left out unless
     ``include_marked_errors``. A CSV/Parquet path is still read, with a deprecation warning.
+
+    ``variance="adaptive"`` (a design with a ``[policy]``): the marginal excursion effect with
+    controls ``(1, context)`` and the adaptive sandwich of Zhang, Janson & Murphy, from the
+    policy's context columns and the ``policy_version`` column of every decision.
     """
     if isinstance(path, str | os.PathLike):
         warnings.warn("analyse_mrt(PATH) is deprecated — pass a table read with "
@@ -492,6 +498,8 @@ def analyse_mrt(path: Any, *, id: str = "id", decision_point: str = "decision_po
         numerator_prob = design.probability[0] if (
             design is not None and design.probability_by == "constant") else 0.5
     exclude, marked = _excluded(data, include_marked_errors)
+    if variance != "standard":
+        return _adaptive(columns, design, locals(), exclude, marked)
     fit = fit_mrt(columns, id=id, outcome=outcome, treatment=treatment, prob=prob_value,
                   decision_point=decision_point, availability=availability,
                   moderator=moderator, control=control, numerator_prob=numerator_prob,
@@ -508,3 +516,109 @@ def analyse_mrt(path: Any, *, id: str = "id", decision_point: str = "decision_po
         small_sample=bool(applied), moderators=fit.effect_names[1:],
         controls=fit.control_names[1:], probability=prob_label,
         data=_data_summary(columns, id, availability, exclude, marked, include_marked_errors))
+
+
+def _adaptive(columns: dict, design, args: dict, exclude, marked: int) -> MrtEffects:
+    """:func:`analyse_mrt` with the adaptive sandwich."""
+    if args["variance"] != "adaptive":
+        raise TrialkitError(f"variance = {args['variance']!r} is not known — use standard or "
+                            "adaptive", param="variance")
+    if design is None or getattr(design, "policy", None) is None:
+        raise TrialkitError("the adaptive variance needs the design of an adaptive MRT (one with "
+                            "a [policy]) — give the design, or use the standard variance",
+                            param="variance")
+    if args["moderator"] or args["lincomb"]:
+        raise TrialkitError("the adaptive variance is computed for the marginal excursion effect "
+                            "only — drop the moderators and linear combinations",
+                            param="variance")
+    prob = args["prob_value"]
+    if not isinstance(prob, str) or prob == "design_probability":
+        raise DataError("the adaptive variance needs the logged probability of every decision — "
+                        "give the probability column", param="prob")
+    table = adaptive_effects(
+        columns, design, id=args["id"], decision_point=args["decision_point"],
+        outcome=args["outcome"], treatment=args["treatment"], prob=prob,
+        availability=args["availability"], version=args["policy_version"],
+        numerator_prob=args["numerator_prob"], binary=args["binary"],
+        conf_level=args["conf_level"], exclude=exclude)
+    return MrtEffects(table, int(len(set(np.asarray(columns[args["id"]]).tolist()))),
+                      outcome=args["outcome"], estimator="EMEE" if args["binary"] else "WCLS",
+                      numerator_prob=float(args["numerator_prob"]), small_sample=False,
+                      moderators=[], controls=list(design.policy.context),
+                      variance="adaptive sandwich (Zhang, Janson & Murphy 2023)",
+                      data=_data_summary(columns, args["id"], args["availability"], exclude,
+                                         marked, args["include_marked_errors"]))
+
+
+def _policy_arrays(columns: Mapping, spec, pad, avail: np.ndarray, version: str) -> dict:
+    """Return the policy's logged history, padded (1, n, T): contexts, reward, used, versions."""
+    ver = _numeric(columns, version)
+    _no_na(ver, version, avail)
+    if np.any((ver[avail] < 0) | (ver[avail] != np.round(ver[avail]))):
+        bad = avail & ((ver < 0) | (ver != np.round(ver)))
+        raise DataError(f"column '{version}' has the value {ver[_row(bad) - 1]:g} at row "
+                        f"{_row(bad)} — policy versions are whole numbers ≥ 0")
+    ctx = []
+    for name in spec.context:
+        v = _numeric(columns, name)
+        _no_na(v, name, avail)
+        ctx.append(v)
+    reward = _numeric(columns, spec.outcome)
+    used = avail & ~np.isnan(reward)
+    return {"context": pad(np.column_stack(ctx) if ctx else np.zeros((avail.size, 0))),
+            "reward": pad(np.nan_to_num(reward)), "used": pad(used.astype(float)),
+            "version": pad(ver).astype(int)}
+
+
+def _check_replay(spec, hist: dict, params, avail: np.ndarray) -> None:
+    """Refuse data whose logged probabilities the design's policy does not reproduce."""
+    from trialkit.mrt.policy import policy_probabilities
+
+    worst, count = 0.0, 0
+    for v in range(params.mean.shape[1]):
+        rows = (hist["version"][0] == v) & (avail[0] > 0)
+        if not rows.any():
+            continue
+        pi = policy_probabilities(spec, params.take((0, v)), hist["context"][0][rows])
+        diff = np.abs(pi - hist["probability"][0][rows])
+        worst, count = max(worst, float(diff.max())), count + int((diff > 1e-6).sum())
+    if count:
+        raise DataError(f"the design's policy does not reproduce the logged probabilities at "
+                        f"{count} available row(s) (largest difference {worst:.3g}) — the "
+                        "adaptive variance needs the trial's own design, its context columns and "
+                        "policy versions, and every outcome recorded before each update",
+                        param="variance")
+
+
+def adaptive_effects(columns: Mapping, design, *, id: str, decision_point: str, outcome: str,
+                     treatment: str, prob: str, availability: str | None, version: str,
+                     numerator_prob: float, binary: bool, conf_level: float,
+                     exclude: np.ndarray | None) -> list[dict]:
+    """Marginal excursion effect with the adaptive sandwich, from a logged adaptive MRT.
+
+    The policy's posterior of every version is rebuilt from the data (rows of earlier versions
+    with their outcome); the logged probabilities must be reproduced to 1e-6. Controls are
+    ``(1, context)``; the record carries ``std_error`` (adaptive) and ``std_error_standard``.
+    """
+    from trialkit.mrt.adaptive_variance import fit_marginal, version_params, version_statistics
+
+    spec = design.policy
+    starts = _participant_starts(columns, id)
+    n_rows = np.asarray(columns[id]).size
+    _check_duplicates(columns, id, decision_point)
+    avail = _availability(columns, availability, n_rows)
+    if exclude is not None:
+        avail = avail & ~np.asarray(exclude, dtype=bool)
+    a, p, y = _analysed_columns(columns, treatment, prob, outcome, decision_point, avail, binary)
+    pad, _ = _padded(starts, avail, n_rows)
+    hist = _policy_arrays(columns, spec, pad, avail, version)
+    hist.update(action=pad(a), probability=pad(p, 0.5))
+    params = version_params(spec, version_statistics(spec, hist, hist["version"]))
+    _check_replay(spec, hist, params, pad(avail.astype(float)))
+    res = fit_marginal(spec, hist, hist["version"], params, pad(y), pad(avail.astype(float)),
+                       numerator_prob, binary)
+    df = float(res["df"][0])
+    table = effect_table(res["estimate"], res["se_adaptive"][:, None] ** 2, ["Intercept"], df,
+                         conf_level)
+    table[0]["std_error_standard"] = float(res["se_standard"][0])
+    return table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from trialkit.mrt.trajectory import (
     trajectory_values,
 )
 from trialkit.results import Result, omit_none
+
+if TYPE_CHECKING:
+    from trialkit.mrt.adaptive import AdaptiveMrtPower
 
 #: Replicates analysed together (at most); the engine cuts batches at multiples of the batch size,
 #: so every replicate is computed in the same batch whatever the number of jobs.
@@ -203,6 +206,10 @@ def mrt_power(design, n_participants: int, outcome: str | None = None) -> MrtPow
     """
     inp = design_inputs(design, outcome)
     check_sample_size(n_participants, inp["p"] + inp["q"])
+    if getattr(design, "policy", None) is not None:
+        warn(f"the design's policy learns its probabilities; the formula assumes the planning "
+             f"probability {design.probability[0]:g} throughout — simulate the policy for its "
+             "power and coverage")
     method = ("formula: Cohn, Qian & Murphy (2023)" if inp["type"] == "binary"
               else "formula: Liao et al. (2016)")
     return MrtPower(_formula_power(inp, n_participants), method=method,
@@ -322,9 +329,27 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
     return {"power": power, "mc_se": math.sqrt(power * (1 - power) / reps), **out}
 
 
+def _simulate_adaptive(design, n_participants, reps, seed, jobs, outcome, ar1, icc, small,
+                       lag_control):
+    from trialkit.mrt.adaptive import simulate_adaptive_mrt
+
+    spec = design.policy
+    if outcome is not None and outcome != spec.outcome:
+        raise TrialkitError(f"outcome {outcome!r} is not the one the policy learns from — an "
+                            f"adaptive MRT is simulated for the policy's outcome "
+                            f"{spec.outcome!r}", param="outcome")
+    if lag_control or small not in ("auto", False):
+        raise TrialkitError("an adaptive MRT is analysed with controls (1, context) and no "
+                            "leverage adjustment — leave the previous-outcome control and the "
+                            "small-sample setting at their defaults")
+    return simulate_adaptive_mrt(design, design_inputs(design, spec.outcome), n_participants,
+                                 reps=reps, seed=seed, jobs=jobs, icc=icc, ar1=ar1)
+
+
 def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int = 0,
                        jobs: int = 1, outcome: str | None = None, ar1: float = 0.0,
-                       icc: float = 0.0, small="auto", lag_control: bool = False) -> MrtPower:
+                       icc: float = 0.0, small="auto",
+                       lag_control: bool = False) -> MrtPower | AdaptiveMrtPower:
     """Power of an ``mrt`` design by simulation with the real estimator: ``{"power", "mc_se"}``.
 
     Data follow :func:`trialkit.mrt.generate.generate_arrays` (availability, effect and baseline
@@ -335,7 +360,15 @@ def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int 
     coefficients are tested jointly (Hotelling, df n − p − q). ``lag_control`` adds the previous
     decision point's outcome to the controls. Replicate ``i`` is seeded from
     ``(seed, i)``, so the result does not depend on ``jobs``.
+
+    A design with a ``[policy]`` (an adaptive MRT) is simulated by
+    :func:`trialkit.mrt.adaptive.simulate_adaptive_mrt` — the policy run online; power, type I
+    error, coverage, probabilities and regret — and returns its
+    :class:`~trialkit.mrt.adaptive.AdaptiveMrtPower`.
     """
+    if getattr(design, "policy", None) is not None:
+        return _simulate_adaptive(design, n_participants, reps, seed, jobs, outcome, ar1, icc,
+                                  small, lag_control)
     inputs = design_inputs(design, outcome)
     res = simulate_power_arrays(inputs, n_participants, reps, seed, jobs, ar1, icc, small,
                                 lag_control)
