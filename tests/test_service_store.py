@@ -62,7 +62,8 @@ def test_create_stores_design_and_writes_a_private_key(db_url, tmp_path, run):
                        ("trials", "audit", "participants")])
     assert secret not in dump and secret.upper() not in dump
     names = [r[0] for r in run_sql(db_url, "SELECT name FROM schema_migrations ORDER BY name")]
-    assert names == ["0001_initial", "0002_keyed_audit", "0003_tokens", "0004_outcomes"]
+    assert names == ["0001_initial", "0002_keyed_audit", "0003_tokens", "0004_outcomes",
+                     "0005_decision_policy"]
     # a key file is never overwritten
     again = run("trial", "create", FACTORIAL, "--name", "second", "--db", db_url,
                 "--key-file", key)
@@ -444,6 +445,7 @@ def test_a_newer_migration_is_applied_when_an_older_store_is_opened(db_url, tmp_
         assert trial.decide("U1", 1, available=True)["decision_point"] == 1
     names = [r[0] for r in run_sql(db_url, "SELECT name FROM schema_migrations ORDER BY name")]
     assert names == ["0001_initial", "0002_keyed_audit", "0003_tokens", "0004_outcomes",
+                     "0005_decision_policy",
                      "0099_test_upgrade"]
     assert run_sql(db_url, "SELECT COUNT(*) FROM upgrade_probe") == [(0,)]
 

@@ -9,7 +9,7 @@ computed by :mod:`trialkit.mrt.policy`; this module only reads and validates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from trialkit.design._reader import Section
@@ -38,11 +38,17 @@ class ContextVariable:
     sd: float = 1.0
     ar1: float = 0.0
     probability: float = 0.5
+    default_value: float | None = None
 
     @property
     def expected(self) -> float:
         """The variable's expected value."""
         return self.probability if self.distribution == "bernoulli" else self.mean
+
+    @property
+    def default(self) -> float:
+        """The value a live trial assumes when none is observed (``default``, else expected)."""
+        return self.expected if self.default_value is None else self.default_value
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,10 @@ def read_context(root: Section) -> tuple[ContextVariable, ...]:
                                                  exclusive_min=True, exclusive_max=True))
         else:
             var = ContextVariable(name, dist, probability=sec.probability("probability"))
+        if sec.has("default"):
+            var = replace(var, default_value=sec.number(
+                "default", minimum=0 if dist == "bernoulli" else None,
+                maximum=1 if dist == "bernoulli" else None))
         sec.done()
         out.append(var)
     return tuple(out)

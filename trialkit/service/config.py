@@ -63,6 +63,35 @@ def _refuse_ignored_settings(design: Any) -> None:
                            "[treatment] probability")
 
 
+#: Columns of an adaptive MRT's export that a context variable or outcome may not be named.
+_EXPORT_NAMES = ("id", "decision_point", "availability", "treatment", "probability",
+                 "policy_version", "scheduled", "outcome_recorded_at", "marked_error")
+
+
+def _policy_part(design: Any) -> dict[str, Any]:
+    """Return what the live service needs of an MRT's ``[policy]`` (nothing without one).
+
+    The policy itself is read from the stored design text when a decision needs it; the
+    config names its context variables and their defaults for offline schedules, the outcome it
+    learns from and the schedule.
+    """
+    spec = getattr(design, "policy", None)
+    if spec is None:
+        return {}
+    clash = [n for n in (*spec.context, spec.outcome) if n in _EXPORT_NAMES]
+    if clash:
+        raise InvalidInput(f"design {design.name!r}: {clash[0]!r} names a column of the live "
+                           "export — rename the context variable or outcome (not one of "
+                           f"{', '.join(_EXPORT_NAMES)})", param="design")
+    defaults = {c.name: float(c.default) for c in design.context}
+    return {"policy": {"context": list(spec.context), "outcome": spec.outcome,
+                       "outcome_type": next(o.type for o in design.outcomes
+                                            if o.name == spec.outcome),
+                       "update_every": spec.update_every, "p_min": spec.p_min,
+                       "p_max": spec.p_max,
+                       "default_context": {n: defaults[n] for n in spec.context}}}
+
+
 def build_config(design: Any) -> dict[str, Any]:
     """Return the allocation settings of ``design`` (any kind) as a JSON-able dict."""
     kind = design.kind
@@ -76,6 +105,7 @@ def build_config(design: Any) -> dict[str, Any]:
             "n_decision_points": n,
             "decisions_per_day": design.schedule.decisions_per_day,
             "probabilities": [float(design.probability_at(t)) for t in range(1, n + 1)],
+            **_policy_part(design),
         }
     spec = design.randomisation
     if kind == "factorial":

@@ -115,6 +115,19 @@ class TrialKind:
         """Return the interim analyses so far."""
         raise self.refuse("looks")
 
+    def policy_update(self, user: str | None) -> dict[str, Any]:
+        """Refit an adaptive MRT's policy."""
+        raise self.refuse("policy_update")
+
+    def policy(self) -> dict[str, Any]:
+        """Return an adaptive MRT's policy in force."""
+        raise self.refuse("policy")
+
+    def schedule(self, participant: Any, decision_points: Any, context: Any,
+                 user: str | None) -> dict[str, Any]:
+        """Decide a range of decision points ahead for an offline participant."""
+        raise self.refuse("schedule")
+
     # -- reports -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Return the trial's status (called inside a read snapshot)."""

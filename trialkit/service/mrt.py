@@ -13,7 +13,7 @@ from typing import Any
 from trialkit.errors import Conflict, InvalidInput, Tampered
 from trialkit.randomise import mrt_draw
 from trialkit.service import identity
-from trialkit.service.audit import AuditRow, check_row, receipt
+from trialkit.service.audit import AuditRow, canonical, check_row, receipt
 from trialkit.service.keys import TrialKey
 from trialkit.service.kinds import TrialKind
 from trialkit.service.store import DecisionRecord, utc_now
@@ -29,8 +29,17 @@ class MrtKind(TrialKind):
     replayed_word = "decision"
 
     def check_decision(self, participant: Any, decision_point: Any, available: Any,
-                       reason: Any) -> tuple[str, int, bool, str | None]:
-        """Validate one decision request."""
+                       reason: Any, context: Any = None) -> tuple[str, int, bool, str | None]:
+        """Validate one decision request (a fixed-probability MRT takes no context)."""
+        if context:
+            raise InvalidInput(f"trial {self.trial.name!r} randomises with the design's fixed "
+                               "probabilities, which use no context — drop the context",
+                               param="context")
+        return self.check_request(participant, decision_point, available, reason)
+
+    def check_request(self, participant: Any, decision_point: Any, available: Any,
+                      reason: Any) -> tuple[str, int, bool, str | None]:
+        """Validate the participant, decision point, availability and reason of a decision."""
         pid = identity.participant_id(participant)
         n = int(self.config["n_decision_points"])
         dp = identity.whole_number(decision_point, "decision point", 1, n, "decision_point")
@@ -130,9 +139,12 @@ class MrtKind(TrialKind):
     # -- verification --------------------------------------------------------------------------
     def _expected(self, row: AuditRow) -> DecisionRecord:
         data = row.data()
+        context = data.get("context")
         return DecisionRecord(data["participant"], data["decision_point"],
                               int(data["available"]), data["reason"], data["probability"],
-                              data["action"], data["draw"], row.at, row.who, row.seq)
+                              data["action"], data["draw"], row.at, row.who, row.seq,
+                              canonical(context) if context is not None else None,
+                              data.get("policy_version"))
 
     def cross_check(self, rows: Sequence[AuditRow]) -> tuple[int | None, str]:
         """Compare the decisions table with the decisions in the log."""

@@ -139,6 +139,11 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             PRIMARY KEY (trial, participant, outcome, point)
         )""",
     ]),
+    # The context and policy version of every decision of an adaptive MRT.
+    ("0005_decision_policy", [
+        "ALTER TABLE decisions ADD COLUMN context TEXT",
+        "ALTER TABLE decisions ADD COLUMN policy_version INTEGER",
+    ]),
 ]
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -200,6 +205,9 @@ class DecisionRecord:
     decided_at: str
     decided_by: str
     audit_seq: int | None
+    #: The context (canonical JSON) and policy version of an adaptive MRT's decision.
+    context: str | None = None
+    policy_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -474,6 +482,12 @@ class Store:
             sql += " AND action = ?"
             params += (action,)
         return [AuditRow(*r) for r in self._rows(sql + " ORDER BY seq", params)]
+
+    def last_audit_row(self, trial: str, action: str) -> AuditRow | None:
+        """Return the trial's last audit row of ``action``, or ``None``."""
+        rows = self._rows(f"SELECT {_columns(AuditRow)} FROM audit WHERE trial = ? AND "
+                          "action = ? ORDER BY seq DESC LIMIT 1", (trial, action))
+        return AuditRow(*rows[0]) if rows else None
 
     def audit_row(self, trial: str, seq: int) -> AuditRow | None:
         """One audit row, or ``None``."""

@@ -39,11 +39,12 @@ from trialkit.service.audit import canonical
 from trialkit.service.keys import TrialKey
 
 ROLES: dict[str, frozenset[str]] = {
-    "coordinator": frozenset({"enrol", "mark_error", "participant", "outcome"}),
-    "app": frozenset({"decide", "outcome"}),
-    "statistician": frozenset({"status", "export", "interim", "looks"}),
+    "coordinator": frozenset({"enrol", "mark_error", "participant", "outcome", "schedule"}),
+    "app": frozenset({"decide", "outcome", "schedule"}),
+    "statistician": frozenset({"status", "export", "interim", "looks", "policy_update",
+                               "policy"}),
     "unblinder": frozenset({"unblind"}),
-    "auditor": frozenset({"verify", "audit", "checkpoint", "looks"}),
+    "auditor": frozenset({"verify", "audit", "checkpoint", "looks", "policy"}),
     "admin": frozenset({"create", "tokens", "upgrade"}),
 }
 #: The pseudo trial name under which server-wide tokens are keyed (never a valid trial name).

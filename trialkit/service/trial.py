@@ -23,6 +23,7 @@ from trialkit.service.identity import default_user
 from trialkit.service.keys import TrialKey, key_check, read_key_file
 from trialkit.service.kinds import TrialKind
 from trialkit.service.mrt import MrtKind
+from trialkit.service.mrt_policy import AdaptiveMrtKind
 from trialkit.service.multiarm import FactorialKind, MultiArmKind
 from trialkit.service.store import ConnectionLost, Store, TrialRecord, connect
 from trialkit.service.transaction import Transaction
@@ -39,6 +40,8 @@ def adapter_for(trial: Trial) -> TrialKind:
                            "does not know — upgrade trialkit")
     if trial.kind == "adaptive" and trial.config.get("method") == "adaptive":
         return AdaptiveKind(trial)
+    if trial.kind == "mrt" and trial.config.get("policy") is not None:
+        return AdaptiveMrtKind(trial)
     return KINDS[trial.kind](trial)
 
 
@@ -242,20 +245,25 @@ class Trial:
         return self._retrying(lambda: self.adapter.lookup(participant))
 
     def decide(self, participant: Any, decision_point: Any, available: bool = True,
-               reason: str | None = None, user: str | None = None) -> dict[str, Any]:
+               reason: str | None = None, user: str | None = None,
+               context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Decide one MRT decision point: Bernoulli with the design's probability if available.
 
         Returns ``action`` (0/1), ``probability``, ``decision_point`` and ``receipt``; an
         unavailable point gets action 0 and no draw. Repeating a decision point returns the
-        logged decision.
+        logged decision. An adaptive MRT (a design with a ``[policy]``) takes the decision
+        point's ``context`` (name → value, every variable of the policy) and computes the
+        probability from the policy in force; it also returns ``policy_version`` and
+        ``context``.
         """
-        return self.decide_many([(participant, decision_point, available, reason)], user)[0]
+        return self.decide_many([(participant, decision_point, available, reason, context)],
+                                user)[0]
 
     def decide_many(self, rows: Iterable[Sequence[Any]],
                     user: str | None = None) -> list[dict[str, Any]]:
-        """Decide many ``(participant, decision_point, available, reason)`` in one transaction.
+        """Decide many ``(participant, decision_point, available, reason[, context])`` at once.
 
-        All rows are checked first; any bad row leaves the store unchanged.
+        One transaction; all rows are checked first; any bad row leaves the store unchanged.
         """
         rows = list(rows)
         return self._retrying(lambda: self.adapter.decide_many(rows, user))
@@ -265,15 +273,20 @@ class Trial:
         return self.adapter.mark_error(participant, reason, user)
 
     def record_outcome(self, participant: Any, value: Any, observed_at: Any = None,
-                       reason: str | None = None, user: str | None = None) -> dict[str, Any]:
+                       reason: str | None = None, user: str | None = None,
+                       decision_point: Any = None) -> dict[str, Any]:
         """Record a participant's outcome (an adaptive trial); a correction needs ``reason``.
 
         Binary outcomes are 0 or 1, continuous ones finite; ``observed_at`` is an ISO 8601 date
         or time. Returns ``value``, ``observed_at``, ``recorded_at``, ``corrected`` and
-        ``receipt``.
+        ``receipt``. In an adaptive MRT the outcome is the proximal outcome of a decided,
+        available ``decision_point``.
         """
-        return self.record_outcomes([{"participant": participant, "value": value,
-                                      "observed_at": observed_at, "reason": reason}], user)[0]
+        item = {"participant": participant, "value": value, "observed_at": observed_at,
+                "reason": reason}
+        if decision_point is not None:
+            item["decision_point"] = decision_point
+        return self.record_outcomes([item], user)[0]
 
     def record_outcomes(self, items: Iterable[Mapping[str, Any]],
                         user: str | None = None) -> list[dict[str, Any]]:
@@ -293,6 +306,37 @@ class Trial:
         the enrolments that follow.
         """
         return self.adapter.interim(user)
+
+    def policy_update(self, user: str | None = None) -> dict[str, Any]:
+        """Refit an adaptive MRT's policy on every outcome recorded so far; log version k.
+
+        The posterior (:func:`trialkit.mrt.policy.policy_update` on every available decision
+        with its outcome) is logged in the audit chain and used by the decisions that follow.
+        Returns ``version``, ``stage``, ``trigger``, ``rows`` (decisions used), ``missing``
+        (available decisions still without an outcome), ``mean``, ``covariance`` and
+        ``receipt``.
+        """
+        return self.adapter.policy_update(user)
+
+    def policy(self) -> dict[str, Any]:
+        """Return an adaptive MRT's policy in force (version, posterior) and its updates."""
+        def read() -> dict[str, Any]:
+            with self.store.snapshot():
+                return self.adapter.policy()
+
+        return self._retrying(read)
+
+    def schedule(self, participant: Any, decision_points: Any,
+                 context: Mapping[str, Any] | None = None,
+                 user: str | None = None) -> dict[str, Any]:
+        """Decide decision points ``"A..B"`` ahead for an offline participant (adaptive MRT).
+
+        Every point is decided as available, with the policy in force and the design's default
+        context (the values in ``context`` replace defaults); all are logged. Returns
+        ``decisions`` (as :meth:`decide` returns them), ``policy_version`` and ``context``.
+        """
+        return self._retrying(lambda: self.adapter.schedule(participant, decision_points,
+                                                            context, user))
 
     def looks(self, key_file: str | None = None) -> list[dict[str, Any]]:
         """Return every interim analysis so far (a blinded trial's need the key)."""
