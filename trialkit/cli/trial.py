@@ -119,20 +119,32 @@ def _emit_created(report: dict, fmt: str) -> None:
     emit(report, fmt)
 
 
-def _parse_strata(values: tuple[str, ...]) -> dict[str, str]:
+def _parse_strata(values: tuple[str, ...], what: str = "stratum", param: str = "strata",
+                  example: str = "site=london") -> dict[str, str]:
     from trialkit.errors import InvalidInput
 
     out: dict[str, str] = {}
     for item in values:
         k, sep, v = item.partition("=")
+        k, v = k.strip(), v.strip()
         if not sep or not k or not v:
-            raise InvalidInput(f"stratum {item[:40]!r} is not KEY=VALUE — write e.g. site=london",
-                               param="strata")
+            raise InvalidInput(f"{what} {item[:40]!r} is not KEY=VALUE — write e.g. {example}",
+                               param=param)
         if k in out:
-            raise InvalidInput(f"stratum {k[:40]!r} is given twice — give each stratum once",
-                               param="strata")
+            raise InvalidInput(f"{what} {k[:40]!r} is given twice — give each {what} once",
+                               param=param)
         out[k] = v
     return out
+
+
+def _parse_context(values: tuple[str, ...]) -> dict[str, str]:
+    return _parse_strata(values, "context", "context", "stress=0.4")
+
+
+context_option = click.option(
+    "--context", "context", multiple=True, metavar="NAME=VALUE",
+    help="A context variable of an adaptive MRT's policy at the decision point (repeat for "
+         "each).")
 
 
 @trial.command()
@@ -169,20 +181,27 @@ def enrol(name, participant, strata, db, lock_timeout, server, token, key_file, 
 @click.option("--available/--unavailable", default=None,
               help="Whether the participant is available for treatment.")
 @click.option("--reason", default=None, help="Why the participant is unavailable.")
+@context_option
 @click.option("--bulk", is_flag=True,
               help="Read decisions as CSV from stdin: participant,decision_point,available"
-                   "[,reason] (available: 1/0, true/false).")
+                   "[,reason] (available: 1/0, true/false), and one column per context "
+                   "variable of an adaptive MRT.")
 @store_options
 @_key_option()
 @user_option
 @format_option
-def decide(name, participant, decision_point, available, reason, bulk, db, lock_timeout, server,
-           token, key_file, user, fmt) -> None:
+def decide(name, participant, decision_point, available, reason, context, bulk, db,
+           lock_timeout, server, token, key_file, user, fmt) -> None:
     """Decide an MRT decision point: action 0/1 drawn with the design's probability.
 
     JSON keys: action, probability, decision_point, receipt (plus participant, available,
     new). Repeating a decision point returns the logged decision. With --bulk, all rows are
     decided in one transaction, and any bad row leaves the store unchanged.
+
+    An adaptive MRT (a design with a [policy]) needs --context NAME=VALUE for every context
+    variable of the policy at an available decision point: the probability is the policy's in
+    force for that context; the JSON adds policy_version and context. An update due by the
+    design's schedule runs first, in the same transaction.
 
     \b
     Example:
@@ -194,9 +213,9 @@ def decide(name, participant, decision_point, available, reason, bulk, db, lock_
     from trialkit.errors import InvalidInput
 
     if bulk:
-        if participant or decision_point is not None or available is not None:
+        if participant or decision_point is not None or available is not None or context:
             raise InvalidInput("--bulk reads everything from stdin — drop PARTICIPANT, "
-                               "--decision-point and --available/--unavailable")
+                               "--decision-point, --available/--unavailable and --context")
         rows = read_bulk(sys.stdin.read())
         with _open(db, name, key_file, user, lock_timeout, server, token) as t:
             emit({"decisions": t.decide_many(rows)}, fmt, primary="decisions")
@@ -204,12 +223,19 @@ def decide(name, participant, decision_point, available, reason, bulk, db, lock_
     if not participant or decision_point is None or available is None:
         raise InvalidInput("give PARTICIPANT, --decision-point N and --available or "
                            "--unavailable --reason R (or --bulk with CSV on stdin)")
+    ctx = _parse_context(context) or None
     with _open(db, name, key_file, user, lock_timeout, server, token) as t:
-        emit(t.decide(participant, decision_point, available, reason), fmt)
+        emit(t.decide(participant, decision_point, available, reason, context=ctx), fmt)
+
+
+_BULK_FIELDS = ("participant", "decision_point", "available", "reason")
 
 
 def read_bulk(text: str) -> list[tuple]:
-    """Decision requests from bulk CSV text (``participant,decision_point,available[,reason]``)."""
+    """Decision requests from bulk CSV text (``participant,decision_point,available[,reason]``).
+
+    Any other column is a context variable (an empty cell: not given).
+    """
     import csv
     import io
 
@@ -230,8 +256,10 @@ def read_bulk(text: str) -> list[tuple]:
         if None in rec:
             raise InvalidInput(f"bulk CSV line {i} has more fields than the header — quote "
                                "fields that hold commas")
+        ctx = {k: v.strip() for k, v in rec.items()
+               if k not in _BULK_FIELDS and v is not None and v.strip()}
         rows.append((rec["participant"], rec["decision_point"], truth[flag],
-                     (rec.get("reason") or "").strip() or None))
+                     (rec.get("reason") or "").strip() or None, ctx or None))
     if not rows:
         raise InvalidInput("bulk CSV has no rows — give one decision per line after the header")
     return rows
@@ -242,24 +270,30 @@ def read_bulk(text: str) -> list[tuple]:
 @click.argument("participant", required=False)
 @click.option("--value", default=None, metavar="V",
               help="The outcome: 0 or 1 for a binary outcome, a finite number otherwise.")
+@click.option("--decision-point", "decision_point", default=None, metavar="N",
+              help="The decision point of an adaptive MRT's proximal outcome.")
 @click.option("--observed-at", "observed_at", default=None, metavar="TIME",
               help="When it was observed (ISO 8601 date or time; default: not recorded).")
 @click.option("--reason", default=None,
               help="Why an outcome already recorded is corrected (needed for a correction).")
 @click.option("--bulk", is_flag=True,
-              help="Read outcomes as CSV from stdin: participant,value[,observed_at][,reason]; "
-                   "all are recorded, or none if one is refused.")
+              help="Read outcomes as CSV from stdin: participant[,decision_point],value"
+                   "[,observed_at][,reason]; all are recorded, or none if one is refused.")
 @store_options
 @_key_option()
 @user_option
 @format_option
-def outcome(name, participant, value, observed_at, reason, bulk, db, lock_timeout, server, token,
-            key_file, user, fmt) -> None:
+def outcome(name, participant, value, decision_point, observed_at, reason, bulk, db,
+            lock_timeout, server, token, key_file, user, fmt) -> None:
     """Record a participant's outcome in an adaptive trial (once; corrections need --reason).
 
     Outcomes feed the interim analyses. Unknown participants, participants marked in error and
     values of the wrong type are refused with nothing written. JSON keys: participant, value,
     observed_at, recorded_at, corrected, receipt.
+
+    In an adaptive MRT the outcome is the proximal outcome of a decided, available decision
+    point (--decision-point N; a decision_point column with --bulk); it feeds the policy
+    updates.
 
     \b
     Example:
@@ -271,9 +305,9 @@ def outcome(name, participant, value, observed_at, reason, bulk, db, lock_timeou
     from trialkit.errors import InvalidInput
 
     if bulk:
-        if participant or value is not None or observed_at or reason:
+        if participant or value is not None or observed_at or reason or decision_point:
             raise InvalidInput("--bulk reads everything from stdin — drop PARTICIPANT, --value, "
-                               "--observed-at and --reason")
+                               "--decision-point, --observed-at and --reason")
         items = read_outcomes(sys.stdin.read())
         with _open(db, name, key_file, user, lock_timeout, server, token) as t:
             emit({"outcomes": t.record_outcomes(items)}, fmt, primary="outcomes")
@@ -281,7 +315,8 @@ def outcome(name, participant, value, observed_at, reason, bulk, db, lock_timeou
     if not participant or value is None:
         raise InvalidInput("give PARTICIPANT and --value V (or --bulk with CSV on stdin)")
     with _open(db, name, key_file, user, lock_timeout, server, token) as t:
-        emit(t.record_outcome(participant, value, observed_at, reason), fmt)
+        emit(t.record_outcome(participant, value, observed_at, reason,
+                              decision_point=decision_point), fmt)
 
 
 def read_outcomes(text: str) -> list[dict]:
@@ -293,11 +328,11 @@ def read_outcomes(text: str) -> list[dict]:
 
     reader = csv.DictReader(io.StringIO(text))
     columns = reader.fieldnames or []
-    allowed = ("participant", "value", "observed_at", "reason")
+    allowed = ("participant", "decision_point", "value", "observed_at", "reason")
     if "participant" not in columns or "value" not in columns or \
             any(c not in allowed for c in columns):
         raise InvalidInput("bulk outcomes need a header with participant and value (and "
-                           "optionally observed_at, reason) — got: "
+                           "optionally decision_point, observed_at, reason) — got: "
                            f"{', '.join(columns)[:80] or 'nothing'}")
     items = [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
     if not items:
@@ -325,6 +360,74 @@ def interim(name, db, lock_timeout, server, token, key_file, user, fmt) -> None:
     """
     with _open(db, name, key_file, user, lock_timeout, server, token) as t:
         emit(t.interim(), fmt, primary="arms")
+
+
+@trial.command("policy-update")
+@click.argument("name")
+@store_options
+@_key_option()
+@user_option
+@format_option
+def policy_update(name, db, lock_timeout, server, token, key_file, user, fmt) -> None:
+    """Refit an adaptive MRT's policy now on every proximal outcome recorded so far.
+
+    The posterior of the policy's reward model, from every available decision with its outcome,
+    is logged in the audit trail as the next policy version and used by the decisions that
+    follow (updates also run by the design's schedule, before the first decision of a new
+    stage). JSON keys: version, stage, trigger, rows (decisions used), missing (available
+    decisions without an outcome yet), mean, covariance, receipt.
+
+    \b
+    Example:
+      trialkit trial policy-update adaptive_prompts_mrt --db sqlite:///mrt.db --format json
+    """
+    with _open(db, name, key_file, user, lock_timeout, server, token) as t:
+        emit(t.policy_update(), fmt)
+
+
+@trial.command()
+@click.argument("name")
+@store_options
+@_key_option()
+@format_option
+def policy(name, db, lock_timeout, server, token, key_file, fmt) -> None:
+    """Show an adaptive MRT's policy in force: version, posterior, next update, updates so far.
+
+    \b
+    Example:
+      trialkit trial policy adaptive_prompts_mrt --db sqlite:///mrt.db --format json
+    """
+    with _open(db, name, key_file, None, lock_timeout, server, token) as t:
+        emit(t.policy(), fmt, primary="updates")
+
+
+@trial.command()
+@click.argument("name")
+@click.argument("participant")
+@click.option("--decision-points", "decision_points", required=True, metavar="A..B",
+              help="The decision points to decide ahead (A..B, or one number).")
+@context_option
+@store_options
+@_key_option()
+@user_option
+@format_option
+def schedule(name, participant, decision_points, context, db, lock_timeout, server, token,
+             key_file, user, fmt) -> None:
+    """Decide decision points A..B ahead for a participant who will be offline (adaptive MRT).
+
+    Every point is decided as available with the policy in force and the design's default
+    context ([context.NAME] default; --context replaces a default), and logged. The phone
+    then prompts by the returned actions. JSON keys: participant, first, last, policy_version,
+    context, decisions (each as trial decide returns it).
+
+    \b
+    Example:
+      trialkit trial schedule adaptive_prompts_mrt U07 --decision-points 15..28 \
+        --context engaged=1 --db sqlite:///mrt.db
+    """
+    ctx = _parse_context(context)
+    with _open(db, name, key_file, user, lock_timeout, server, token) as t:
+        emit(t.schedule(participant, decision_points, ctx), fmt, primary="decisions")
 
 
 @trial.command()

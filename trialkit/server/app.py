@@ -67,6 +67,8 @@ class Decision(Strict):
     decision_point: int | str
     available: bool
     reason: str | None = None
+    #: An adaptive MRT's context at the decision point: variable → number.
+    context: dict[str, float | int | str] | None = None
 
 
 class Outcome(Strict):
@@ -77,6 +79,17 @@ class Outcome(Strict):
     value: float | str
     observed_at: str | None = None
     reason: str | None = None
+    #: The decision point of an adaptive MRT's proximal outcome.
+    decision_point: int | str | None = None
+
+
+class Schedule(Strict):
+    """Decide decision points ahead for an offline participant (adaptive MRT)."""
+
+    participant: str
+    #: ``"A..B"`` (or one decision point).
+    decision_points: str | int
+    context: dict[str, float | int | str] = {}
 
 
 class Reasoned(Strict):
@@ -253,7 +266,7 @@ def _write_routes(app: FastAPI, api: _Api) -> None:
         rows = body if isinstance(body, list) else [body]
         single = not isinstance(body, list)
         return await api.write(trial, lambda t: _one_or_all(t.decide_many(
-            [(d.participant, d.decision_point, d.available, d.reason) for d in rows],
+            [(d.participant, d.decision_point, d.available, d.reason, d.context) for d in rows],
             token.principal()), single))
 
     @app.post("/v1/trials/{trial}/mark-error")
@@ -292,7 +305,8 @@ def _adaptive_routes(app: FastAPI, api: _Api) -> None:
             if token.site_limits:
                 for item in items:
                     tokens.allow_strata(token, t.participant(item.participant)["stratum"])
-            return _one_or_all(t.record_outcomes([i.model_dump() for i in items],
+            return _one_or_all(t.record_outcomes([i.model_dump(exclude_none=True)
+                                                  for i in items],
                                                  token.principal()), single)
 
         return await api.write(trial, call)
@@ -302,6 +316,26 @@ def _adaptive_routes(app: FastAPI, api: _Api) -> None:
         """Run the next interim analysis when it is due, and apply it (statistician)."""
         token = await api.allowed_async(authorization, "interim", trial)
         return await api.write(trial, lambda t: t.interim(token.principal()))
+
+    @app.post("/v1/trials/{trial}/policy-update")
+    async def policy_update(trial: str, authorization: str | None = auth) -> JSONResponse:
+        """Refit an adaptive MRT's policy on the outcomes so far and log it (statistician)."""
+        token = await api.allowed_async(authorization, "policy_update", trial)
+        return await api.write(trial, lambda t: t.policy_update(token.principal()))
+
+    @app.get("/v1/trials/{trial}/policy")
+    def policy(trial: str, authorization: str | None = auth) -> JSONResponse:
+        """Return an adaptive MRT's policy in force and its updates (statistician, auditor)."""
+        api.allowed(authorization, "policy", trial)
+        return api.read(trial, lambda t: t.policy())
+
+    @app.post("/v1/trials/{trial}/schedule")
+    async def schedule(trial: str, body: Schedule,
+                       authorization: str | None = auth) -> JSONResponse:
+        """Decide decision points ahead for an offline participant (app, coordinator)."""
+        token = await api.allowed_async(authorization, "schedule", trial)
+        return await api.write(trial, lambda t: t.schedule(
+            body.participant, body.decision_points, body.context, token.principal()))
 
     @app.get("/v1/trials/{trial}/looks")
     def looks(trial: str, authorization: str | None = auth) -> JSONResponse:

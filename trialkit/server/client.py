@@ -146,29 +146,59 @@ class RemoteTrial:
         return self._call("GET", f"/participants/{quote(str(participant), safe='')}")
 
     def decide(self, participant: Any, decision_point: Any, available: bool = True,
-               reason: str | None = None, user: str | None = None) -> dict[str, Any]:
+               reason: str | None = None, user: str | None = None,
+               context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Decide one decision point."""
-        return self.decide_many([(participant, decision_point, available, reason)])[0]
+        return self.decide_many([(participant, decision_point, available, reason, context)])[0]
 
     def decide_many(self, rows: Iterable[Sequence[Any]],
                     user: str | None = None) -> list[dict[str, Any]]:
         """Decide many decision points in one transaction."""
-        body = [{"participant": str(p), "decision_point": _number(dp), "available": bool(a),
-                 "reason": r} for p, dp, a, r in rows]
+        body = []
+        for row in rows:
+            p, dp, a, r = row[:4]
+            item = {"participant": str(p), "decision_point": _number(dp), "available": bool(a),
+                    "reason": r}
+            if len(row) > 4 and row[4]:
+                item["context"] = dict(row[4])
+            body.append(item)
         return self._call("POST", "/decisions", body)
 
     def record_outcome(self, participant: Any, value: Any, observed_at: Any = None,
-                       reason: str | None = None, user: str | None = None) -> dict[str, Any]:
+                       reason: str | None = None, user: str | None = None,
+                       decision_point: Any = None) -> dict[str, Any]:
         """Record one outcome."""
         return self.record_outcomes([{"participant": participant, "value": value,
-                                      "observed_at": observed_at, "reason": reason}])[0]
+                                      "observed_at": observed_at, "reason": reason,
+                                      "decision_point": decision_point}])[0]
 
     def record_outcomes(self, items: Iterable[Mapping[str, Any]],
                         user: str | None = None) -> list[dict[str, Any]]:
         """Record many outcomes in one transaction (all or none)."""
-        body = [{"participant": str(i.get("participant")), "value": _value(i.get("value")),
-                 "observed_at": i.get("observed_at"), "reason": i.get("reason")} for i in items]
+        body = []
+        for i in items:
+            item = {"participant": str(i.get("participant")), "value": _value(i.get("value")),
+                    "observed_at": i.get("observed_at"), "reason": i.get("reason")}
+            if i.get("decision_point") is not None:
+                item["decision_point"] = _number(i["decision_point"])
+            body.append(item)
         return self._call("POST", "/outcomes", body)
+
+    def policy_update(self, user: str | None = None) -> dict[str, Any]:
+        """Refit an adaptive MRT's policy."""
+        return self._call("POST", "/policy-update")
+
+    def policy(self) -> dict[str, Any]:
+        """Return an adaptive MRT's policy in force."""
+        return self._call("GET", "/policy")
+
+    def schedule(self, participant: Any, decision_points: Any,
+                 context: Mapping[str, Any] | None = None,
+                 user: str | None = None) -> dict[str, Any]:
+        """Decide decision points ahead for an offline participant."""
+        return self._call("POST", "/schedule", {"participant": str(participant),
+                                                "decision_points": str(decision_points),
+                                                "context": dict(context or {})})
 
     def interim(self, user: str | None = None) -> dict[str, Any]:
         """Run the next interim analysis."""

@@ -131,6 +131,10 @@ class AdaptiveKind(MultiArmKind):
             return out
 
     def _record_one(self, tx: Any, item: Mapping[str, Any]) -> dict[str, Any]:
+        if item.get("decision_point") is not None:
+            raise InvalidInput("an adaptive trial has one outcome per participant, not per "
+                               "decision point — drop the decision point",
+                               param="decision_point")
         pid = identity.participant_id(item.get("participant"))
         record = self._enrolled(pid)
         if record.error:
