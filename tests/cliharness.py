@@ -16,7 +16,8 @@ from trialkit.service.trial import Trial
 ROLE = {"enrol": "coordinator", "mark-error": "coordinator", "decide": "app",
         "status": "statistician", "export": "statistician", "unblind": "unblinder",
         "verify": "auditor", "checkpoint": "auditor", "upgrade": "admin", "outcome": "app",
-        "interim": "statistician"}
+        "interim": "statistician", "policy-update": "statistician", "policy": "statistician",
+        "schedule": "app"}
 LOCAL_ONLY = {"--db", "--lock-timeout"}
 
 
