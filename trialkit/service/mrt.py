@@ -29,7 +29,7 @@ class MrtKind(TrialKind):
     replayed_word = "decision"
 
     def check_decision(self, participant: Any, decision_point: Any, available: Any,
-                       reason: Any, context: Any = None) -> tuple[str, int, bool, str | None]:
+                       reason: Any, context: Any = None) -> tuple[Any, ...]:
         """Validate one decision request (a fixed-probability MRT takes no context)."""
         if context:
             raise InvalidInput(f"trial {self.trial.name!r} randomises with the design's fixed "

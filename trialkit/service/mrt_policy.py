@@ -60,7 +60,7 @@ class AdaptiveMrtKind(MrtKind):
 
             design = loads_design(self.trial.record.design_text,
                                   f"<design of trial {self.trial.name}>")
-            self._spec = design.policy
+            self._spec = getattr(design, "policy", None)
         return self._spec
 
     # -- decisions -----------------------------------------------------------------------------
@@ -101,7 +101,9 @@ class AdaptiveMrtKind(MrtKind):
             policy = self.in_force(tx)
             out = []
             for request in checked:
-                result, policy = self._decide_at(tx, policy, *request, scheduled=False)
+                pid, dp, available, why, ctx = request
+                result, policy = self._decide_at(tx, policy, pid, dp, available, why, ctx,
+                                                 scheduled=False)
                 out.append(result)
             return out
 
@@ -301,7 +303,7 @@ class AdaptiveMrtKind(MrtKind):
         return out
 
     def export_columns(self, with_key: bool) -> list[str]:
-        """The MRT columns, then policy version, scheduled, the context and the outcome."""
+        """Return the MRT columns, then policy version, scheduled, the context and outcome."""
         return [*MRT_COLUMNS, "policy_version", "scheduled", *self.names,
                 self.settings["outcome"]]
 
