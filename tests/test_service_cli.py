@@ -138,7 +138,8 @@ def test_every_trial_command_has_an_example(run):
 
     names = set(trial.commands)
     assert names == {"create", "enrol", "decide", "status", "export", "unblind", "mark-error",
-                     "verify", "checkpoint", "upgrade"}
+                     "verify", "checkpoint", "upgrade", "outcome", "interim", "policy-update",
+                     "policy", "schedule"}
     for cmd in trial.commands.values():
         assert "Example:" in cmd.help
 

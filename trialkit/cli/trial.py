@@ -126,7 +126,8 @@ def _parse_strata(values: tuple[str, ...], what: str = "stratum", param: str = "
     out: dict[str, str] = {}
     for item in values:
         k, sep, v = item.partition("=")
-        k, v = k.strip(), v.strip()
+        if param == "context":
+            k, v = k.strip(), v.strip()
         if not sep or not k or not v:
             raise InvalidInput(f"{what} {item[:40]!r} is not KEY=VALUE — write e.g. {example}",
                                param=param)
