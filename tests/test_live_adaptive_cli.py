@@ -1,4 +1,4 @@
-"""``trialkit trial outcome|interim|status --plot`` on a live adaptive trial, embedded and served.
+"""``trialkit trial outcome|interim|status --out`` on a live adaptive trial, embedded and served.
 
 The same commands run in embedded mode and as clients of a real server on loopback (with the
 token of the role each needs: outcomes by an ``app`` token, interims by a ``statistician``).
@@ -71,7 +71,7 @@ def test_outcomes_interim_status_and_export(run, live, tmp_path):
     assert list(status["probabilities"].values()) == result["probabilities"]
     assert status["next_look"] == {"look": 2, "needs_outcomes": 40, "randomised_limit": 50}
     png = tmp_path / "looks.png"
-    plotted = run("trial", "status", "live", "--plot", png, "--db", live)
+    plotted = run("trial", "status", "live", "--out", png, "--db", live)
     assert plotted.exit_code == 0, plotted.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     exported = run("trial", "export", "live", "--format", "csv", "--db", live)
@@ -99,11 +99,11 @@ def test_bad_outcomes_exit_2_with_one_line(run, live, args, stdin, words):
 
 
 def test_plotting_a_trial_without_looks_is_refused(run, tmp_path):
-    """``--plot`` of a fixed-allocation trial says why it cannot draw anything."""
+    """``status --out`` of a fixed-allocation trial says why it cannot draw anything."""
     design = tmp_path / "fixed.toml"
     design.write_text(LIVE_DESIGN + '\n[randomisation]\nmethod = "blocks"\n')
     db = f"sqlite:///{tmp_path / 'f.db'}"
     assert run("trial", "create", design, "--db", db, "--key-file", tmp_path / "k").exit_code == 0
-    result = run("trial", "status", "live", "--plot", tmp_path / "p.png", "--db", db)
+    result = run("trial", "status", "live", "--out", tmp_path / "p.png", "--db", db)
     _one_line_error(result, "no interim analyses to plot")
     _one_line_error(run("trial", "interim", "live", "--db", db), "does not take 'interim'")

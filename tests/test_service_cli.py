@@ -138,7 +138,7 @@ def test_every_trial_command_has_an_example(run):
 
     names = set(trial.commands)
     assert names == {"create", "enrol", "decide", "status", "export", "unblind", "mark-error",
-                     "verify", "checkpoint", "upgrade"}
+                     "verify", "checkpoint", "upgrade", "outcome", "interim"}
     for cmd in trial.commands.values():
         assert "Example:" in cmd.help
 
