@@ -1,4 +1,4 @@
-"""``trialkit trial outcome|interim|status --plot`` on a live adaptive trial, embedded and served.
+"""``trialkit trial outcome|interim|status --out`` on a live adaptive trial, embedded and served.
 
 The same commands run in embedded mode and as clients of a real server on loopback (with the
 token of the role each needs: outcomes by an ``app`` token, interims by a ``statistician``).
@@ -71,7 +71,7 @@ def test_outcomes_interim_status_and_export(run, live, tmp_path):
     assert list(status["probabilities"].values()) == result["probabilities"]
     assert status["next_look"] == {"look": 2, "needs_outcomes": 40, "randomised_limit": 50}
     png = tmp_path / "looks.png"
-    plotted = run("trial", "status", "live", "--plot", png, "--db", live)
+    plotted = run("trial", "status", "live", "--out", png, "--db", live)
     assert plotted.exit_code == 0, plotted.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     exported = run("trial", "export", "live", "--format", "csv", "--db", live)
@@ -99,11 +99,54 @@ def test_bad_outcomes_exit_2_with_one_line(run, live, args, stdin, words):
 
 
 def test_plotting_a_trial_without_looks_is_refused(run, tmp_path):
-    """``--plot`` of a fixed-allocation trial says why it cannot draw anything."""
+    """``status --out`` of a fixed-allocation trial says why it cannot draw anything."""
     design = tmp_path / "fixed.toml"
     design.write_text(LIVE_DESIGN + '\n[randomisation]\nmethod = "blocks"\n')
     db = f"sqlite:///{tmp_path / 'f.db'}"
     assert run("trial", "create", design, "--db", db, "--key-file", tmp_path / "k").exit_code == 0
-    result = run("trial", "status", "live", "--plot", tmp_path / "p.png", "--db", db)
+    result = run("trial", "status", "live", "--out", tmp_path / "p.png", "--db", db)
     _one_line_error(result, "no interim analyses to plot")
     _one_line_error(run("trial", "interim", "live", "--db", db), "does not take 'interim'")
+
+
+def test_roles_for_outcomes_and_interims_on_the_server(tmp_path):
+    """Apps and a site's coordinator post outcomes (own site only); a statistician runs looks."""
+    from serverkit import Server, call
+
+    from trialkit.service import Trial
+
+    design = tmp_path / "live.toml"
+    design.write_text(LIVE_DESIGN + '\n[randomisation]\nmethod = "adaptive"\n\n'
+                                    '[randomisation.strata]\nsite = ["a", "b"]\n')
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    with Trial.create(str(design), db, key_file=str(tmp_path / "k")) as trial:
+        for i in range(1, 21):
+            trial.enrol(f"P{i:02d}", {"site": "a" if i <= 10 else "b"})
+        tokens = {role: trial.create_token(role)["token"]
+                  for role in ("app", "statistician", "auditor")}
+        tokens["coordinator_a"] = trial.create_token("coordinator", {"site": ["a"]})["token"]
+    with Server(db) as server:
+        url, path = server.url, "/v1/trials/live"
+        status, body = call(url, "POST", path + "/outcomes", tokens["coordinator_a"],
+                            {"participant": "P15", "value": 1})
+        assert status == 403 and "site = a" in body["error"]
+        status, body = call(url, "POST", path + "/outcomes", tokens["coordinator_a"],
+                            [{"participant": f"P{i:02d}", "value": i % 2} for i in range(1, 11)])
+        assert status == 200, body
+        assert len(body) == 10
+        status, body = call(url, "POST", path + "/outcomes", tokens["app"],
+                            [{"participant": f"P{i:02d}", "value": "1"} for i in range(11, 21)])
+        assert status == 200, body
+        for role in ("app", "coordinator_a", "auditor"):
+            assert call(url, "POST", path + "/interim", tokens[role])[0] == 403
+        status, look = call(url, "POST", path + "/interim", tokens["statistician"])
+        assert status == 200 and look["look"] == 1 and look["participants_with_outcomes"] == 20
+        status, again = call(url, "POST", path + "/interim", tokens["statistician"])
+        assert status == 400 and "look 2 is not due" in again["error"]
+        for role in ("statistician", "auditor"):
+            status, looks = call(url, "GET", path + "/looks", tokens[role])
+            assert status == 200 and looks[0]["probabilities"] == look["probabilities"]
+        assert call(url, "GET", path + "/looks", tokens["app"])[0] == 403
+        status, bad = call(url, "POST", path + "/outcomes", tokens["app"],
+                           {"participant": "P01", "value": 1, "extra": True})
+        assert status == 400

@@ -433,9 +433,10 @@ def schedule(name, participant, decision_points, context, db, lock_timeout, serv
 
 @trial.command()
 @click.argument("name")
-@click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--out", "plot", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Adaptive trials: draw the allocation probabilities and P(best) over the "
-                   "interim analyses (.png, .pdf or .svg; a blinded trial needs --key-file).")
+                   "interim analyses to FILE (.png, .pdf or .svg; a blinded trial needs "
+                   "--key-file).")
 @store_options
 @_key_option(help_text="The key file (only to plot the sealed interims of a blinded trial).")
 @format_option
@@ -450,7 +451,7 @@ def status(name, plot, db, lock_timeout, server, token, key_file, fmt) -> None:
     \b
     Example:
       trialkit trial status app_components_factorial --db sqlite:///trial.db
-      trialkit trial status three_arm_adaptive --plot looks.png --db sqlite:///trial.db
+      trialkit trial status three_arm_adaptive --out looks.png --db sqlite:///trial.db
     """
     if plot:
         from trialkit.cli._common import check_figure_path
@@ -471,8 +472,8 @@ def _plot_looks(t, path: str) -> str:
 
     info = t.status().get("adaptive")
     if info is None:
-        raise InvalidInput(f"trial {t.name!r} has no interim analyses to plot — --plot is for "
-                           "adaptive trials", param="plot")
+        raise InvalidInput(f"trial {t.name!r} has no interim analyses to plot — the figure is "
+                           "for adaptive trials", param="out")
     start = info["start_probabilities"]
     return write_figure(looks_figure(t.looks(), list(start), list(start.values())), path)
 

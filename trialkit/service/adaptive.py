@@ -39,6 +39,7 @@ from trialkit.randomise.history import (
 from trialkit.service import identity
 from trialkit.service.audit import AuditRow, canonical, check_chain
 from trialkit.service.keys import TrialKey, seal, unseal
+from trialkit.service.kinds import compare_table
 from trialkit.service.multiarm import MultiArmKind
 from trialkit.service.store import OutcomeRecord, ParticipantRecord
 
@@ -351,19 +352,10 @@ class AdaptiveKind(MultiArmKind):
                 expected[d["participant"]] = (row.seq, OutcomeRecord(
                     d["participant"], d["outcome"], 0, d["value"], d["observed_at"], row.at,
                     row.who, before[1].corrections + 1 if before else 0, row.seq))
-        for record in self.store.outcomes(self.trial.name):
-            seq, want = expected.pop(record.participant, (None, None))
-            if want is None:
-                return None, (f"the outcome of participant {identity.shown(record.participant)} "
-                              "has no row in the audit log — an outcome was inserted")
-            if record != want:
-                return seq, (f"the outcome of participant {identity.shown(record.participant)} "
-                             f"differs from audit row {seq} — the outcomes table was edited")
-        if expected:
-            pid, (seq, _) = next(iter(expected.items()))
-            return seq, (f"the outcome of participant {identity.shown(pid)} (audit row {seq}) is "
-                         "missing from the outcomes table — a row was deleted")
-        return None, ""
+        return compare_table(self.store.outcomes(self.trial.name), expected,
+                             lambda r: r.participant,
+                             lambda pid: f"the outcome of participant {identity.shown(pid)}",
+                             "outcomes")
 
     def replay(self, key: TrialKey, rows: Sequence[AuditRow]) -> list[dict[str, Any]]:
         """Replay every allocation and recompute every interim from the logged outcomes."""

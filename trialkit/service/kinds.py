@@ -10,7 +10,7 @@ trials decide decision points (:mod:`trialkit.service.mrt`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from trialkit.errors import InvalidInput
@@ -174,3 +174,29 @@ class TrialKind:
         record = self.trial.record
         return {"trial": self.trial.name, "kind": self.trial.kind, "design": self.config["design"],
                 "design_sha256": record.design_sha256}
+
+
+def compare_table(stored: Iterable[Any], logged: Mapping[Any, tuple[int, Any]],
+                  ident: Callable[[Any], Any], describe: Callable[[Any], str],
+                  table: str) -> tuple[int | None, str]:
+    """Compare a table's rows with those its audit log implies: ``(first_bad_row, problem)``.
+
+    ``logged`` maps each row's identity (``ident(row)``) to ``(audit row, expected row)``;
+    ``describe(identity)`` names a row in messages. A row without a log entry was inserted, a
+    row unlike its entry was edited, and an entry without a row was deleted.
+    """
+    left = dict(logged)
+    for record in stored:
+        key = ident(record)
+        if key not in left:
+            return None, (f"{describe(key)} is in the {table} table but has no row in the audit "
+                          "log — a row was inserted")
+        seq, want = left.pop(key)
+        if record != want:
+            return seq, (f"{describe(key)} differs from audit row {seq} — the {table} table was "
+                         "edited")
+    if left:
+        key, (seq, _) = next(iter(left.items()))
+        return seq, (f"{describe(key)} (audit row {seq}) is missing from the {table} table — a "
+                     "row was deleted")
+    return None, ""

@@ -15,7 +15,7 @@ from trialkit.randomise import mrt_draw
 from trialkit.service import identity
 from trialkit.service.audit import AuditRow, canonical, check_row, receipt
 from trialkit.service.keys import TrialKey
-from trialkit.service.kinds import TrialKind
+from trialkit.service.kinds import TrialKind, compare_table
 from trialkit.service.store import DecisionRecord, utc_now
 
 #: The columns of an MRT export: what ``trialkit analyse mrt`` reads.
@@ -153,20 +153,10 @@ class MrtKind(TrialKind):
             if row.action == "decide":
                 want = self._expected(row)
                 logged[(want.participant, want.decision_point)] = (row.seq, want)
-        for record in self.store.decisions(self.trial.name):
-            ident = (record.participant, record.decision_point)
-            where = (f"decision point {record.decision_point} of participant "
-                     f"{identity.shown(record.participant)}")
-            if ident not in logged:
-                return None, f"{where} has no entry in the audit log — a row was inserted"
-            seq, want = logged.pop(ident)
-            if record != want:
-                return seq, f"{where} differs from audit row {seq} — the decisions table was edited"
-        if logged:
-            (pid, dp), (seq, _) = next(iter(logged.items()))
-            return seq, (f"decision point {dp} of participant {identity.shown(pid)} (audit row "
-                         f"{seq}) is missing from the decisions table — a row was deleted")
-        return None, ""
+        return compare_table(
+            self.store.decisions(self.trial.name), logged,
+            lambda r: (r.participant, r.decision_point),
+            lambda k: f"decision point {k[1]} of participant {identity.shown(k[0])}", "decisions")
 
     def replay(self, key: TrialKey, rows: Sequence[AuditRow]) -> list[dict[str, Any]]:
         """Recompute every decision from the key and the logged request."""

@@ -36,6 +36,7 @@ from trialkit.service.adaptive import (
 )
 from trialkit.service.audit import AuditRow, canonical, check_chain, check_row
 from trialkit.service.keys import TrialKey
+from trialkit.service.kinds import compare_table
 from trialkit.service.mrt import MRT_COLUMNS, MrtKind
 from trialkit.service.store import DecisionRecord, OutcomeRecord, utc_now
 
@@ -343,20 +344,11 @@ class AdaptiveMrtKind(MrtKind):
                     d["participant"], d["outcome"], d["decision_point"], d["value"],
                     d["observed_at"], row.at, row.who,
                     before[1].corrections + 1 if before else 0, row.seq))
-        for record in self.store.outcomes(self.trial.name):
-            where = (f"the outcome of decision point {record.point} of participant "
-                     f"{identity.shown(record.participant)}")
-            seq, want = expected.pop((record.participant, record.point), (None, None))
-            if want is None:
-                return None, f"{where} has no row in the audit log — an outcome was inserted"
-            if record != want:
-                return seq, f"{where} differs from audit row {seq} — the outcomes table was edited"
-        if expected:
-            (pid, dp), (seq, _) = next(iter(expected.items()))
-            return seq, (f"the outcome of decision point {dp} of participant "
-                         f"{identity.shown(pid)} (audit row {seq}) is missing from the outcomes "
-                         "table — a row was deleted")
-        return None, ""
+        return compare_table(
+            self.store.outcomes(self.trial.name), expected,
+            lambda r: (r.participant, r.point),
+            lambda k: f"the outcome of decision point {k[1]} of participant "
+                      f"{identity.shown(k[0])}", "outcomes")
 
     def replay(self, key: TrialKey, rows: Sequence[AuditRow]) -> list[dict[str, Any]]:
         """Recompute every decision (probability, draw, version) and every policy update."""

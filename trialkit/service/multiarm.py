@@ -29,7 +29,7 @@ from trialkit.randomise.history import (
 from trialkit.service import identity
 from trialkit.service.audit import AuditRow, canonical, check_row, receipt
 from trialkit.service.keys import TrialKey
-from trialkit.service.kinds import TrialKind
+from trialkit.service.kinds import TrialKind, compare_table
 from trialkit.service.store import ParticipantRecord, utc_now
 
 
@@ -357,21 +357,9 @@ class MultiArmKind(TrialKind):
     # -- verification --------------------------------------------------------------------------
     def cross_check(self, rows: Sequence[AuditRow]) -> tuple[int | None, str]:
         """Compare the participants table with the enrolments and corrections in the log."""
-        expected = self._expected_records(rows)
-        for record in self.store.participants(self.trial.name):
-            if record.participant not in expected:
-                return None, (f"participant {identity.shown(record.participant)} is in the "
-                              "participants table but has no enrolment in the audit log — a row "
-                              "was inserted")
-            seq, want = expected.pop(record.participant)
-            if record != want:
-                return seq, (f"participant {identity.shown(record.participant)} differs from its "
-                             f"enrolment in audit row {seq} — the participants table was edited")
-        if expected:
-            pid, (seq, _) = next(iter(expected.items()))
-            return seq, (f"participant {identity.shown(pid)} of audit row {seq} is missing from "
-                         "the participants table — a row was deleted")
-        return None, ""
+        return compare_table(self.store.participants(self.trial.name),
+                             self._expected_records(rows), lambda r: r.participant,
+                             lambda pid: f"participant {identity.shown(pid)}", "participants")
 
     def _expected_records(self, rows: Sequence[AuditRow]
                           ) -> dict[str, tuple[int, ParticipantRecord]]:
