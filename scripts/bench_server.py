@@ -9,7 +9,7 @@ the same run.
 Goals on a 2-core machine: at 32 clients >= 1000 decisions/s with p99 < 50 ms; HTTP enrolment
 throughput >= 50% of the embedded API's at 8 clients.
 
-    .venv/bin/python scripts/bench_server.py [--requests 3000] [--workers 1] [--pg URL]
+    .venv/bin/python scripts/bench_server.py [--requests 3000] [--workers 1] [--db URL]
 """
 
 from __future__ import annotations
