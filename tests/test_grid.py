@@ -66,7 +66,7 @@ def table(tmp_path: Path, sub: str, backend=None, reps: int = 12, batch: int = 5
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory) -> tuple[Path, bytes]:
-    """The table of the small grid run in this process (the reference of every comparison)."""
+    """Return the table of the small grid run in this process (the reference)."""
     tmp = tmp_path_factory.mktemp("fresh")
     return tmp, table(tmp, "fresh")
 
@@ -251,7 +251,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def dask_cluster(tmp_path):
-    """A real ``dask scheduler`` and one ``dask worker`` on loopback; stopped by PID."""
+    """Start a real ``dask scheduler`` and one ``dask worker`` on loopback; stop them by PID."""
     dask = str(Path(sys.executable).parent / "dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"

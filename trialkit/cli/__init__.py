@@ -17,6 +17,7 @@ COMMANDS = {
     "calibrate": "trialkit.cli.adaptive:calibrate",
     "gsd": "trialkit.cli.adaptive:gsd",
     "trial": "trialkit.cli.trial:trial",
+    "report": "trialkit.cli.study:report",
 }
 
 

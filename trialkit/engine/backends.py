@@ -18,6 +18,7 @@ elsewhere by the scheduler.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -140,6 +141,7 @@ class DaskBackend:
                                 "install it", param="dask") from None
         logging.getLogger("distributed").setLevel(logging.ERROR)
         self._cluster: Any = None
+        self._imported: set[str] = set()
         if scheduler is None:
             self._cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=workers or 2, threads_per_worker=1, processes=True,
@@ -160,9 +162,16 @@ class DaskBackend:
         self.name = f"{where} ({self.workers} workers)"
 
     def run(self, tasks: Sequence[Task], done: Done) -> None:
-        """Submit every task to the scheduler; hand results back as they finish."""
+        """Submit every task to the scheduler; hand results back as they finish.
+
+        Every worker first imports the modules of the tasks' functions (once), so the first
+        tasks do not wait for imports one after another.
+        """
         import distributed
 
+        for module in sorted({t.func.__module__ for t in tasks} - self._imported):
+            self._client.run(importlib.import_module, module)
+            self._imported.add(module)
         futures = {self._client.submit(t.func, *t.args, key=t.key, pure=False, **t.kwargs): t
                    for t in tasks}
         try:

@@ -77,7 +77,7 @@ def _mrt_setup(design: Any, cell: Cell) -> Any:
     from trialkit.mrt.planning import batch_size, design_inputs, mrt_sample_size
 
     inputs = design_inputs(design, cell.design.outcome)
-    n = design.analysis.n_participants or mrt_sample_size(
+    n = design.n_participants or mrt_sample_size(
         design, outcome=cell.design.outcome).n_participants
     return inputs, n, batch_size(n, inputs["days"] * inputs["decisions_per_day"])
 
