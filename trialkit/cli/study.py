@@ -11,6 +11,8 @@ from trialkit.cli._common import (
     format_option,
     jobs_option,
     quiet_option,
+    reps_option,
+    seed_option,
 )
 
 
@@ -72,10 +74,8 @@ def simulate_grid(grid_file, out, jobs, dask, scheduler, grow, fmt):
               metavar="RESULTS", help="A grid's table (.parquet or .csv) to include.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="The report (.html): one self-contained page, figures embedded.")
-@click.option("--reps", type=click.IntRange(min=10, max=100_000), default=200,
-              show_default=True, help="Simulated trials per scenario (adaptive designs).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the report's simulations.")
+@reps_option("Simulated trials per scenario (adaptive designs).")
+@seed_option("Seed of the report's simulations; trial i uses the stream (seed, i).")
 def report(file, grid, out, reps, seed):
     """Write a design report an ethics committee or an analysis plan can use (HTML).
 

@@ -263,7 +263,7 @@ def _grid_figure(frame: Any) -> Any:
     return fig
 
 
-def design_report(design: Any, grid: Any = None, reps: int = 200, seed: int = 0
+def design_report(design: Any, grid: Any = None, reps: int = 1000, seed: int = 0
                   ) -> DesignReport:
     """Build the report of ``design`` (and of a grid's table ``grid``, a DataFrame).
 
