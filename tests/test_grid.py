@@ -6,6 +6,7 @@ separate processes on loopback (stopped by PID).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -249,21 +250,22 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
+@contextlib.contextmanager
+def separate_cluster(tmp_path: Path, worker_args: tuple[str, ...] = ("--no-nanny",),
+                     worker_env: dict[str, str] | None = None):
     """Start a real ``dask scheduler`` and one ``dask worker`` on loopback; stop them by PID."""
     dask = str(Path(sys.executable).parent / "dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    log = open(tmp_path / "dask.log", "w")
+    log = open(tmp_path / f"dask-{port}.log", "w")
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--no-dashboard"], env=env, stdout=log, stderr=log)]
     try:
         procs.append(subprocess.Popen(
-            [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-             "--host", "127.0.0.1", "--local-directory", str(tmp_path / "worker")],
-            env=env, stdout=log, stderr=log))
+            [dask, "worker", address, "--nthreads", "1", *worker_args, "--no-dashboard",
+             "--host", "127.0.0.1", "--local-directory", str(tmp_path / f"worker-{port}")],
+            env={**env, **(worker_env or {})}, stdout=log, stderr=log))
         yield address
     finally:
         for proc in reversed(procs):
@@ -271,20 +273,60 @@ def dask_cluster(tmp_path):
         log.close()
 
 
-def test_separate_dask_scheduler_and_worker_give_the_same_table(fresh, tmp_path, run,
-                                                               dask_cluster):
-    _, reference = fresh
-    backend = None
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """Start a separate scheduler and one worker without a nanny."""
+    with separate_cluster(tmp_path) as address:
+        yield address
+
+
+def connect(address: str, workers: int = 1) -> DaskBackend:
+    """Connect to a cluster being started (retrying for up to a minute)."""
     deadline = time.monotonic() + 60
-    while backend is None:
+    while True:
         try:
-            backend = DaskBackend(scheduler=dask_cluster, timeout=5)
+            backend = DaskBackend(scheduler=address, timeout=5)
+            break
         except TrialkitError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+    backend._client.wait_for_workers(workers, timeout=60)
+    return backend
+
+
+def test_worker_memory_trimming_is_off_in_local_clusters_and_reported_elsewhere(tmp_path):
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which slows the kernels
+    local = DaskBackend(workers=1)
     try:
-        backend._client.wait_for_workers(1, timeout=60)
+        assert local.trimmed == 0
+        assert "MALLOC" not in local.name
+    finally:
+        local.close()
+    with separate_cluster(tmp_path, ()) as address:  # a worker with a nanny, Dask's defaults
+        backend = connect(address)
+        try:
+            assert backend._trimmed_workers() == 1
+        finally:
+            backend.close()
+    conf = tmp_path / "dask-config"
+    conf.mkdir()
+    (conf / "trialkit.yaml").write_text(
+        "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n")
+    with separate_cluster(tmp_path, (), {"DASK_CONFIG": str(conf)}) as address:
+        backend = connect(address)
+        try:
+            assert backend._trimmed_workers() == 0
+        finally:
+            backend.close()
+
+
+def test_separate_dask_scheduler_and_worker_give_the_same_table(fresh, tmp_path, run,
+                                                               dask_cluster):
+    _, reference = fresh
+    backend = connect(dask_cluster)
+    try:
+        assert backend.trimmed == 0 and "MALLOC" not in backend.name
         assert table(tmp_path, "remote", backend) == reference
     finally:
         backend.close()
