@@ -26,7 +26,7 @@ from trialkit.constants import MAX_REPS, VERSION
 from trialkit.design.grid import SCENARIO_AXIS, Cell, GridSpec
 from trialkit.engine.backends import Backend, InProcess, Task
 from trialkit.engine.progress import progress_bar
-from trialkit.engine.runner import replicate_batches
+from trialkit.engine.runner import one_blas_thread, replicate_batches
 from trialkit.errors import TrialkitError
 from trialkit.results import Result, hidden
 from trialkit.study.cells import cell_replicates, default_batch
@@ -291,4 +291,5 @@ def _run(backend: Backend, tasks: list[Task], store: GridStore, cells: list[Cell
                 bar.label = f"grid: {finished_cells}/{len(cells)} cells"
                 bar.advance(len(task.args[0]))
 
-        backend.run(tasks, done)
+        with one_blas_thread():  # this process and the pool processes it forks
+            backend.run(tasks, done)
