@@ -147,6 +147,50 @@ def test_cells_equal_the_kinds_own_simulations(fresh):
     assert (frame.reps == 12).all() and set(frame.cell) == set(range(6))
 
 
+MRT_GRID = f"""
+name = "mrt_small"
+seed = 3
+reps = 6
+batch = 4
+
+[[designs]]
+file = "{DESIGNS / 'checkin-prompts-mrt.toml'}"
+label = "mrt"
+outcome = "mood"
+[designs.axes]
+"analysis.n_participants" = [30, 40]
+"treatment.probability" = [0.6]
+"""
+
+
+def test_an_mrt_cell_is_the_kinds_own_simulation(tmp_path):
+    import pandas as pd
+
+    from trialkit.mrt.planning import simulate_mrt_power
+
+    path = tmp_path / "mrt.toml"
+    path.write_text(MRT_GRID)
+    grid = load_grid(path)
+    out = tmp_path / "mrt.parquet"
+    res = run_grid(grid, str(out))
+    res.save(out)
+    frame = pd.read_parquet(out)
+    assert set(frame.metric) == {"power", "failed"} and (frame.kind == "mrt").all()
+    for cell in grid.cells():
+        n = dict(cell.settings)["analysis.n_participants"]
+        design = build_design(cell.design, cell.overrides)
+        own = simulate_mrt_power(design, n, reps=6, seed=cell.seed(3), outcome="mood")
+        rows = frame[frame.cell == cell.index].set_index("metric")
+        assert rows.loc["power", "analysis.n_participants"] == n
+        assert rows.loc["power", "estimate"] == pytest.approx(own.power)
+        assert rows.loc["power", "mc_se"] == pytest.approx(own.mc_se)
+    # batches of 4 (4 + 2 replicates per cell) give the table of one batch per cell
+    one = tmp_path / "one.parquet"
+    run_grid(loads_grid(MRT_GRID.replace("batch = 4", "batch = 6"), str(path)),
+             str(one)).save(one)
+    assert pd.read_parquet(one).equals(frame)
+
+
 def test_assurance_draws_follow_the_prior(tmp_path):
     grid = load_grid(grid_file(tmp_path, reps=40, batch=40))
     res = run_grid(grid, str(tmp_path / "a.parquet"))
@@ -252,8 +296,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def separate_cluster(tmp_path: Path, worker_args: tuple[str, ...] = ("--no-nanny",),
-                     worker_env: dict[str, str] | None = None):
-    """Start a real ``dask scheduler`` and one ``dask worker`` on loopback; stop them by PID."""
+                     worker_env: dict[str, str] | None = None, workers: list | None = None):
+    """Start a real ``dask scheduler`` and one ``dask worker`` on loopback; stop them by PID.
+
+    With ``workers`` (a list), one worker is started per item and their processes are put in it.
+    """
     dask = str(Path(sys.executable).parent / "dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -262,10 +309,13 @@ def separate_cluster(tmp_path: Path, worker_args: tuple[str, ...] = ("--no-nanny
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--no-dashboard"], env=env, stdout=log, stderr=log)]
     try:
-        procs.append(subprocess.Popen(
-            [dask, "worker", address, "--nthreads", "1", *worker_args, "--no-dashboard",
-             "--host", "127.0.0.1", "--local-directory", str(tmp_path / f"worker-{port}")],
-            env={**env, **(worker_env or {})}, stdout=log, stderr=log))
+        for i in range(len(workers) if workers else 1):
+            procs.append(subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", *worker_args, "--no-dashboard",
+                 "--host", "127.0.0.1", "--local-directory", str(tmp_path / f"worker-{port}-{i}")],
+                env={**env, **(worker_env or {})}, stdout=log, stderr=log))
+            if workers is not None:
+                workers[i] = procs[-1]
         yield address
     finally:
         for proc in reversed(procs):
@@ -337,6 +387,36 @@ def test_separate_dask_scheduler_and_worker_give_the_same_table(fresh, tmp_path,
               dask_cluster, "--quiet")
     assert res.exit_code == 0, res.output
     assert out.read_bytes() == reference
+
+
+def test_a_worker_killed_mid_grid_leaves_the_same_table(tmp_path):
+    grid = grid_file(tmp_path, reps=40, batch=5)
+    reference = tmp_path / "reference.parquet"
+    run_grid(load_grid(grid), str(reference)).save(reference)
+    out = tmp_path / "lost" / "results.parquet"
+    out.parent.mkdir()
+    workers: list = [None, None]
+    with separate_cluster(tmp_path, workers=workers) as address:
+        connect(address, workers=2).close()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        client = subprocess.Popen(
+            [sys.executable, "-m", "trialkit", "simulate", "grid", str(grid), "--out", str(out),
+             "--scheduler", address, "--quiet"], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        try:
+            parts = Path(f"{out}.parts")
+            deadline = time.monotonic() + 120
+            while len(list(parts.glob("*.npz"))) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            done_at_kill = len(list(parts.glob("*.npz")))
+            os.kill(workers[0].pid, signal.SIGKILL)   # one worker lost mid-run
+            output, _ = client.communicate(timeout=180)
+        finally:
+            _stop(client)
+    assert client.returncode == 0, output
+    assert 3 <= done_at_kill < 48   # 6 cells × 8 batches: the kill came mid-run
+    assert workers[0].poll() is not None
+    assert out.read_bytes() == reference.read_bytes()
 
 
 # -- the command line --------------------------------------------------------------------------
