@@ -49,9 +49,8 @@ def export_like(n: int, n_points: int, prob: float = 0.6, seed: int = 0) -> pd.D
 
 
 def test_export_columns_are_those_the_service_writes():
-    from trialkit.service.mrt import MRT_COLUMNS
-
     from trialkit.mrt.export import EXPORT_COLUMNS
+    from trialkit.service.mrt import MRT_COLUMNS
 
     assert tuple(EXPORT_COLUMNS.values()) == MRT_COLUMNS
 

@@ -360,21 +360,23 @@ def _newton(xc: np.ndarray, n_t: np.ndarray, s_t: np.ndarray, beta: np.ndarray,
     if cell_n is not None:
         step_size = _first_step(xc, basis, index, cell_n, s_t, beta)
         max_iter -= 1
-    active = np.flatnonzero(~(step_size < 1e-10))
+    idx = np.flatnonzero(~(step_size < 1e-10))   # the replicates still stepping …
+    b, nt, st = beta[:, idx], n_t[:, idx], s_t[:, idx]   # … and their columns
     for _ in range(max_iter):
-        if active.size == 0:
+        if idx.size == 0:
             break
-        b = beta[:, active]
-        low = _factor(xc, basis, index, n_t[:, active], b)
         mu = special.expit(xc @ b)
-        step = _cholesky_solve(low, xc.T @ (s_t[:, active] - n_t[:, active] * mu))
-        beta[:, active] = b + step
+        low = _cholesky(basis.T @ (nt * mu * (1 - mu)), index, 1e-10)
+        step = _cholesky_solve(low, xc.T @ (st - nt * mu))
+        b += step
         size = np.abs(step).max(axis=0)
-        step_size[active] = size
+        step_size[idx] = size
         done = size < 1e-10   # nan steps go on (and end not converged)
         if done.any():
-            diag[:, active[done]] = _inverse_diagonal(low[:, :, done])
-        active = active[~done]
+            diag[:, idx[done]] = _inverse_diagonal(low[:, :, done])
+            beta[:, idx[done]] = b[:, done]
+            idx, b, nt, st = idx[~done], b[:, ~done], nt[:, ~done], st[:, ~done]
+    beta[:, idx] = b
     left = np.flatnonzero(np.isnan(diag).any(axis=0))
     if left.size:   # not converged, or converged at the shared first step
         diag[:, left] = _inverse_diagonal(_factor(xc, basis, index, n_t[:, left],
