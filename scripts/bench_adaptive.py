@@ -9,14 +9,21 @@ The live service's interim analysis is timed too: a 5-arm trial with 10,000 part
 outcomes in a store, one interim (reading the log, checking it with the key, the look, logging
 it); goal under 1 s.
 
+Whole commands: ``--commands`` also times ``trialkit simulate designs/three-arm-adaptive.toml
+--reps N --scenario S`` as a new process (start-up, imports, simulation and output; wall and CPU
+seconds), best of ``--repeat``, against adaptr's seconds (goal: at least 20 times faster).
+
 Usage: .venv/bin/python scripts/bench_adaptive.py [--reps 1000] [--jobs 2] [--seed 1]
-       [--live-only] [--db URL]
+       [--commands] [--repeat 3] [--live-only] [--db URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +35,33 @@ REFERENCE = {"size_mean": 1392, "prob_superior": 0.616, "prob_equivalence": 0.15
              "prob_conclusive": 0.773, "idp": 98.65}
 
 
+def time_command(args: list[str], repeat: int) -> tuple[float, float]:
+    """Best wall seconds of ``repeat`` runs of a command, and the CPU seconds of that run."""
+    best = (float("inf"), 0.0)
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best = min(best, (wall, cpu))
+    return best
+
+
+def commands(reps: int, jobs: int, repeat: int) -> None:
+    """Time whole ``trialkit simulate`` commands against adaptr's run_trials."""
+    print(f"\nwhole commands, best of {repeat} (load average {os.getloadavg()[0]:.2f}):")
+    for scenario in ("null", "alternative"):
+        args = [sys.executable, "-m", "trialkit", "simulate", str(DESIGN), "--reps", str(reps),
+                "--scenario", scenario, "--jobs", str(jobs), "--quiet"]
+        wall, cpu = time_command(args, repeat)
+        ratio = ADAPTR_SECONDS[scenario] / wall
+        print(f"  trialkit simulate --scenario {scenario:11s} --jobs {jobs}: {wall:6.2f} s wall, "
+              f"{cpu:6.2f} s CPU; adaptr {ADAPTR_SECONDS[scenario]:5.1f} s; {ratio:5.1f}x "
+              f"(goal >= 20x: {'met' if ratio >= 20 else 'NOT met'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=1000)
@@ -37,6 +71,9 @@ def main() -> None:
     ap.add_argument("--live-only", action="store_true", help="only time the live interim")
     ap.add_argument("--db", default=None, help="store for the live interim (default: a temporary "
                                                "SQLite file)")
+    ap.add_argument("--commands", action="store_true",
+                    help="also time whole trialkit simulate commands")
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     live_interim(args.db)
     if args.live_only:
@@ -63,6 +100,10 @@ def main() -> None:
     print("adaptr reference (alternative): size_mean 1392, P(sup) 0.616, P(eq) 0.157, "
           "P(concl) 0.773, IDP 98.65; ratio = adaptr seconds / trialkit wall seconds (goal >= 10x);"
           " cpu_s = CPU seconds of all processes")
+    if args.commands:
+        commands(args.reps, 1, args.repeat)
+        if args.jobs > 1:
+            commands(args.reps, args.jobs, args.repeat)
 
 
 LIVE = """

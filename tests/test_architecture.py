@@ -22,6 +22,7 @@ LAYERS = {
     "engine": ("trialkit.engine", "trialkit.simulate"),
     "domain": ("trialkit.randomise", "trialkit.factorial", "trialkit.mrt", "trialkit.adaptive",
                "trialkit.bayes"),
+    "study": ("trialkit.study",),
     "service": ("trialkit.service",),
     "interfaces": ("trialkit.cli", "trialkit.server", "trialkit.__main__", "trialkit"),
 }

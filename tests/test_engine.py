@@ -103,3 +103,20 @@ def test_old_engine_name_still_imports_with_a_deprecation_warning():
     from trialkit.simulate.engine import run_replicates as via_old_module
 
     assert via_old_module is run_replicates
+
+
+def _blas_threads(reps: range) -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_replicates_run_with_one_blas_thread():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        inside = run_replicates(_blas_threads, 2, combine=lambda parts: parts[0])
+        after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert inside and set(inside) == {1}
+    assert after == before  # restored when the run ends

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from trialkit.errors import TrialkitError
 from trialkit.results import Result, omit_none
@@ -168,6 +168,8 @@ class GsdBoundaries(Result):
 
 def _boundaries(kind: str, info: np.ndarray, alpha: float) -> np.ndarray:
     """Critical values of the ``kind`` design at information fractions ``info``."""
+    from scipy import optimize  # imported here: it costs start-up time elsewhere
+
     looks = info.size
     if kind in ("OF", "P"):
         shape = 1 / np.sqrt(info) if kind == "OF" else np.ones(looks)
@@ -192,6 +194,7 @@ def _boundaries(kind: str, info: np.ndarray, alpha: float) -> np.ndarray:
 def _power(bounds: np.ndarray, info: np.ndarray, alpha: float, power: float,
            effect: float | None) -> dict:
     """Drift, inflation factor and power by look; with ``effect`` also the sample sizes."""
+    from scipy import optimize
     if not (0 < power < 1) or power <= alpha:
         raise TrialkitError(f"power = {power} is invalid — use a number between alpha and 1",
                             param="power")

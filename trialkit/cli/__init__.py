@@ -19,6 +19,7 @@ COMMANDS = {
     "trial": "trialkit.cli.trial:trial",
     "serve": "trialkit.cli.serve:serve",
     "token": "trialkit.cli.serve:token",
+    "report": "trialkit.cli.study:report",
 }
 
 
@@ -97,7 +98,8 @@ def mde() -> None:
 @cli.group(
     cls=DesignDispatchGroup,
     lazy={"decision": "trialkit.cli.bayes:simulate_decision",
-          "outcomes": "trialkit.cli.factorial:simulate_outcomes"},
+          "outcomes": "trialkit.cli.factorial:simulate_outcomes",
+          "grid": "trialkit.cli.study:simulate_grid"},
     by_kind={"adaptive": "trialkit.cli.adaptive:simulate_design"},
     instead={"factorial": "`trialkit power FILE --simulate` (simulated power) or `trialkit "
                           "simulate decision FILE` (decision rules)",
@@ -110,6 +112,7 @@ def simulate() -> None:
     Example:
       trialkit simulate designs/three-arm-adaptive.toml --reps 1000 --seed 1
       trialkit simulate decision designs/app-components-factorial.toml --reps 2000 --seed 1
+      trialkit simulate grid designs/grids/compare-designs.toml --out results.parquet
     """
 
 

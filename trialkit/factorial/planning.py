@@ -549,6 +549,26 @@ def simulate_factorial_power(
         n_clusters=clusters, scenario=scenario)
 
 
+def factorial_simulation(design, outcome: str | None = None, scenario: str | None = None):
+    """Return what simulating ``design`` needs: the replicate spec, term names and a batch size.
+
+    The spec is the one :func:`simulate_factorial_power` runs with
+    :func:`trialkit.factorial.replicates.simulate_chunk` (the design's ``n_total``, the outcome
+    ``outcome`` and the truth ``scenario``, default the assumed effects); the batch bounds the
+    replicates × participants arrays of a call.
+    """
+    from trialkit.engine import memory_batch
+    from trialkit.factorial.scenarios import scenario_effects
+
+    out = design.outcome(outcome)
+    codes, terms = _model(design)
+    n, clusters, _ = _sizes(design, None)
+    effects = None if scenario is None else scenario_effects(design, out, scenario)
+    spec = _checked_sim_spec(design, out, codes, terms, n, clusters, None, effects)
+    names = [term_name(t, design.factor_names) for t in terms[1:]]
+    return spec, names, memory_batch(spec.x.shape[0], _CHUNK_VALUES)
+
+
 def _checked_sim_spec(design, out, codes, terms, n, clusters, adjust, effects):
     """Return the simulation spec, after checking the planned model fits such trials."""
     from trialkit.constants import ADJUSTMENTS

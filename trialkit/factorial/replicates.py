@@ -268,9 +268,130 @@ def _ols(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarray,
     return coef, se, df
 
 
+def _product_basis(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the distinct columns of the products ``xc[:, i] * xc[:, j]`` and their places.
+
+    With effect coding the product of two ±1 columns is another ±1 column, so a 2^k factorial's
+    16 × 16 Hessian has at most 2^k distinct entries: the weighted sums of those columns.
+    """
+    c, p = xc.shape
+    products = (xc[:, :, None] * xc[:, None, :]).reshape(c, p * p)
+    basis, index = np.unique(products, axis=1, return_inverse=True)
+    return basis, index.reshape(p, p)
+
+
+def _cholesky(sums: np.ndarray, index: np.ndarray, ridge: float = 0.0) -> np.ndarray:
+    """Cholesky factors of ``sums[index] + ridge·I`` for every replicate (replicates last).
+
+    ``sums`` (U × R) holds the distinct entries of the symmetric matrices, ``index`` (p × p)
+    says which entry is where; only the lower triangle is read.
+    """
+    p = index.shape[0]
+    low = np.zeros((p, p, sums.shape[1]))
+    for j in range(p):
+        row = low[j, :j]
+        low[j, j] = np.sqrt(sums[index[j, j]] + ridge - np.einsum("kr,kr->r", row, row))
+        if j + 1 < p:
+            low[j + 1:, j] = (sums[index[j + 1:, j]]
+                              - np.einsum("ikr,kr->ir", low[j + 1:, :j], row)) / low[j, j]
+    return low
+
+
+def _cholesky_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``L Lᵀ x = b`` for every replicate (``b`` and ``x``: p × R)."""
+    p = low.shape[0]
+    z = np.empty_like(b)
+    for i in range(p):
+        z[i] = (b[i] - np.einsum("kr,kr->r", low[i, :i], z[:i])) / low[i, i]
+    x = np.empty_like(b)
+    for i in range(p - 1, -1, -1):
+        x[i] = (z[i] - np.einsum("kr,kr->r", low[i + 1:, i], x[i + 1:])) / low[i, i]
+    return x
+
+
+def _inverse_diagonal(low: np.ndarray) -> np.ndarray:
+    """Return the diagonal of ``(L Lᵀ)⁻¹`` per replicate (p × R): column sums of ``(L⁻¹)²``."""
+    p = low.shape[0]
+    inv = np.zeros_like(low)  # L⁻¹, lower triangular, row by row
+    for i in range(p):
+        inv[i, i] = 1.0 / low[i, i]
+        if i:
+            inv[i, :i] = -np.einsum("kr,kjr->jr", low[i, :i], inv[:i, :i]) * inv[i, i]
+    return np.einsum("ijr,ijr->jr", inv, inv)
+
+
+def _factor(xc: np.ndarray, basis: np.ndarray, index: np.ndarray, n_t: np.ndarray,
+            beta: np.ndarray) -> np.ndarray:
+    """Return the Cholesky factors of the logistic Hessians at ``beta`` (p × R)."""
+    mu = special.expit(xc @ beta)
+    return _cholesky(basis.T @ (n_t * mu * (1 - mu)), index, 1e-10)
+
+
+def _first_step(xc: np.ndarray, basis: np.ndarray, index: np.ndarray, cell_n: np.ndarray,
+                s_t: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Take the first Newton step of every replicate at once (every cell of every trial full).
+
+    At the start only the intercept is set, so every cell has the same fitted rate ``r`` and the
+    Hessian is ``r (1 − r)`` times one matrix shared by all replicates: one solve for all.
+    """
+    mu = special.expit(beta[0])
+    shared = (cell_n @ basis)[index]
+    grad = xc.T @ (s_t - cell_n[:, None] * mu)
+    step = np.linalg.solve(shared, grad) / (mu * (1 - mu))
+    beta += step
+    return np.abs(step).max(axis=0)
+
+
+def _newton(xc: np.ndarray, n_t: np.ndarray, s_t: np.ndarray, beta: np.ndarray,
+            max_iter: int, cell_n: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Run Newton steps on ``beta`` (p × R, in place).
+
+    Each replicate stops once its own step is below 1e-10, so its estimate does not depend on
+    the other replicates of the batch. With ``cell_n`` (the same cell sizes in every replicate)
+    the first step is shared (:func:`_first_step`).
+
+    Returns each replicate's last step size and the diagonal of its inverse Hessian (p × R) at
+    the last step — the estimate to within that step.
+    """
+    basis, index = _product_basis(xc)
+    p, reps = beta.shape
+    step_size = np.full(reps, np.inf)
+    diag = np.full((p, reps), np.nan)
+    if cell_n is not None:
+        step_size = _first_step(xc, basis, index, cell_n, s_t, beta)
+        max_iter -= 1
+    idx = np.flatnonzero(~(step_size < 1e-10))   # the replicates still stepping …
+    b, nt, st = beta[:, idx], n_t[:, idx], s_t[:, idx]   # … and their columns
+    for _ in range(max_iter):
+        if idx.size == 0:
+            break
+        mu = special.expit(xc @ b)
+        low = _cholesky(basis.T @ (nt * mu * (1 - mu)), index, 1e-10)
+        step = _cholesky_solve(low, xc.T @ (st - nt * mu))
+        b += step
+        size = np.abs(step).max(axis=0)
+        step_size[idx] = size
+        done = size < 1e-10   # nan steps go on (and end not converged)
+        if done.any():
+            diag[:, idx[done]] = _inverse_diagonal(low[:, :, done])
+            beta[:, idx[done]] = b[:, done]
+            idx, b, nt, st = idx[~done], b[:, ~done], nt[:, ~done], st[:, ~done]
+    beta[:, idx] = b
+    left = np.flatnonzero(np.isnan(diag).any(axis=0))
+    if left.size:   # not converged, or converged at the shared first step
+        diag[:, left] = _inverse_diagonal(_factor(xc, basis, index, n_t[:, left],
+                                                  beta[:, left]))
+    return step_size, diag
+
+
 def _logistic(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarray,
               max_iter: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Logistic regression of every replicate by batched Newton steps on condition counts.
+    """Logistic regression of every replicate by Newton steps on condition counts.
+
+    The steps are vectorised across replicates (replicates on the last axis): the Hessian from
+    the distinct products of the model's columns and a Cholesky solve written out over the
+    parameters (:func:`_newton`). The standard errors are those of the inverse Hessian of each
+    replicate's last step.
 
     Returns (coefficients, standard errors, converged) per replicate.
     """
@@ -280,24 +401,14 @@ def _logistic(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarr
     cell_n = np.bincount(cond, minlength=c).astype(float)
     n = np.broadcast_to(cell_n, (reps, c)) if w is None else _cell_sums(w, cond, c)
     s = _cell_sums(y if w is None else y * w, cond, c)
-    xxc = (xc[:, :, None] * xc[:, None, :]).reshape(c, p * p)
-    beta = np.zeros((reps, p))
+    n_t, s_t = np.ascontiguousarray(n.T), np.ascontiguousarray(s.T)   # (C, R)
+    beta = np.zeros((p, reps))
     rate = np.clip(s.sum(axis=1) / np.maximum(n.sum(axis=1), 1), 1e-3, 1 - 1e-3)
-    beta[:, 0] = special.logit(rate)
-    step_size = np.full(reps, np.inf)
-    ridge = 1e-10 * np.eye(p)
-    for _ in range(max_iter):
-        mu = special.expit(beta @ xc.T)
-        hess = ((n * mu * (1 - mu)) @ xxc).reshape(reps, p, p)
-        hess += ridge
-        inv = np.linalg.inv(hess)
-        step = np.einsum("rpq,rq->rp", inv, (s - n * mu) @ xc)
-        beta += step
-        step_size = np.abs(step).max(axis=1)
-        if np.all(step_size < 1e-10):
-            break
-    # the inverse Hessian of the last step: at convergence it is the one at the estimate
-    se = np.sqrt(np.einsum("rpp->rp", inv))
+    beta[0] = special.logit(rate)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        step_size, diag = _newton(xc, n_t, s_t, beta, max_iter, cell_n if w is None else None)
+    se = np.sqrt(diag).T
+    beta = beta.T
     converged = (step_size < 1e-6) & np.all(np.isfinite(beta), axis=1) & (np.abs(beta) < 15).all(1)
     return beta, se, converged
 
