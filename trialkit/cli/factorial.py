@@ -193,14 +193,21 @@ def _check_power_options(simulate: bool, curve: bool, scenario: str | None) -> N
                         "draws power from --n-from to --n-to without adjustment — drop it")
 
 
+def _design_plan_options(func: Callable) -> Callable:
+    """Add ``--outcome``, ``--exact`` and ``--adjust``, shared by power, samplesize and mde FILE."""
+    func = click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
+                        help="Override the design's multiplicity adjustment.")(func)
+    func = click.option("--exact", is_flag=True,
+                        help="Exact mode instead of MOST parity (analytic formulas).")(func)
+    return click.option("--outcome", default=None,
+                        help="Outcome name (default: the first listed).")(func)
+
+
 @click.command("power")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--n-total", type=int, default=None,
               help="Participants enrolled (default: the design's sample.n_total).")
-@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
-@click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity (analytic).")
-@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
-              help="Override the design's multiplicity adjustment.")
+@_design_plan_options
 @click.option("--simulate", is_flag=True, help="Simulate the trial instead of the formulas.")
 @scenario_option("With --simulate: the truth to simulate, a [scenarios.NAME] of the design file "
                  "or null, sparse, antagonistic (default: the assumed effects).")
@@ -252,10 +259,7 @@ def power_design(file: str, n_total, outcome, exact, adjust, simulate, scenario,
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--power", "target", type=float, default=None,
               help="Target power (default: the design's analysis.power).")
-@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
-@click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity.")
-@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
-              help="Override the design's multiplicity adjustment.")
+@_design_plan_options
 @format_option
 def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> None:
     """Enrolment at which every non-zero main effect of a design file reaches the target power.
@@ -278,10 +282,7 @@ def samplesize_design(file: str, target, outcome, exact, adjust, fmt: str) -> No
               help="Participants enrolled (default: the design's sample.n_total).")
 @click.option("--power", "target", type=float, default=None,
               help="Target power (default: the design's analysis.power).")
-@click.option("--outcome", default=None, help="Outcome name (default: the first listed).")
-@click.option("--exact", is_flag=True, help="Exact mode instead of MOST parity.")
-@click.option("--adjust", type=click.Choice(ADJUSTMENTS), default=None,
-              help="Override the design's multiplicity adjustment.")
+@_design_plan_options
 @format_option
 def mde_design(file: str, n_total, target, outcome, exact, adjust, fmt: str) -> None:
     """Smallest main effect a factorial design file detects with the target power.
