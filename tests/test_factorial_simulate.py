@@ -300,3 +300,29 @@ def test_cli_design_file_bad_input(run, designs_dir, args, fragment):
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and fragment in lines[0]
+
+
+def test_logistic_does_not_depend_on_its_fitting_blocks(monkeypatch):
+    # fitted in blocks of 5 (replicates finishing at different steps share a block's buffers)
+    # or all together, every replicate gets the same numbers, and they are statsmodels' numbers
+    import trialkit.factorial.replicates as replicates
+
+    codes = np.array([[(i >> k) & 1 for k in range(3)] for i in range(8)]) * 2 - 1
+    terms = model_terms(3, 2)
+    lay = trial_layout(8, 96)
+    x = model_matrix(codes[lay.condition], terms)
+    beta = np.array([0.2, 0.9, -0.7, 0.5, 0.3, -0.4, 0.2])
+    data = generate_factorial_data(replicate_rngs(11, 0, 23), x, beta, outcome="binary")
+    spec = SimSpec(x=x, xc=model_matrix(codes, terms), layout=lay, beta=beta,
+                   tested=tuple(range(1, len(terms))), outcome="binary")
+    together = _logistic(spec, None, data["y"], lay.condition)
+    monkeypatch.setattr(replicates, "_NEWTON_BLOCK", 5)
+    blocks = _logistic(spec, None, data["y"], lay.condition)
+    for a, b in zip(together, blocks, strict=True):
+        np.testing.assert_array_equal(a, b)
+    ok = together[2]
+    assert ok.sum() >= 20
+    for r in np.flatnonzero(ok)[:8]:
+        fit = sm.Logit(data["y"][r], x).fit(disp=0, tol=1e-12, maxiter=100)
+        np.testing.assert_allclose(together[0][r], fit.params, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(together[1][r], fit.bse, rtol=1e-6)

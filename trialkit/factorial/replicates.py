@@ -280,14 +280,16 @@ def _product_basis(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return basis, index.reshape(p, p)
 
 
-def _cholesky(sums: np.ndarray, index: np.ndarray, ridge: float = 0.0) -> np.ndarray:
+def _cholesky(sums: np.ndarray, index: np.ndarray, ridge: float = 0.0,
+              out: np.ndarray | None = None) -> np.ndarray:
     """Cholesky factors of ``sums[index] + ridge·I`` for every replicate (replicates last).
 
     ``sums`` (U × R) holds the distinct entries of the symmetric matrices, ``index`` (p × p)
-    says which entry is where; only the lower triangle is read.
+    says which entry is where; only the lower triangle is read, and only the lower triangle of
+    the result (``out``, p × p × R, if given) is written.
     """
     p = index.shape[0]
-    low = np.zeros((p, p, sums.shape[1]))
+    low = np.zeros((p, p, sums.shape[1])) if out is None else out
     for j in range(p):
         row = low[j, :j]
         low[j, j] = np.sqrt(sums[index[j, j]] + ridge - np.einsum("kr,kr->r", row, row))
@@ -309,15 +311,22 @@ def _cholesky_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-def _inverse_diagonal(low: np.ndarray) -> np.ndarray:
-    """Return the diagonal of ``(L Lᵀ)⁻¹`` per replicate (p × R): column sums of ``(L⁻¹)²``."""
+def _inverse_diagonal(low: np.ndarray, work: np.ndarray | None = None) -> np.ndarray:
+    """Return the diagonal of ``(L Lᵀ)⁻¹`` per replicate (p × R): column sums of ``(L⁻¹)²``.
+
+    Only the lower triangle of ``low`` is read; ``work`` (p × p × R) is room for L⁻¹.
+    """
     p = low.shape[0]
-    inv = np.zeros_like(low)  # L⁻¹, lower triangular, row by row
+    inv = np.zeros_like(low) if work is None else work  # L⁻¹, lower triangular, row by row
+    if work is not None:
+        work.fill(0.0)
+    out = np.zeros((p, low.shape[2]))
     for i in range(p):
         inv[i, i] = 1.0 / low[i, i]
         if i:
             inv[i, :i] = -np.einsum("kr,kjr->jr", low[i, :i], inv[:i, :i]) * inv[i, i]
-    return np.einsum("ijr,ijr->jr", inv, inv)
+        out[: i + 1] += inv[i, : i + 1] ** 2
+    return out
 
 
 def _factor(xc: np.ndarray, basis: np.ndarray, index: np.ndarray, n_t: np.ndarray,
@@ -342,38 +351,47 @@ def _first_step(xc: np.ndarray, basis: np.ndarray, index: np.ndarray, cell_n: np
     return np.abs(step).max(axis=0)
 
 
-def _newton(xc: np.ndarray, n_t: np.ndarray, s_t: np.ndarray, beta: np.ndarray,
-            max_iter: int, cell_n: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _newton(xc: np.ndarray, products: tuple[np.ndarray, np.ndarray], n_t: np.ndarray,
+            s_t: np.ndarray, beta: np.ndarray, max_iter: int,
+            cell_n: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Run Newton steps on ``beta`` (p × R, in place).
 
-    Each replicate stops once its own step is below 1e-10, so its estimate does not depend on
-    the other replicates of the batch. With ``cell_n`` (the same cell sizes in every replicate)
-    the first step is shared (:func:`_first_step`).
+    Each replicate stops once its own step is below ``_STEP_TOL`` (1e-10), so its estimate does
+    not depend on the other replicates of the batch. With ``cell_n`` (the same cell sizes in
+    every replicate) the first step is shared (:func:`_first_step`).
 
     Returns each replicate's last step size and the diagonal of its inverse Hessian (p × R) at
     the last step — the estimate to within that step.
     """
-    basis, index = _product_basis(xc)
+    basis, index = products
     p, reps = beta.shape
     step_size = np.full(reps, np.inf)
     diag = np.full((p, reps), np.nan)
     if cell_n is not None:
         step_size = _first_step(xc, basis, index, cell_n, s_t, beta)
         max_iter -= 1
-    idx = np.flatnonzero(~(step_size < 1e-10))   # the replicates still stepping …
+    idx = np.flatnonzero(~(step_size < _STEP_TOL))   # the replicates still stepping …
     b, nt, st = beta[:, idx], n_t[:, idx], s_t[:, idx]   # … and their columns
+    # memory reused every step (fresh large arrays cost page faults), handed out as contiguous
+    # arrays as a fresh allocation would be, so each replicate's arithmetic is the same
+    room, work = np.empty(p * p * idx.size), np.empty(p * p * idx.size)
     for _ in range(max_iter):
         if idx.size == 0:
             break
         mu = special.expit(xc @ b)
-        low = _cholesky(basis.T @ (nt * mu * (1 - mu)), index, 1e-10)
+        low = _cholesky(basis.T @ (nt * mu * (1 - mu)), index, 1e-10,
+                        room[:p * p * idx.size].reshape(p, p, idx.size))
         step = _cholesky_solve(low, xc.T @ (st - nt * mu))
         b += step
         size = np.abs(step).max(axis=0)
         step_size[idx] = size
-        done = size < 1e-10   # nan steps go on (and end not converged)
+        done = size < _STEP_TOL   # nan steps go on (and end not converged)
         if done.any():
-            diag[:, idx[done]] = _inverse_diagonal(low[:, :, done])
+            # most finish together: then the diagonal of all is cheaper than a copy of theirs
+            part = low if done.mean() > 0.5 else low[:, :, done]
+            k = part.shape[2]
+            inv = _inverse_diagonal(part, work[:p * p * k].reshape(p, p, k))
+            diag[:, idx[done]] = inv[:, done] if part is low else inv
             beta[:, idx[done]] = b[:, done]
             idx, b, nt, st = idx[~done], b[:, ~done], nt[:, ~done], st[:, ~done]
     beta[:, idx] = b
@@ -382,6 +400,10 @@ def _newton(xc: np.ndarray, n_t: np.ndarray, s_t: np.ndarray, beta: np.ndarray,
         diag[:, left] = _inverse_diagonal(_factor(xc, basis, index, n_t[:, left],
                                                   beta[:, left]))
     return step_size, diag
+
+
+_STEP_TOL = 1e-10   # a replicate stops at a step this small: its estimate is the fixed point
+_NEWTON_BLOCK = 2048   # replicates fitted together: their Cholesky factors (4 MB) stay in cache
 
 
 def _logistic(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarray,
@@ -405,8 +427,18 @@ def _logistic(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarr
     beta = np.zeros((p, reps))
     rate = np.clip(s.sum(axis=1) / np.maximum(n.sum(axis=1), 1), 1e-3, 1 - 1e-3)
     beta[0] = special.logit(rate)
+    step_size = np.empty(reps)
+    diag = np.empty((p, reps))
+    products = _product_basis(xc)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        step_size, diag = _newton(xc, n_t, s_t, beta, max_iter, cell_n if w is None else None)
+        for lo in range(0, reps, _NEWTON_BLOCK):   # blocks small enough to stay in cache
+            # contiguous copies, as a batch of this size would have (the same arithmetic)
+            cols = slice(lo, lo + _NEWTON_BLOCK)
+            part = beta[:, cols].copy()
+            step_size[cols], diag[:, cols] = _newton(
+                xc, products, n_t[:, cols].copy(), s_t[:, cols].copy(), part, max_iter,
+                cell_n if w is None else None)
+            beta[:, cols] = part
     se = np.sqrt(diag).T
     beta = beta.T
     converged = (step_size < 1e-6) & np.all(np.isfinite(beta), axis=1) & (np.abs(beta) < 15).all(1)
