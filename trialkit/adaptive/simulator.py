@@ -124,14 +124,35 @@ def add_outcome_data(b: Block, look: int, rows: np.ndarray) -> None:
     spec = b.spec
     d0 = spec.data_looks[look - 1] if look else 0
     d1 = spec.data_looks[look]
-    onehot = b.arm_of[rows, d0:d1, None] == np.arange(spec.n_arms)
-    yy = b.y[rows, d0:d1, None]
-    b.n[rows] += onehot.sum(axis=1)
-    b.total[rows] += (onehot * yy).sum(axis=1)
-    if not spec.binary:
-        b.total_sq[rows] += (onehot * yy**2).sum(axis=1)
+    n, total, total_sq = arm_sums(b.arm_of[rows, d0:d1], b.y[rows, d0:d1], spec.n_arms,
+                                  squares=not spec.binary)
+    b.n[rows] += n
+    b.total[rows] += total
+    if total_sq is not None:
+        b.total_sq[rows] += total_sq
     b.followed_n[rows] = d1
     b.looks[rows] = look + 1
+
+
+def arm_sums(arm_of: np.ndarray, y: np.ndarray, n_arms: int, *, squares: bool = False,
+             within: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Per trial and arm: the number of patients, the sum of their outcomes (and of squares).
+
+    ``arm_of`` and ``y`` are (trials × patients); only the patients where ``within`` is true
+    count. Each sum adds its patients in order, as a sum over the patients axis would.
+    """
+    t = arm_of.shape[0]
+    bins = np.arange(t)[:, None] * n_arms + arm_of
+    keep = None if within is None else within.ravel()
+    bins, yy = bins.ravel(), y.ravel()
+    if keep is not None:
+        bins, yy = bins[keep], yy[keep]
+    size = t * n_arms
+    n = np.bincount(bins, minlength=size).reshape(t, n_arms).astype(float)
+    total = np.bincount(bins, weights=yy, minlength=size).reshape(t, n_arms)
+    sq = (np.bincount(bins, weights=yy * yy, minlength=size).reshape(t, n_arms) if squares
+          else None)
+    return n, total, sq
 
 
 def apply_look(b: Block, rows: np.ndarray, res: LookResult) -> None:
@@ -152,9 +173,7 @@ def final_analysis(b: Block) -> dict[str, np.ndarray]:
     """
     spec = b.spec
     within = np.arange(spec.max_n)[None, :] < b.final_n[:, None]
-    onehot = (b.arm_of[:, :, None] == np.arange(spec.n_arms)) & within[:, :, None]
-    ns_all = onehot.sum(axis=1)
-    sums_all = (onehot * b.y[:, :, None]).sum(axis=1)
+    ns_all, sums_all, _ = arm_sums(b.arm_of, b.y, spec.n_arms, within=within)
     if spec.binary:
         prior_a, prior_b = spec.prior
         post_all = special.betaincinv(prior_a + sums_all, prior_b + ns_all - sums_all, 0.5)
