@@ -135,7 +135,8 @@ def add_outcome_data(b: Block, look: int, rows: np.ndarray) -> None:
 
 
 def arm_sums(arm_of: np.ndarray, y: np.ndarray, n_arms: int, *, squares: bool = False,
-             within: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+             within: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Per trial and arm: the number of patients, the sum of their outcomes (and of squares).
 
     ``arm_of`` and ``y`` are (trials × patients); only the patients where ``within`` is true
