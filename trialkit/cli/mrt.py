@@ -51,12 +51,17 @@ def _out_option(func):
               help="Share of outcome variance between participants (simulation, continuous).")
 @click.option("--control-previous-outcome", "lag_control", is_flag=True,
               help="Simulation: add the previous decision point's outcome to the controls.")
+@click.option("--contexts", type=click.Path(dir_okay=False), default=None,
+              help="Simulation of an adaptive MRT: a CSV or Parquet table of context "
+                   "trajectories (participant, decision_point, one column per context "
+                   "variable); simulated participants take the trajectories of participants "
+                   "drawn from it with replacement.")
 @_out_option
 @quiet_option
 @format_option
 def power_design(file: str, n_participants: int | None, outcome: str | None, simulate: bool,
                  reps: int, seed: int, jobs: int, ar1: float, icc: float, lag_control: bool,
-                 out: str | None, fmt: str) -> None:
+                 contexts: str | None, out: str | None, fmt: str) -> None:
     """Power of an MRT design: by formula (Liao 2016 / Cohn 2023) or by simulation.
 
     Prints the power (with --simulate its Monte Carlo SE, replicates and seed) and the settings
@@ -75,7 +80,7 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
     from trialkit.mrt.planning import mrt_power, simulate_mrt_power
 
     if not simulate:
-        refuse_unused("--simulate", "reps", "seed", "jobs")
+        refuse_unused("--simulate", "reps", "seed", "jobs", "contexts")
     if out:
         check_figure_path(out)
     design = load_design(file)
@@ -87,9 +92,14 @@ def power_design(file: str, n_participants: int | None, outcome: str | None, sim
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if simulate:
+            table = None
+            if contexts is not None:
+                from trialkit.tables import read_table
+
+                table = read_table(contexts)
             result = simulate_mrt_power(design, n, reps=reps, seed=seed, jobs=jobs,
                                         outcome=outcome, ar1=ar1, icc=icc,
-                                        lag_control=lag_control)
+                                        lag_control=lag_control, contexts=table)
         else:
             if ar1 or icc or lag_control:
                 raise TrialkitError("--ar1, --icc and --control-previous-outcome describe the "

@@ -34,6 +34,7 @@ from scipy import signal, stats
 from trialkit.engine import memory_batch, replicate_rngs, run_replicates
 from trialkit.errors import TrialkitError
 from trialkit.mrt.adaptive_variance import fit_marginal
+from trialkit.mrt.contexts import ContextTrajectories
 from trialkit.mrt.policy import (
     PolicyParams,
     policy_actions,
@@ -82,17 +83,20 @@ class AdaptiveMrtPower(Result):
     alpha: float | None = omit_none()
     numerator_prob: float | None = omit_none()
     policy: dict[str, Any] | None = omit_none()
+    contexts: dict[str, Any] | None = omit_none()
     df: int | None = omit_none()
     reps: int | None = omit_none()
     seed: int | None = omit_none()
 
 
 # -- inputs -------------------------------------------------------------------------------------
-def adaptive_inputs(design, inp: dict, null: bool = False) -> dict:
+def adaptive_inputs(design, inp: dict, null: bool = False,
+                    contexts: ContextTrajectories | None = None) -> dict:
     """Per-decision-point inputs of the simulation of ``design`` (its policy's outcome).
 
     ``inp`` are the outcome's inputs (:func:`trialkit.mrt.planning.design_inputs`). With
-    ``null`` every effect (trajectory and context moderation) is zero.
+    ``null`` every effect (trajectory and context moderation) is zero. ``contexts``: context
+    trajectories to resample participants from instead of the declared distributions.
     """
     spec = design.policy
     out = next(o for o in design.outcomes if o.name == spec.outcome)
@@ -110,7 +114,8 @@ def adaptive_inputs(design, inp: dict, null: bool = False) -> dict:
             "baseline": inp["baseline"], "context": design.context, "gamma": gamma,
             "delta": delta, "policy_columns": [names.index(c) for c in spec.context],
             "numerator_prob": float(design.probability[0]), "alpha": design.alpha,
-            "days": inp["days"], "decisions_per_day": inp["decisions_per_day"]}
+            "days": inp["days"], "decisions_per_day": inp["decisions_per_day"],
+            "trajectories": contexts}
 
 
 def true_effect(inputs: dict) -> float | None:
@@ -118,8 +123,11 @@ def true_effect(inputs: dict) -> float | None:
     tau, beta = inputs["availability"], inputs["effect"]
     if inputs["type"] == "binary":
         return float(beta[0]) if np.ptp(beta) == 0 else None
-    shift = float(inputs["delta"] @ np.array([c.expected for c in inputs["context"]])) \
-        if inputs["context"] else 0.0
+    shift: float | np.ndarray = 0.0
+    if inputs.get("trajectories") is not None:   # E[s_t] of the resampled trajectories
+        shift = inputs["trajectories"].means() @ inputs["delta"]
+    elif inputs["context"]:
+        shift = float(inputs["delta"] @ np.array([c.expected for c in inputs["context"]]))
     return float(np.sum(tau * (beta + shift)) / np.sum(tau))
 
 
@@ -139,12 +147,18 @@ def _context_draws(rng: np.random.Generator, context, shape: tuple[int, int]) ->
 
 
 def draw_exogenous(rngs, n: int, inputs: dict, icc: float = 0.0, ar1: float = 0.0) -> dict:
-    """Draw, per replicate: contexts, availability, action uniforms and outcome noise."""
+    """Draw, per replicate: contexts, availability, action uniforms and outcome noise.
+
+    Contexts come from the declared distributions, or (``inputs["trajectories"]``) are the
+    trajectories of participants of a table drawn with replacement.
+    """
     n_points = inputs["availability"].size
     shape = (n, n_points)
     keys: dict[str, list] = {"context": [], "avail": [], "u_action": [], "noise": []}
+    trajectories = inputs.get("trajectories")
     for rng in rngs:
-        keys["context"].append(_context_draws(rng, inputs["context"], shape))
+        keys["context"].append(_context_draws(rng, inputs["context"], shape)
+                               if trajectories is None else trajectories.draw(rng, n))
         keys["avail"].append((rng.random(shape) < inputs["availability"]).astype(float))
         keys["u_action"].append(rng.random(shape))
         if inputs["type"] == "binary":
@@ -281,8 +295,8 @@ def _probability_report(out: dict) -> dict[str, float]:
 
 
 def _run(design, inp: dict, n: int, reps: int, seed: int, jobs: int, icc: float, ar1: float,
-         null: bool) -> tuple[dict, float | None]:
-    inputs = adaptive_inputs(design, inp, null=null)
+         null: bool, contexts: ContextTrajectories | None) -> tuple[dict, float | None]:
+    inputs = adaptive_inputs(design, inp, null=null, contexts=contexts)
     n_points = inputs["availability"].size
     batch = memory_batch(n * n_points, BATCH_CELLS, BATCH)
     label = "simulating trials (null)" if null else "simulating trials"
@@ -294,7 +308,8 @@ def _run(design, inp: dict, n: int, reps: int, seed: int, jobs: int, icc: float,
 
 def simulate_adaptive_mrt(design, inputs: dict, n_participants: int, reps: int = 1000,
                           seed: int = 0, jobs: int = 1, icc: float = 0.0, ar1: float = 0.0,
-                          null: bool = True) -> AdaptiveMrtPower:
+                          null: bool = True,
+                          contexts: ContextTrajectories | None = None) -> AdaptiveMrtPower:
     """Power, type I error, coverage, probabilities and regret of an adaptive-policy MRT.
 
     Called by :func:`trialkit.mrt.planning.simulate_mrt_power` for a design with a ``[policy]``
@@ -304,7 +319,9 @@ def simulate_adaptive_mrt(design, inputs: dict, n_participants: int, reps: int =
     analysed for the marginal excursion effect of the policy's outcome with the standard and the
     adaptive sandwich. With ``null`` the same replicates (same seeds) are also simulated with
     every effect zero, for the type I error. Replicate ``i`` is seeded from ``(seed, i)``, so the
-    result does not depend on ``jobs``.
+    result does not depend on ``jobs``. ``contexts`` (:func:`trialkit.mrt.contexts.
+    context_trajectories`): simulated participants take the context trajectories of
+    participants of that table, drawn with replacement, instead of the declared distributions.
     """
     if design.policy is None:
         raise TrialkitError(f"{design.source.path}: the design has no [policy] — use "
@@ -317,14 +334,14 @@ def simulate_adaptive_mrt(design, inputs: dict, n_participants: int, reps: int =
     if not 0 <= icc < 1 or not -1 < ar1 < 1:
         raise TrialkitError(f"icc = {icc!r} must be in [0, 1) and ar1 = {ar1!r} in (−1, 1)",
                             param="icc" if not 0 <= icc < 1 else "ar1")
-    out, truth = _run(design, inputs, n_participants, reps, seed, jobs, icc, ar1, False)
+    out, truth = _run(design, inputs, n_participants, reps, seed, jobs, icc, ar1, False, contexts)
     main = _rates(out, truth, design.alpha)
     coverage: dict[str, Any] = {"level": 1 - design.alpha,
                                 "adaptive": main.get("cover_adaptive"),
                                 "standard": main.get("cover_standard")}
     extra: dict[str, Any] = {}
     if null:
-        out0, _ = _run(design, inputs, n_participants, reps, seed, jobs, icc, ar1, True)
+        out0, _ = _run(design, inputs, n_participants, reps, seed, jobs, icc, ar1, True, contexts)
         zero = _rates(out0, 0.0, design.alpha)
         coverage.update(null_adaptive=zero["cover_adaptive"], null_standard=zero["cover_standard"])
         extra = {"type_i_error": zero["reject_adaptive"],
@@ -346,4 +363,5 @@ def simulate_adaptive_mrt(design, inputs: dict, n_participants: int, reps: int =
                 + ", adaptive sandwich (Zhang, Janson & Murphy 2023)"),
         n_participants=n_participants, decision_points=design.schedule.n_decision_points,
         alpha=design.alpha, numerator_prob=float(design.probability[0]),
-        policy=spec.summary(), df=n_participants - 1 - q, reps=reps, seed=seed)
+        policy=spec.summary(), df=n_participants - 1 - q, reps=reps, seed=seed,
+        contexts=None if contexts is None else contexts.summary())

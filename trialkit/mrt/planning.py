@@ -330,8 +330,9 @@ def simulate_power_arrays(inputs: dict, n_participants: int, reps: int, seed: in
 
 
 def _simulate_adaptive(design, n_participants, reps, seed, jobs, outcome, ar1, icc, small,
-                       lag_control):
+                       lag_control, contexts):
     from trialkit.mrt.adaptive import simulate_adaptive_mrt
+    from trialkit.mrt.contexts import ContextTrajectories, context_trajectories
 
     spec = design.policy
     if outcome is not None and outcome != spec.outcome:
@@ -342,14 +343,17 @@ def _simulate_adaptive(design, n_participants, reps, seed, jobs, outcome, ar1, i
         raise TrialkitError("an adaptive MRT is analysed with controls (1, context) and no "
                             "leverage adjustment — leave the previous-outcome control and the "
                             "small-sample setting at their defaults")
+    if contexts is not None and not isinstance(contexts, ContextTrajectories):
+        contexts = context_trajectories(design, contexts)
     return simulate_adaptive_mrt(design, design_inputs(design, spec.outcome), n_participants,
-                                 reps=reps, seed=seed, jobs=jobs, icc=icc, ar1=ar1)
+                                 reps=reps, seed=seed, jobs=jobs, icc=icc, ar1=ar1,
+                                 contexts=contexts)
 
 
 def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int = 0,
                        jobs: int = 1, outcome: str | None = None, ar1: float = 0.0,
                        icc: float = 0.0, small="auto",
-                       lag_control: bool = False) -> MrtPower | AdaptiveMrtPower:
+                       lag_control: bool = False, contexts=None) -> MrtPower | AdaptiveMrtPower:
     """Power of an ``mrt`` design by simulation with the real estimator: ``{"power", "mc_se"}``.
 
     Data follow :func:`trialkit.mrt.generate.generate_arrays` (availability, effect and baseline
@@ -364,11 +368,17 @@ def simulate_mrt_power(design, n_participants: int, reps: int = 1000, seed: int 
     A design with a ``[policy]`` (an adaptive MRT) is simulated by
     :func:`trialkit.mrt.adaptive.simulate_adaptive_mrt` — the policy run online; power, type I
     error, coverage, probabilities and regret — and returns its
-    :class:`~trialkit.mrt.adaptive.AdaptiveMrtPower`.
+    :class:`~trialkit.mrt.adaptive.AdaptiveMrtPower`. Its simulated participants may take
+    ``contexts``, a table of context trajectories (a DataFrame checked by
+    :func:`trialkit.mrt.contexts.context_trajectories`), instead of the declared distributions.
     """
     if getattr(design, "policy", None) is not None:
         return _simulate_adaptive(design, n_participants, reps, seed, jobs, outcome, ar1, icc,
-                                  small, lag_control)
+                                  small, lag_control, contexts)
+    if contexts is not None:
+        raise TrialkitError("context trajectories are read by a learning policy, and this MRT "
+                            "has fixed probabilities — leave them out, or add a [policy]",
+                            param="contexts")
     inputs = design_inputs(design, outcome)
     res = simulate_power_arrays(inputs, n_participants, reps, seed, jobs, ar1, icc, small,
                                 lag_control)
