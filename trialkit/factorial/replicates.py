@@ -268,6 +268,16 @@ def _ols(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarray,
     return coef, se, df
 
 
+# A replicate stops at a Newton step this small: its estimate is then the fixed point, which
+# does not depend on rounding differences of earlier steps (BLAS products of few columns round
+# differently), so a replicate's numbers do not depend on the batch it is fitted in.
+_STEP_TOL = 1e-10
+# Simplified steps with the shared matrix before the Newton steps: two leave errors of about
+# 1e-4, from where two Newton steps and a last, tiny one reach the fixed point.
+_CHORDS = 2
+_NEWTON_BLOCK = 2048   # replicates fitted together: their Cholesky factors (4 MB) stay in cache
+
+
 def _product_basis(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return the distinct columns of the products ``xc[:, i] * xc[:, j]`` and their places.
 
@@ -336,29 +346,47 @@ def _factor(xc: np.ndarray, basis: np.ndarray, index: np.ndarray, n_t: np.ndarra
     return _cholesky(basis.T @ (n_t * mu * (1 - mu)), index, 1e-10)
 
 
-def _first_step(xc: np.ndarray, basis: np.ndarray, index: np.ndarray, cell_n: np.ndarray,
-                s_t: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """Take the first Newton step of every replicate at once (every cell of every trial full).
+def _shared_steps(xc: np.ndarray, m_inv: np.ndarray, cell_n: np.ndarray, s_t: np.ndarray,
+                  beta: np.ndarray, chords: int = _CHORDS) -> np.ndarray:
+    """Take the first Newton step and ``chords`` simplified steps, all with one shared matrix.
 
-    At the start only the intercept is set, so every cell has the same fitted rate ``r`` and the
-    Hessian is ``r (1 − r)`` times one matrix shared by all replicates: one solve for all.
+    When every trial has the same cell sizes ``n``, ``M = X'diag(n)X`` is the same for all
+    replicates (``m_inv`` is its inverse). At the start only the intercept is set, so every cell
+    has the same fitted rate ``r`` and the Hessian is ``r (1 − r) M``: the first step is Newton's,
+    for all replicates with one matrix product. The next steps reuse ``M⁻¹`` divided by the
+    midpoint ``c`` of the cells' current weights ``μ(1 − μ)``: the Hessian ``X'diag(nw)X`` lies
+    between ``w_min M`` and ``w_max M``, so such a step shrinks the error by a factor of at most
+    ``(w_max − w_min)/(w_max + w_min)`` near the solution — for a matrix product instead of a
+    Cholesky factorisation, so fewer Newton steps follow. A replicate takes a step only while its
+    steps get smaller. Every replicate's steps depend on its own data only.
+
+    Returns each replicate's last step size.
     """
-    mu = special.expit(beta[0])
-    shared = (cell_n @ basis)[index]
-    grad = xc.T @ (s_t - cell_n[:, None] * mu)
-    step = np.linalg.solve(shared, grad) / (mu * (1 - mu))
+    mu0 = special.expit(beta[0])
+    step = (m_inv @ (xc.T @ (s_t - cell_n[:, None] * mu0))) / (mu0 * (1 - mu0))
     beta += step
-    return np.abs(step).max(axis=0)
+    size = np.abs(step).max(axis=0)
+    for _ in range(chords):
+        mu = special.expit(xc @ beta)
+        w = mu * (1 - mu)
+        c = 0.5 * (w.min(axis=0) + w.max(axis=0))
+        step = (m_inv @ (xc.T @ (s_t - cell_n[:, None] * mu))) / c
+        new = np.abs(step).max(axis=0)
+        take = new < size   # a growing (or nan) step is not taken
+        beta[:, take] += step[:, take]
+        size = np.where(take, new, size)
+    return size
 
 
 def _newton(xc: np.ndarray, products: tuple[np.ndarray, np.ndarray], n_t: np.ndarray,
             s_t: np.ndarray, beta: np.ndarray, max_iter: int,
-            cell_n: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+            shared: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
     """Run Newton steps on ``beta`` (p × R, in place).
 
     Each replicate stops once its own step is below ``_STEP_TOL`` (1e-10), so its estimate does
-    not depend on the other replicates of the batch. With ``cell_n`` (the same cell sizes in
-    every replicate) the first step is shared (:func:`_first_step`).
+    not depend on the other replicates of the batch. With ``shared`` (the cell sizes ``n`` when
+    they are the same in every replicate, and the inverse of ``X'diag(n)X``) the first steps
+    use that one matrix (:func:`_shared_steps`).
 
     Returns each replicate's last step size and the diagonal of its inverse Hessian (p × R) at
     the last step — the estimate to within that step.
@@ -367,9 +395,9 @@ def _newton(xc: np.ndarray, products: tuple[np.ndarray, np.ndarray], n_t: np.nda
     p, reps = beta.shape
     step_size = np.full(reps, np.inf)
     diag = np.full((p, reps), np.nan)
-    if cell_n is not None:
-        step_size = _first_step(xc, basis, index, cell_n, s_t, beta)
-        max_iter -= 1
+    if shared is not None:
+        step_size = _shared_steps(xc, shared[1], shared[0], s_t, beta)
+        max_iter -= 1 + _CHORDS
     idx = np.flatnonzero(~(step_size < _STEP_TOL))   # the replicates still stepping …
     b, nt, st = beta[:, idx], n_t[:, idx], s_t[:, idx]   # … and their columns
     # memory reused every step (fresh large arrays cost page faults), handed out as contiguous
@@ -396,14 +424,10 @@ def _newton(xc: np.ndarray, products: tuple[np.ndarray, np.ndarray], n_t: np.nda
             idx, b, nt, st = idx[~done], b[:, ~done], nt[:, ~done], st[:, ~done]
     beta[:, idx] = b
     left = np.flatnonzero(np.isnan(diag).any(axis=0))
-    if left.size:   # not converged, or converged at the shared first step
+    if left.size:   # not converged, or converged in the shared steps
         diag[:, left] = _inverse_diagonal(_factor(xc, basis, index, n_t[:, left],
                                                   beta[:, left]))
     return step_size, diag
-
-
-_STEP_TOL = 1e-10   # a replicate stops at a step this small: its estimate is the fixed point
-_NEWTON_BLOCK = 2048   # replicates fitted together: their Cholesky factors (4 MB) stay in cache
 
 
 def _logistic(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarray,
@@ -430,14 +454,14 @@ def _logistic(spec: SimSpec, w: np.ndarray | None, y: np.ndarray, cond: np.ndarr
     step_size = np.empty(reps)
     diag = np.empty((p, reps))
     products = _product_basis(xc)
+    shared = None if w is not None else (cell_n, np.linalg.inv((cell_n @ products[0])[products[1]]))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         for lo in range(0, reps, _NEWTON_BLOCK):   # blocks small enough to stay in cache
             # contiguous copies, as a batch of this size would have (the same arithmetic)
             cols = slice(lo, lo + _NEWTON_BLOCK)
             part = beta[:, cols].copy()
             step_size[cols], diag[:, cols] = _newton(
-                xc, products, n_t[:, cols].copy(), s_t[:, cols].copy(), part, max_iter,
-                cell_n if w is None else None)
+                xc, products, n_t[:, cols].copy(), s_t[:, cols].copy(), part, max_iter, shared)
             beta[:, cols] = part
     se = np.sqrt(diag).T
     beta = beta.T
