@@ -14,11 +14,14 @@ fi
 stamp=.venv/.trialkit-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -e ".[dev,pdf]"
   touch "$stamp"
 fi
 # Headless Chromium (Debian's package): the design-report test opens the HTML report in it.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-    >/dev/null 2>&1 || echo "setup: could not install chromium (the browser test will be skipped)" >&2
+# Pango: WeasyPrint lays out the PDF report with it.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+    && { ! command -v chromium >/dev/null 2>&1 || ! ldconfig -p | grep -q libpangoft2-1.0; }; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+      libpango-1.0-0 libpangoft2-1.0-0; } \
+    >/dev/null 2>&1 || echo "setup: could not install chromium or pango (the browser and PDF tests will be skipped)" >&2
 fi

@@ -137,5 +137,72 @@ def test_cli_report_with_a_grid_and_bad_paths(built, run, tmp_path):
     res = run("report", FACTORIAL, "--grid", tmp / "r.parquet", "--out", tmp_path / "a.html")
     assert res.exit_code == 0, res.output
     assert "Operating characteristics across the grid" in (tmp_path / "a.html").read_text()
-    res = run("report", FACTORIAL, "--out", tmp_path / "a.pdf")
-    assert res.exit_code == 2 and "--out" in res.output
+    res = run("report", FACTORIAL, "--out", tmp_path / "a.txt")
+    assert res.exit_code == 2 and "--out" in res.output and ".pdf" in res.output
+
+
+# -- PDF ------------------------------------------------------------------------------------
+def _weasyprint():
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"WeasyPrint cannot be used ({exc}) — scripts/setup.sh installs the "
+                        "pdf extra and Pango")
+        pytest.skip(f"WeasyPrint cannot be used here ({exc})")
+
+
+def _pdf_text(data: bytes) -> tuple[list[str], list[bytes]]:
+    import io
+
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    return ([p.extract_text() for p in reader.pages],
+            [p.get_contents().get_data() for p in reader.pages])
+
+
+def test_pdf_report_holds_every_number_of_the_page_and_its_figures(built):
+    _weasyprint()
+    _, design, frame, page = built
+    data = design_report(design, frame).to_pdf()
+    assert data[:5] == b"%PDF-"
+    texts, streams = _pdf_text(data)
+    assert len(texts) >= 3
+    words = set(" ".join(texts).split())
+    numbers = [c for c in _cells(page) if _is_number(c)]
+    assert len(numbers) > 100
+    missing = sorted({c for c in numbers if c not in words})
+    assert missing == []
+    joined = " ".join(" ".join(texts).split())
+    assert "Design report: App components screening" in joined
+    assert design.source.sha256 in words
+    assert "Operating characteristics across the grid" in joined
+    # the figures are vector drawings: curves and lines in the pages' content
+    curves = sum(s.count(b" c\n") for s in streams)
+    assert curves > 1000
+
+
+def test_cli_writes_a_pdf_report(run, tmp_path):
+    _weasyprint()
+    out = tmp_path / "r.pdf"
+    res = run("report", ROOT / "designs" / "three-arm-adaptive.toml", "--out", out,
+              "--reps", "20")
+    assert res.exit_code == 0, res.output
+    texts, _ = _pdf_text(out.read_bytes())
+    joined = " ".join(" ".join(texts).split())
+    assert "Design report" in joined and "Allocation" in joined
+
+
+def test_pdf_without_weasyprint_is_one_line(monkeypatch, tmp_path):
+    import sys
+
+    from trialkit.errors import TrialkitError
+
+    report = design_report(load_design(FACTORIAL), None)
+    monkeypatch.setitem(sys.modules, "weasyprint", None)   # as if it were not installed
+    with pytest.raises(TrialkitError) as info:
+        report.save(tmp_path / "r.pdf")
+    text = str(info.value)
+    assert "trialkit[pdf]" in text and "\n" not in text and " — " in text
+    assert not (tmp_path / "r.pdf").exists()

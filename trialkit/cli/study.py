@@ -73,16 +73,18 @@ def simulate_grid(grid_file, out, jobs, dask, scheduler, grow, fmt):
 @click.option("--grid", "grid", type=click.Path(dir_okay=False, exists=True), default=None,
               metavar="RESULTS", help="A grid's table (.parquet or .csv) to include.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), metavar="FILE",
-              help="The report (.html): one self-contained page, figures embedded.")
+              help="The report: .html (one self-contained page, figures embedded) or .pdf (the "
+                   "same page on A4; needs the pdf extra, WeasyPrint).")
 @reps_option("Simulated trials per scenario (adaptive designs).")
 @seed_option("Seed of the report's simulations; trial i uses the stream (seed, i).")
 def report(file, grid, out, reps, seed):
-    """Write a design report an ethics committee or an analysis plan can use (HTML).
+    """Write a design report an ethics committee or an analysis plan can use (HTML or PDF).
 
     The design, power and sample size (with power curves), the grid's operating
     characteristics with Monte Carlo standard errors, adaptive allocation and stopping,
     the assumptions, the seed, the design's SHA-256 and trialkit's version — every number
-    recomputed when the report is built. The page needs no network access.
+    recomputed when the report is built. The page needs no network access. An --out ending in
+    .pdf writes the same page as a PDF (A4, vector figures).
 
     \b
     Example:
@@ -92,7 +94,7 @@ def report(file, grid, out, reps, seed):
     from trialkit.design import load_design
     from trialkit.study.report import design_report
 
-    check_output(out, (".html",))
+    check_output(out, (".html", ".pdf"))
     frame = None
     if grid is not None:
         import pandas as pd

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trialkit.constants import VERSION
+from trialkit.errors import TrialkitError
 from trialkit.results import Result
 
 
@@ -87,11 +88,36 @@ class DesignReport(Result):
                                                             "across") else tables + figures
         return _PAGE.format(title=html.escape(self.title), body="\n".join(body))
 
+    def to_pdf(self) -> bytes:
+        """Render the report as a PDF: the same page laid out on A4 by WeasyPrint (vector figures).
+
+        Raises
+        ------
+        TrialkitError
+            When WeasyPrint (the optional ``pdf`` extra) or the Pango library it needs is missing.
+        """
+        try:
+            import weasyprint
+        except ImportError:
+            raise TrialkitError("a PDF report needs WeasyPrint — install it with pip install "
+                                "'trialkit[pdf]', or write the report as .html") from None
+        except OSError as exc:   # WeasyPrint loads Pango when imported
+            detail = " ".join(str(exc).split())[:100]
+            raise TrialkitError(f"WeasyPrint cannot start ({detail}) — install the Pango "
+                                "library (Debian: libpango-1.0-0 libpangoft2-1.0-0), or write "
+                                "the report as .html") from None
+        return bytes(weasyprint.HTML(string=self.to_html()).write_pdf())
+
     def save(self, path: Any) -> str:
-        """Write the HTML page to ``path``."""
+        """Write the report to ``path``: a PDF if it ends in ``.pdf``, else the HTML page."""
         import os
 
         path = os.fspath(path)
+        if path.lower().endswith(".pdf"):
+            data = self.to_pdf()
+            with open(path, "wb") as fb:
+                fb.write(data)
+            return path
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(self.to_html())
         return path
@@ -107,6 +133,8 @@ th, td {{ border: 1px solid #bbb; padding: 0.2em 0.6em; text-align: left; }}
 th {{ background: #eef; }} caption {{ text-align: left; font-weight: bold; padding: 0.3em 0; }}
 .meta {{ color: #555; font-size: 0.9em; }} figure {{ margin: 1em 0; }}
 figure svg {{ max-width: 100%; height: auto; }}
+@page {{ size: A4; margin: 1.6cm 1.4cm; }}
+h2 {{ break-after: avoid; }} tr, figure {{ break-inside: avoid; }}
 </style></head><body>
 {body}
 </body></html>
