@@ -2,7 +2,8 @@
 
 The adaptive sandwich is checked against a brute-force stacked M-estimation sandwich whose bread
 is the numerical Jacobian of every participant's stacked estimating functions (policy updates and
-WCLS) — an independent computation of Zhang, Janson & Murphy's estimator.
+WCLS, or EMEE for a binary outcome) — an independent computation of Zhang, Janson & Murphy's
+estimator.
 """
 
 from __future__ import annotations
@@ -172,3 +173,68 @@ def test_adaptive_sandwich_equals_the_brute_force_stacked_sandwich(smoothing):
     se = np.sqrt(cov[-1, -1])
     assert se == pytest.approx(res["se_adaptive"][0], rel=1e-5)
     assert abs(res["se_adaptive"][0] - res["se_standard"][0]) > 1e-4 * se  # not the plain one
+
+
+def _stacked_emee(sp, hist, ex, r, theta_all, n_t, d):
+    """As :func:`_stacked`, with the last block EMEE's estimating function (binary outcome)."""
+    out = _stacked(sp, hist, ex, r, np.concatenate([theta_all[:-3], np.zeros(3)]), n_t, d)[:, :-3]
+    ctx, a, y, avail = (hist["context"][r], hist["action"][r], hist["reward"][r], ex["avail"][r])
+    big = d * d + d
+    pi = hist["probability"][r].copy()
+    n = a.shape[0]
+    for k in range(1, n_t + 1):   # the probabilities as functions of the policy blocks
+        tk = theta_all[(k - 1) * big:k * big]
+        params = posterior(sp, n * tk[:d * d].reshape(d, d), n * tk[d * d:])
+        cols = hist["version"] == k
+        pi[:, cols] = policy_probabilities(sp, params, ctx[:, cols]).reshape(n, -1)
+    alpha, beta = theta_all[-3:-1], theta_all[-1]
+    c = np.concatenate([np.ones((*a.shape, 1)), ctx], axis=-1)
+    x = np.concatenate([c, (a - 0.5)[..., None]], axis=-1)
+    w = avail * np.where(a > 0, 0.5 / pi, 0.5 / (1 - pi))
+    resid = y * np.exp(-a * beta) - np.exp(c @ alpha)
+    return np.concatenate([out, np.einsum("ntk,nt->nk", x, w * resid)], axis=1)
+
+
+def test_adaptive_sandwich_of_emee_equals_the_brute_force_stacked_sandwich():
+    from scipy import optimize
+
+    sp = spec("logistic", every=4)
+    n, n_points, n_t = 40, 12, 2
+    inp = {**inputs(n_points, effect=0.4), "type": "binary",
+           "baseline": np.full(n_points, 0.3)}
+    ex = draw_exogenous(replicate_rngs(5, 0, 1), n, inp)
+    hist = run_policy(sp, inp, ex)
+    version = np.broadcast_to(hist["version"], ex["avail"].shape)
+    res = fit_marginal(sp, hist, version, hist["params"], hist["reward"], ex["avail"], 0.5, True)
+    assert res["converged"][0]
+    d = 3 * sp.n_features
+    tk = []
+    for k in range(1, n_t + 1):
+        cols = hist["version"] < k
+        g, s = policy_statistics(sp, hist["context"][0][:, cols], hist["action"][0][:, cols],
+                                 hist["probability"][0][:, cols], hist["reward"][0][:, cols],
+                                 ex["avail"][0][:, cols])
+        tk.append(np.concatenate([g.reshape(n, -1), s], axis=1).mean(axis=0))
+    head = np.concatenate(tk)
+
+    def emee(theta):   # EMEE's estimating equations at the logged probabilities
+        return _stacked_emee(sp, hist, ex, 0, np.concatenate([head, theta]), n_t, d)[:, -3:].sum(0)
+
+    sol = optimize.root(emee, np.zeros(3), tol=1e-14)
+    assert sol.success
+    assert abs(sol.x[-1] - res["estimate"][0]) < 1e-8          # the same EMEE estimate
+    est = np.concatenate([head, sol.x])
+    jac = np.empty((est.size, est.size))
+    for j in range(est.size):
+        step = 1e-6 * max(1.0, abs(est[j]))
+        up, down = est.copy(), est.copy()
+        up[j] += step
+        down[j] -= step
+        jac[:, j] = (_stacked_emee(sp, hist, ex, 0, up, n_t, d).sum(0)
+                     - _stacked_emee(sp, hist, ex, 0, down, n_t, d).sum(0)) / (2 * step)
+    g = _stacked_emee(sp, hist, ex, 0, est, n_t, d)
+    assert np.abs(g.sum(0)).max() < 1e-8
+    inv = np.linalg.pinv(jac)
+    se = np.sqrt((inv @ (g.T @ g) @ inv.T)[-1, -1])
+    assert se == pytest.approx(res["se_adaptive"][0], rel=1e-5)
+    assert abs(res["se_adaptive"][0] - res["se_standard"][0]) > 1e-4 * se
