@@ -105,6 +105,8 @@ BAD = [
     (lambda t: t.assign(stress=t.stress.astype(object).where(t.index != 1, "high")),
      "non-numeric values"),
     (lambda t: t.iloc[:0], "has no rows"),
+    (lambda t: t.assign(participant=t.participant.where(t.index != 9, None)),
+     "'participant' is empty at row 10"),
 ]
 
 

@@ -117,6 +117,13 @@ def _cells(table, n_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise DataError(f"context table column 'decision_point' has the value {point[i]:g} at row "
                         f"{row_number(table, i)} — use whole numbers 1 … {n_points} (the "
                         "design's decision points)", param="contexts")
+    blank = table["participant"].isna().to_numpy() | (
+        table["participant"].astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        i = int(np.argmax(blank))
+        raise DataError(f"context table column 'participant' is empty at row "
+                        f"{row_number(table, i)} — give every row a participant id",
+                        param="contexts")
     ids = table["participant"].astype(str).to_numpy()
     people, person = np.unique(ids, return_inverse=True)
     index = point.astype(np.int64) - 1
