@@ -99,15 +99,20 @@ class ExactPosterior:
         x = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, grid)[None, :]
         xc = np.clip(x, 1e-300, 1 - 1e-16)
         lx, l1x = np.log(xc), np.log1p(-xc)
-        logpdf = ((a - 1)[:, :, None] * lx[:, None, :] + (b - 1)[:, :, None] * l1x[:, None, :]
-                  - special.betaln(a, b)[:, :, None])
-        dens = np.exp(logpdf)
-        cell = (dens[:, :, 1:] + dens[:, :, :-1]) * 0.5
-        cdf = np.zeros_like(dens)
+        # the log density, then the density, in one (t, A, G) array (few large temporaries)
+        dens = np.multiply((a - 1)[:, :, None], lx[:, None, :])
+        dens += (b - 1)[:, :, None] * l1x[:, None, :]
+        dens -= special.betaln(a, b)[:, :, None]
+        np.exp(dens, out=dens)
+        cell = dens[:, :, 1:] + dens[:, :, :-1]
+        cell *= 0.5
+        cdf = np.empty_like(dens)
+        cdf[:, :, 0] = 0.0
         np.cumsum(cell, axis=2, out=cdf[:, :, 1:])
-        total = cdf[:, :, -1:]
-        cdf = np.divide(cdf, total, out=np.zeros_like(cdf), where=total > 0)
-        cdf[~active] = 0.0
+        total = cdf[:, :, -1:].copy()
+        positive = total > 0
+        np.divide(cdf, total, out=cdf, where=positive)
+        cdf[~(active & positive[:, :, 0])] = 0.0
         return cls(lo, hi, cdf, active, highest_is_best)
 
     @classmethod
@@ -162,13 +167,13 @@ class ExactPosterior:
         pos = np.clip(pos, 0.0, g - 1.0)
         i0 = np.minimum(np.floor(pos).astype(np.int64), g - 2)
         frac = (pos - i0)[:, None, :]
-        t, a = self.cdf.shape[:2]
-        flat = self.cdf.reshape(t * a, g)
-        rows = np.repeat(np.arange(t * a) * g, g - 1).reshape(t, a, g - 1)
-        idx = rows + i0[:, None, :]
-        f0 = flat.ravel()[idx]
-        f1 = flat.ravel()[idx + 1]
-        return f0 + (f1 - f0) * frac
+        # the grid is shared by a trial's arms: one index row per trial, gathered for every arm
+        f0 = np.take_along_axis(self.cdf, i0[:, None, :], axis=2)
+        f1 = np.take_along_axis(self.cdf, i0[:, None, :] + 1, axis=2)
+        f1 -= f0
+        f1 *= frac
+        f1 += f0
+        return f1
 
     # -- questions ---------------------------------------------------------------------------
     def prob_best(self) -> np.ndarray:
