@@ -82,6 +82,18 @@ def _trial_or_server(db, name, key_file, key_dir, server, token_text, lock_timeo
     return Trial.open(db, name, key_file=key_file, lock_timeout=lock_timeout)
 
 
+def _key_options(server_wide: str):
+    """Add ``--key-file`` (a trial's key) and ``--key-dir`` (the server's, for ``server_wide``)."""
+    def add(func):
+        func = click.option("--key-dir", "key_dir", envvar="TRIALKIT_KEY_DIR", metavar="DIR",
+                            default=None, help=f"The server's key folder (for {server_wide}: "
+                                               "no TRIAL).")(func)
+        return click.option("--key-file", "key_file", metavar="PATH", default=None,
+                            help="The trial's key file (default: the path stored with the "
+                                 "trial).")(func)
+    return add
+
+
 @token.command("create")
 @click.argument("trial", required=False)
 @click.option("--role", required=True,
@@ -93,10 +105,7 @@ def _trial_or_server(db, name, key_file, key_dir, server, token_text, lock_timeo
 @click.option("--expires", "expires", type=float, default=None, metavar="DAYS",
               help="Days until the token expires (default: never).")
 @db_option
-@click.option("--key-file", "key_file", metavar="PATH", default=None,
-              help="The trial's key file (default: the path stored with the trial).")
-@click.option("--key-dir", "key_dir", envvar="TRIALKIT_KEY_DIR", metavar="DIR", default=None,
-              help="The server's key folder (for a server-wide admin token: no TRIAL).")
+@_key_options("a server-wide admin token")
 @server_option
 @token_option
 @lock_option
@@ -183,10 +192,7 @@ def list_tokens(trial, db, server, token, lock_timeout, fmt) -> None:
 @click.argument("token_id")
 @click.argument("trial", required=False)
 @db_option
-@click.option("--key-file", "key_file", metavar="PATH", default=None,
-              help="The trial's key file (default: the path stored with the trial).")
-@click.option("--key-dir", "key_dir", envvar="TRIALKIT_KEY_DIR", metavar="DIR", default=None,
-              help="The server's key folder (for a server-wide token: no TRIAL).")
+@_key_options("a server-wide token")
 @server_option
 @token_option
 @lock_option
