@@ -2,7 +2,7 @@
 
 A complete live trial runs through the embedded service — participants enrolled up to each look's
 ``looks.randomised``, outcomes recorded for the first ``looks.data`` of them, the interim run when
-due — and the simulator's own steps (``randomise_patients``, ``add_outcome_data``,
+due — and the simulator's own loop (``run_looks``: ``randomise_patients``, ``add_outcome_data``,
 ``adaptive_look``, ``apply_look``) are run on the same uniforms: the live trial's keyed
 allocation uniforms and the same outcome numbers. Every allocation, every look's P(best),
 P(better than control), arm states, stopping decision and new probabilities must agree.
@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from trialkit.adaptive import check_performance, run_trials, setup_trial
-from trialkit.adaptive.look import ARM_STATUS, FINAL_STATUS, adaptive_look
-from trialkit.adaptive.simulator import Block, add_outcome_data, apply_look, randomise_patients
+from trialkit.adaptive.look import ARM_STATUS, FINAL_STATUS
+from trialkit.adaptive.simulator import Block, run_looks
 from trialkit.design import loads_design
 from trialkit.randomise import KeyedStream
 from trialkit.service.keys import read_key_file
@@ -101,16 +101,8 @@ values = [0.20, 0.20, 0.40]
 def _simulate_twin(spec, u_alloc: np.ndarray, u_out: np.ndarray) -> tuple[Block, list]:
     """Run the simulator's steps for one trial on given uniforms; return it and every look."""
     b = Block(spec, 1, u_alloc[None], u_out[None])
-    looks = []
-    for look in range(spec.n_looks):
-        rows = np.flatnonzero(b.running)
-        if rows.size == 0:
-            break
-        randomise_patients(b, look, rows)
-        add_outcome_data(b, look, rows)
-        res = adaptive_look(spec, look, b.data(rows), b.state.take(rows))
-        looks.append(res)
-        apply_look(b, rows, res)
+    looks: list = []
+    run_looks(b, on_look=lambda look, rows, res: looks.append(res))
     return b, looks
 
 

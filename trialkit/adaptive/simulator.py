@@ -16,6 +16,7 @@ do not depend on blocks or ``--jobs``; the engine cuts the trials into blocks of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +41,7 @@ from trialkit.engine.runner import memory_batch, replicate_rngs
 from trialkit.stats import arms_from_uniforms
 
 __all__ = ["ACTIVE", "ARM_STATUS", "CONTROL", "EQUIVALENT", "FINAL_STATUS", "FUTILE", "INFERIOR",
-           "SUPERIOR", "block_size", "simulate_range"]
+           "SUPERIOR", "block_size", "run_looks", "simulate_range"]
 
 BLOCK = 200
 _BLOCK_VALUES = 20_000_000  # at most this many values per large array of a block (~160 MB)
@@ -197,10 +198,14 @@ def final_analysis(b: Block) -> dict[str, np.ndarray]:
     }
 
 
-def _simulate_block(start: int, stop: int, spec: TrialSpec, seed: int) -> dict:
-    rngs = replicate_rngs(seed, start, stop)
-    b = Block(spec, stop - start, *draw_uniforms(rngs, spec))
-    draws = spec.method == "draws"
+def run_looks(b: Block, rngs: list[np.random.Generator] | None = None,
+              on_look: Callable[[int, np.ndarray, LookResult], None] | None = None) -> None:
+    """Advance the trials of ``b`` look by look until every one has stopped.
+
+    ``rngs`` (one generator per trial) feeds the ``draws`` method's posterior draws; ``on_look``,
+    if given, sees every look's result (look index, trials, result) before it is applied.
+    """
+    spec = b.spec
     for look in range(spec.n_looks):
         rows = np.flatnonzero(b.running)
         if rows.size == 0:
@@ -208,6 +213,14 @@ def _simulate_block(start: int, stop: int, spec: TrialSpec, seed: int) -> dict:
         randomise_patients(b, look, rows)
         add_outcome_data(b, look, rows)
         res = adaptive_look(spec, look, b.data(rows), b.state.take(rows),
-                            [rngs[i] for i in rows] if draws else None)
+                            None if rngs is None else [rngs[i] for i in rows])
+        if on_look is not None:
+            on_look(look, rows, res)
         apply_look(b, rows, res)
+
+
+def _simulate_block(start: int, stop: int, spec: TrialSpec, seed: int) -> dict:
+    rngs = replicate_rngs(seed, start, stop)
+    b = Block(spec, stop - start, *draw_uniforms(rngs, spec))
+    run_looks(b, rngs if spec.method == "draws" else None)
     return final_analysis(b)
