@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from trialkit.errors import TrialkitError
 from trialkit.results import Result, omit_none
@@ -36,6 +35,7 @@ def _crossing(bounds: np.ndarray, info: np.ndarray, drift: float = 0.0) -> np.nd
     ``info`` are information fractions; ``drift`` is the mean of Z at full information
     (theta * sqrt(I_max)); the mean of Z_k is ``drift * sqrt(info_k)``.
     """
+    from scipy import special  # imported here: it costs start-up time elsewhere
     k_max = bounds.size
     out = np.zeros(k_max)
     sq = np.sqrt(info)
@@ -64,6 +64,7 @@ def _crossing(bounds: np.ndarray, info: np.ndarray, drift: float = 0.0) -> np.nd
 
 def spending(kind: str, t: np.ndarray, alpha: float) -> np.ndarray:
     """Cumulative alpha spent at information fractions ``t`` (Lan–DeMets functions)."""
+    from scipy import special  # imported here: it costs start-up time elsewhere
     t = np.asarray(t, dtype=float)
     if kind == "asOF":
         return 2 * special.ndtr(special.ndtri(alpha / 2) / np.sqrt(t))
@@ -131,6 +132,7 @@ def gsd_boundaries(
     >>> [round(c, 4) for c in gsd_boundaries(3, 0.025, "OF")["critical_values"]]
     [3.4711, 2.4544, 2.004]
     """
+    from scipy import special  # imported here: it costs start-up time elsewhere
     info = (np.arange(1, looks + 1) / looks if info_fractions is None
             else np.asarray(info_fractions, dtype=float))
     _check(looks, alpha, kind, info)
@@ -194,7 +196,7 @@ def _boundaries(kind: str, info: np.ndarray, alpha: float) -> np.ndarray:
 def _power(bounds: np.ndarray, info: np.ndarray, alpha: float, power: float,
            effect: float | None) -> dict:
     """Drift, inflation factor and power by look; with ``effect`` also the sample sizes."""
-    from scipy import optimize
+    from scipy import optimize, special
     if not (0 < power < 1) or power <= alpha:
         raise TrialkitError(f"power = {power} is invalid — use a number between alpha and 1",
                             param="power")

@@ -14,7 +14,8 @@ equivalent) and, against a common control, P(better), P(equivalent) and P(futile
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+
+from trialkit.adaptive.beta import betaln
 
 GRID = 257
 _WIDTH = 10.0  # posterior SDs on each side covered by the grid
@@ -99,16 +100,21 @@ class ExactPosterior:
         x = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, grid)[None, :]
         xc = np.clip(x, 1e-300, 1 - 1e-16)
         lx, l1x = np.log(xc), np.log1p(-xc)
-        # the log density, then the density, in one (t, A, G) array (few large temporaries)
+        # the log density, then the density, in one (t, A, G) array: arrays of this size are
+        # made twice (density and CDF), as fresh large arrays cost page faults
         dens = np.multiply((a - 1)[:, :, None], lx[:, None, :])
-        dens += (b - 1)[:, :, None] * l1x[:, None, :]
-        dens -= special.betaln(a, b)[:, :, None]
+        b1, term = b - 1, np.empty_like(lx)
+        for arm in range(dens.shape[1]):
+            np.multiply(b1[:, arm, None], l1x, out=term)
+            dens[:, arm] += term
+        dens -= betaln(a, b)[:, :, None]
         np.exp(dens, out=dens)
-        cell = dens[:, :, 1:] + dens[:, :, :-1]
-        cell *= 0.5
         cdf = np.empty_like(dens)
         cdf[:, :, 0] = 0.0
-        np.cumsum(cell, axis=2, out=cdf[:, :, 1:])
+        cell = cdf[:, :, 1:]  # trapezoid cells, then their running sums, in place
+        np.add(dens[:, :, 1:], dens[:, :, :-1], out=cell)
+        cell *= 0.5
+        np.cumsum(cell, axis=2, out=cell)
         total = cdf[:, :, -1:].copy()
         positive = total > 0
         np.divide(cdf, total, out=cdf, where=positive)
@@ -118,6 +124,8 @@ class ExactPosterior:
     @classmethod
     def normal(cls, mean, se, active, highest_is_best, grid: int = GRID) -> ExactPosterior:
         """Normal(mean, se) posteriors per trial and arm."""
+        from scipy import special  # imported here: binary outcomes do not need SciPy
+
         lo = np.where(active, mean - _WIDTH * se, np.inf).min(axis=1)
         hi = np.where(active, mean + _WIDTH * se, -np.inf).max(axis=1)
         x = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, grid)[None, :]
@@ -139,24 +147,35 @@ class ExactPosterior:
 
     # -- helpers ---------------------------------------------------------------------------
     def _mass(self) -> np.ndarray:
-        return self.cdf[:, :, 1:] - self.cdf[:, :, :-1]
+        c = self.cdf
+        return np.subtract(c[:, :, 1:], c[:, :, :-1])
 
     def _mid(self) -> np.ndarray:
-        return 0.5 * (self.cdf[:, :, 1:] + self.cdf[:, :, :-1])
+        c = self.cdf
+        out = np.add(c[:, :, 1:], c[:, :, :-1])
+        out *= 0.5
+        return out
 
     @staticmethod
     def _others(factors: np.ndarray) -> np.ndarray:
-        """Product over all arms but one, for every arm: (t, A, G) -> (t, A, G)."""
+        """Product over all arms but one, for every arm: (t, A, G) -> (t, A, G).
+
+        Arm i gets (f_0 f_1 ... f_{i-1}) (f_{A-1} f_{A-2} ... f_{i+1}), products taken in
+        that order.
+        """
         a = factors.shape[1]
-        out = np.ones_like(factors)
-        run = np.ones_like(factors[:, 0])
-        for i in range(a):  # products of the arms before i
-            out[:, i] = run
-            run = run * factors[:, i]
-        run = np.ones_like(factors[:, 0])
-        for i in range(a - 1, -1, -1):  # times the products of the arms after i
+        out = np.empty_like(factors)
+        if a == 1:
+            out.fill(1.0)
+            return out
+        out[:, 1] = factors[:, 0]  # products of the arms before i
+        for i in range(2, a):
+            np.multiply(out[:, i - 1], factors[:, i - 1], out=out[:, i])
+        run = factors[:, a - 1].copy()  # times the products of the arms after i
+        for i in range(a - 2, 0, -1):
             out[:, i] *= run
-            run = run * factors[:, i]
+            run *= factors[:, i]
+        out[:, 0] = run
         return out
 
     def _shifted(self, shift: float) -> np.ndarray:
@@ -168,8 +187,12 @@ class ExactPosterior:
         i0 = np.minimum(np.floor(pos).astype(np.int64), g - 2)
         frac = (pos - i0)[:, None, :]
         # the grid is shared by a trial's arms: one index row per trial, gathered for every arm
-        f0 = np.take_along_axis(self.cdf, i0[:, None, :], axis=2)
-        f1 = np.take_along_axis(self.cdf, i0[:, None, :] + 1, axis=2)
+        t, a, _ = self.cdf.shape
+        idx = (np.arange(0, t * a * g, g, dtype=np.int64).reshape(t, a, 1) + i0[:, None, :])
+        flat = self.cdf.reshape(-1)
+        f0 = flat.take(idx)
+        idx += 1
+        f1 = flat.take(idx)
         f1 -= f0
         f1 *= frac
         f1 += f0
@@ -178,19 +201,25 @@ class ExactPosterior:
     # -- questions ---------------------------------------------------------------------------
     def prob_best(self) -> np.ndarray:
         """P(each arm is best), shape (t, A), summing to 1 over active arms."""
-        mass, mid = self._mass(), self._mid()
-        beaten = mid if self.hib else 1 - mid  # P(arm j is worse than x)
-        beaten = np.where(self.active[:, :, None], beaten, 1.0)
-        out = (mass * self._others(beaten)).sum(axis=2)
+        beaten = self._mid()  # P(arm j is worse than x)
+        if not self.hib:
+            np.subtract(1, beaten, out=beaten)
+        np.copyto(beaten, 1.0, where=~self.active[:, :, None])
+        others = self._others(beaten)
+        others *= self._mass()
+        out = others.sum(axis=2)
         out = np.where(self.active, np.maximum(out, 0.0), 0.0)
         total = out.sum(axis=1, keepdims=True)
         return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
 
     def prob_all_equivalent(self, diff: float) -> np.ndarray:
         """P(max - min over active arms < diff), shape (t,)."""
-        mass, mid = self._mass(), self._mid()
-        within = np.where(self.active[:, :, None], self._shifted(diff) - mid, 1.0)
-        per_arm = (mass * self._others(within)).sum(axis=2)
+        within = self._shifted(diff)
+        within -= self._mid()
+        np.copyto(within, 1.0, where=~self.active[:, :, None])
+        others = self._others(within)
+        others *= self._mass()
+        per_arm = others.sum(axis=2)
         return np.clip(np.where(self.active, per_arm, 0.0).sum(axis=1), 0.0, 1.0)
 
     def compare(self, control: np.ndarray, eq_diff: float | None, fut_diff: float | None):

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
+from trialkit.adaptive.beta import beta_median
 from trialkit.adaptive.look import (
     ACTIVE,
     ARM_STATUS,
@@ -178,7 +178,7 @@ def final_analysis(b: Block) -> dict[str, np.ndarray]:
     ns_all, sums_all, _ = arm_sums(b.arm_of, b.y, spec.n_arms, within=within)
     if spec.binary:
         prior_a, prior_b = spec.prior
-        post_all = special.betaincinv(prior_a + sums_all, prior_b + ns_all - sums_all, 0.5)
+        post_all = beta_median(prior_a + sums_all, prior_b + ns_all - sums_all)
     else:
         post_all = np.divide(sums_all, ns_all, out=np.full_like(sums_all, np.nan),
                              where=ns_all > 0)

@@ -349,9 +349,21 @@ def scenario_option(help: str, default: str | None = None) -> Decorator:
 
 
 def jobs_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the shared ``--jobs`` option: worker processes, a whole number ≥ 1, default 1."""
+    """Add the shared ``--jobs`` option: worker processes, a whole number ≥ 1, default 1.
+
+    The commands that take it simulate, so their process keeps freed memory for reuse
+    (:func:`trialkit.engine.memory.keep_freed_memory`).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from trialkit.engine.memory import keep_freed_memory
+
+        keep_freed_memory()
+        return func(*args, **kwargs)
+
     return click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-                        help="Worker processes (results do not depend on it).")(func)
+                        help="Worker processes (results do not depend on it).")(wrapper)
 
 
 def out_option(help: str, multiple: bool = False) -> Decorator:

@@ -26,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from trialkit.engine.memory import keep_freed_memory
 from trialkit.errors import TrialkitError
 
 Done = Callable[["Task", Any], None]
@@ -84,7 +85,8 @@ class LocalPool:
     def run(self, tasks: Sequence[Task], done: Done) -> None:
         """Submit every task; hand results back as they finish."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             initializer=keep_freed_memory)
         pending: dict[Future[Any], Task] = {
             self._pool.submit(t.func, *t.args, **t.kwargs): t for t in tasks}
         try:
@@ -182,6 +184,8 @@ class DaskBackend:
             raise TrialkitError(f"cannot reach the Dask scheduler at {address} ({exc}) — start "
                                 "it, or check the address", param="scheduler") from None
         self.workers = len(self._client.scheduler_info().get("workers", {}))
+        if scheduler is None:  # workers started here keep freed memory, as pool workers do
+            self._client.run(keep_freed_memory)
         where = "local Dask cluster" if scheduler is None else f"Dask cluster at {address}"
         self.trimmed = self._trimmed_workers()
         slow = (f"; {self.trimmed} with {SLOW_WORKER_ENV} set, which makes them about 1.7 times "

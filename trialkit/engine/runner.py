@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from trialkit.constants import MAX_REPS
+from trialkit.engine.memory import keep_freed_memory
 from trialkit.engine.progress import advance, progress_bar
 from trialkit.errors import TrialkitError
 
@@ -107,7 +108,7 @@ def _run_calls(func: Callable[..., Any], ranges: Sequence[range], params: dict[s
             results.append(func(r, **params))
             advance(bar, len(r))
         return results
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=keep_freed_memory) as pool:
         futures = {pool.submit(func, r, **params): r for r in ranges}
         for done in as_completed(futures):
             advance(bar, len(futures[done]))
