@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from trialkit.engine import ReplicateStreams, replicate_rngs, run_replicates
 from trialkit.engine.runner import concatenate
 from trialkit.errors import TrialkitError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _draws(replicates: range, *, seed: int) -> dict:
@@ -120,3 +126,28 @@ def test_replicates_run_with_one_blas_thread():
         after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert inside and set(inside) == {1}
     assert after == before  # restored when the run ends
+
+
+def _keeps_freed_memory(reps: range | None = None) -> list[bool]:
+    from trialkit.engine import memory
+
+    return [memory._done]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_worker_processes_keep_freed_memory_and_the_callers_process_does_not():
+    # a fresh interpreter: run replicates on a pool, then ask the workers and the caller
+    code = ("from trialkit.engine import run_replicates\n"
+            "from trialkit.engine import memory\n"
+            "from trialkit.engine.backends import LocalPool, Task\n"
+            "import tests.test_engine as t\n"
+            "if __name__ == '__main__':\n"
+            "    workers = run_replicates(t._keeps_freed_memory, 4, jobs=2, batch=1)\n"
+            "    pool, seen = LocalPool(2), []\n"
+            "    pool.run([Task(str(i), t._keeps_freed_memory) for i in range(2)],\n"
+            "             lambda task, result: seen.extend(result))\n"
+            "    pool.close()\n"
+            "    print(workers, seen, memory._done)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout.strip()
+    assert out == "[True, True, True, True] [True, True] False"

@@ -351,6 +351,10 @@ def test_worker_memory_trimming_is_off_in_local_clusters_and_reported_elsewhere(
     try:
         assert local.trimmed == 0
         assert "MALLOC" not in local.name
+        # its workers keep freed memory, as the local pool's processes do; this process not
+        seen = local._client.run(lambda: __import__("trialkit.engine.memory").engine.memory._done)
+        assert list(seen.values()) == [sys.platform.startswith("linux")]
+        assert not any(k.startswith("MALLOC_MMAP") for k in os.environ)
     finally:
         local.close()
     with separate_cluster(tmp_path, ()) as address:  # a worker with a nanny, Dask's defaults

@@ -148,6 +148,22 @@ def _local_cluster(distributed: Any, workers: int) -> Any:
             os.environ[SLOW_WORKER_ENV] = saved
 
 
+def _keep_freed_memory_plugin(distributed: Any) -> Any:
+    """Return a worker plugin calling :func:`keep_freed_memory` in every worker (restarted too).
+
+    (Through ``mallopt`` at run time: an environment set before the worker starts would be
+    written by Dask's nanny into this process's own environment, too.)
+    """
+
+    class KeepFreedMemory(distributed.WorkerPlugin):  # type: ignore[misc]
+        name = "trialkit-keep-freed-memory"
+
+        def setup(self, worker: Any) -> None:
+            keep_freed_memory()
+
+    return KeepFreedMemory()
+
+
 class DaskBackend:
     """Run tasks on a Dask cluster: a new local one (``workers``) or an existing ``scheduler``.
 
@@ -185,7 +201,7 @@ class DaskBackend:
                                 "it, or check the address", param="scheduler") from None
         self.workers = len(self._client.scheduler_info().get("workers", {}))
         if scheduler is None:  # workers started here keep freed memory, as pool workers do
-            self._client.run(keep_freed_memory)
+            self._client.register_plugin(_keep_freed_memory_plugin(distributed))
         where = "local Dask cluster" if scheduler is None else f"Dask cluster at {address}"
         self.trimmed = self._trimmed_workers()
         slow = (f"; {self.trimmed} with {SLOW_WORKER_ENV} set, which makes them about 1.7 times "
