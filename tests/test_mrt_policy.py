@@ -158,21 +158,27 @@ def test_adaptive_sandwich_equals_the_brute_force_stacked_sandwich(smoothing):
                             np.einsum("ntk,nt->k", x, w * hist["reward"][0]))
     assert abs(theta[-1] - res["estimate"][0]) < 1e-10
     est = np.concatenate(tk + [theta])
+    se = _brute_force_se(lambda th: _stacked(sp, hist, ex, 0, th, n_t, d), est)
+    assert se == pytest.approx(res["se_adaptive"][0], rel=1e-5)
+    assert abs(res["se_adaptive"][0] - res["se_standard"][0]) > 1e-4 * se  # not the plain one
+
+
+def _brute_force_se(stack, est):
+    """SE of the last parameter by the stacked sandwich, its Jacobian by central differences.
+
+    ``stack(theta)`` returns every participant's stacked estimating functions (n × p).
+    """
     jac = np.empty((est.size, est.size))
     for j in range(est.size):
         step = 1e-6 * max(1.0, abs(est[j]))
         up, down = est.copy(), est.copy()
         up[j] += step
         down[j] -= step
-        jac[:, j] = (_stacked(sp, hist, ex, 0, up, n_t, d).sum(0)
-                     - _stacked(sp, hist, ex, 0, down, n_t, d).sum(0)) / (2 * step)
-    g = _stacked(sp, hist, ex, 0, est, n_t, d)
-    assert np.abs(g.sum(0)).max() < 1e-8                         # Θ̂ solves the stack
+        jac[:, j] = (stack(up).sum(0) - stack(down).sum(0)) / (2 * step)
+    g = stack(est)
+    assert np.abs(g.sum(0)).max() < 1e-8                         # the estimate solves the stack
     inv = np.linalg.pinv(jac)
-    cov = inv @ (g.T @ g) @ inv.T
-    se = np.sqrt(cov[-1, -1])
-    assert se == pytest.approx(res["se_adaptive"][0], rel=1e-5)
-    assert abs(res["se_adaptive"][0] - res["se_standard"][0]) > 1e-4 * se  # not the plain one
+    return float(np.sqrt((inv @ (g.T @ g) @ inv.T)[-1, -1]))
 
 
 def _stacked_emee(sp, hist, ex, r, theta_all, n_t, d):
@@ -224,17 +230,6 @@ def test_adaptive_sandwich_of_emee_equals_the_brute_force_stacked_sandwich():
     assert sol.success
     assert abs(sol.x[-1] - res["estimate"][0]) < 1e-8          # the same EMEE estimate
     est = np.concatenate([head, sol.x])
-    jac = np.empty((est.size, est.size))
-    for j in range(est.size):
-        step = 1e-6 * max(1.0, abs(est[j]))
-        up, down = est.copy(), est.copy()
-        up[j] += step
-        down[j] -= step
-        jac[:, j] = (_stacked_emee(sp, hist, ex, 0, up, n_t, d).sum(0)
-                     - _stacked_emee(sp, hist, ex, 0, down, n_t, d).sum(0)) / (2 * step)
-    g = _stacked_emee(sp, hist, ex, 0, est, n_t, d)
-    assert np.abs(g.sum(0)).max() < 1e-8
-    inv = np.linalg.pinv(jac)
-    se = np.sqrt((inv @ (g.T @ g) @ inv.T)[-1, -1])
+    se = _brute_force_se(lambda th: _stacked_emee(sp, hist, ex, 0, th, n_t, d), est)
     assert se == pytest.approx(res["se_adaptive"][0], rel=1e-5)
     assert abs(res["se_adaptive"][0] - res["se_standard"][0]) > 1e-4 * se
