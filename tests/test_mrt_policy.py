@@ -143,13 +143,7 @@ def test_adaptive_sandwich_equals_the_brute_force_stacked_sandwich(smoothing):
     version = np.broadcast_to(hist["version"], ex["avail"].shape)
     res = fit_marginal(sp, hist, version, hist["params"], hist["reward"], ex["avail"], 0.5, False)
     d, n_t, n = 3 * sp.n_features, 2, 12
-    tk = []
-    for k in range(1, n_t + 1):
-        cols = hist["version"] < k
-        g, s = policy_statistics(sp, hist["context"][0][:, cols], hist["action"][0][:, cols],
-                                 hist["probability"][0][:, cols], hist["reward"][0][:, cols],
-                                 ex["avail"][0][:, cols])
-        tk.append(np.concatenate([g.reshape(n, -1), s], axis=1).mean(axis=0))
+    tk = _policy_blocks(sp, hist, ex, n, n_t)
     x = np.concatenate([np.ones((n, 12, 1)), hist["context"][0],
                         (hist["action"][0] - 0.5)[..., None]], axis=-1)
     w = ex["avail"][0] * np.where(hist["action"][0] > 0, 0.5 / hist["probability"][0],
@@ -161,6 +155,18 @@ def test_adaptive_sandwich_equals_the_brute_force_stacked_sandwich(smoothing):
     se = _brute_force_se(lambda th: _stacked(sp, hist, ex, 0, th, n_t, d), est)
     assert se == pytest.approx(res["se_adaptive"][0], rel=1e-5)
     assert abs(res["se_adaptive"][0] - res["se_standard"][0]) > 1e-4 * se  # not the plain one
+
+
+def _policy_blocks(sp, hist, ex, n, n_t):
+    """Return the policy's estimates before each of its ``n_t`` versions (the first blocks)."""
+    out = []
+    for k in range(1, n_t + 1):
+        cols = hist["version"] < k
+        g, s = policy_statistics(sp, hist["context"][0][:, cols], hist["action"][0][:, cols],
+                                 hist["probability"][0][:, cols], hist["reward"][0][:, cols],
+                                 ex["avail"][0][:, cols])
+        out.append(np.concatenate([g.reshape(n, -1), s], axis=1).mean(axis=0))
+    return out
 
 
 def _brute_force_se(stack, est):
@@ -214,14 +220,7 @@ def test_adaptive_sandwich_of_emee_equals_the_brute_force_stacked_sandwich():
     res = fit_marginal(sp, hist, version, hist["params"], hist["reward"], ex["avail"], 0.5, True)
     assert res["converged"][0]
     d = 3 * sp.n_features
-    tk = []
-    for k in range(1, n_t + 1):
-        cols = hist["version"] < k
-        g, s = policy_statistics(sp, hist["context"][0][:, cols], hist["action"][0][:, cols],
-                                 hist["probability"][0][:, cols], hist["reward"][0][:, cols],
-                                 ex["avail"][0][:, cols])
-        tk.append(np.concatenate([g.reshape(n, -1), s], axis=1).mean(axis=0))
-    head = np.concatenate(tk)
+    head = np.concatenate(_policy_blocks(sp, hist, ex, n, n_t))
 
     def emee(theta):   # EMEE's estimating equations at the logged probabilities
         return _stacked_emee(sp, hist, ex, 0, np.concatenate([head, theta]), n_t, d)[:, -3:].sum(0)
