@@ -118,6 +118,20 @@ def test_prior_on_a_key_the_design_does_not_set_is_refused(tmp_path):
         loads_grid(text, "g.toml")
 
 
+def test_unreadable_grid_files_are_refused_naming_the_file(tmp_path):
+    missing = tmp_path / "nowhere.toml"
+    with pytest.raises(TrialkitError, match="nowhere.toml.*cannot be read"):
+        load_grid(missing)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'name = "caf\xe9"\n')
+    with pytest.raises(TrialkitError, match="latin.toml.*not UTF-8.*save the grid file as UTF-8"):
+        load_grid(latin)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = [\n")
+    with pytest.raises(TrialkitError, match="broken.toml.*not valid TOML"):
+        load_grid(broken)
+
+
 # -- the numbers are the library's ---------------------------------------------------------------
 def test_cells_equal_the_kinds_own_simulations(fresh):
     import pandas as pd

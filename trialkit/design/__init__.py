@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from collections.abc import Callable
 
-from trialkit.design._reader import Section
+from trialkit.design._reader import Section, parse_toml, read_text
 from trialkit.design.adaptive import AdaptiveDesign, read_adaptive
 from trialkit.design.base import DesignSource
 from trialkit.design.factorial import FactorialDesign, read_factorial
 from trialkit.design.mrt import MrtDesign, read_mrt
-from trialkit.errors import MISSING, DesignError
 
 Design = FactorialDesign | MrtDesign | AdaptiveDesign
 
@@ -32,12 +30,7 @@ __all__ = ["AdaptiveDesign", "Design", "FactorialDesign", "KINDS", "MrtDesign", 
 
 def loads_design(text: str, path: str = "<string>") -> Design:
     """Parse and validate a design from TOML ``text`` (``path`` is used in messages)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DesignError(path, "<syntax>", MISSING, f"is not valid TOML ({exc})",
-                          "fix the TOML syntax at the position shown") from None
-    root = Section(data, path)
+    root = parse_toml(text, path)
     kind = root.string("kind", choices=tuple(KINDS))
     source = DesignSource(path=path, text=text,
                           sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
@@ -54,15 +47,4 @@ def load_design(path: str | os.PathLike[str]) -> Design:
         message names the file, the key, the bad value and what is allowed.
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise DesignError(path, "<file>", MISSING, f"cannot be read ({exc.strerror})",
-                          "check the path") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DesignError(path, "<file>", MISSING, "is not UTF-8 text",
-                          "save the design file as UTF-8") from None
-    return loads_design(text, path)
+    return loads_design(read_text(path, "design file"), path)

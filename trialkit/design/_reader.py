@@ -9,12 +9,38 @@ from __future__ import annotations
 
 import difflib
 import math
+import tomllib
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 from trialkit.errors import MISSING, DesignError
 
 _NUMBER = (int, float)
+
+
+def read_text(path: str, what: str) -> str:
+    """Return the UTF-8 text of the ``what`` (e.g. "design file") at ``path``."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise DesignError(path, "<file>", MISSING, f"cannot be read ({exc.strerror})",
+                          "check the path") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DesignError(path, "<file>", MISSING, "is not UTF-8 text",
+                          f"save the {what} as UTF-8") from None
+
+
+def parse_toml(text: str, path: str) -> Section:
+    """Parse TOML ``text`` into its top-level :class:`Section` (``path`` is used in messages)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DesignError(path, "<syntax>", MISSING, f"is not valid TOML ({exc})",
+                          "fix the TOML syntax at the position shown") from None
+    return Section(data, path)
 
 
 def _is_number(value: Any) -> bool:

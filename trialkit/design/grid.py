@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from trialkit.design._reader import Section, identifier
+from trialkit.design._reader import Section, identifier, parse_toml, read_text
 from trialkit.design.base import DesignSource
 from trialkit.errors import MISSING, DesignError
 
@@ -313,12 +313,7 @@ def _check_cells(sec: Section, d: GridDesign) -> None:
 
 def loads_grid(text: str, path: str = "<string>") -> GridSpec:
     """Parse and validate a grid from TOML ``text`` (design paths relative to ``path``)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DesignError(path, "<syntax>", MISSING, f"is not valid TOML ({exc})",
-                          "fix the TOML syntax at the position shown") from None
-    root = Section(data, path)
+    root = parse_toml(text, path)
     name = identifier(root, "name")
     folder = os.path.dirname(os.path.abspath(path))
     designs = tuple(_read_design(s, folder) for s in root.sections("designs", required=True))
@@ -342,10 +337,4 @@ def loads_grid(text: str, path: str = "<string>") -> GridSpec:
 def load_grid(path: str | os.PathLike[str]) -> GridSpec:
     """Load and validate the grid file at ``path``."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DesignError(path, "<file>", MISSING, f"cannot be read ({exc})",
-                          "check the path") from None
-    return loads_grid(text, path)
+    return loads_grid(read_text(path, "grid file"), path)
